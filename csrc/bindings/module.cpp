@@ -1,0 +1,114 @@
+// The one pybind11 layer. Tensors arrive as raw pointers, shapes and strides (no libtorch link);
+// Python has validated everything already, these checks are the second line of defence.
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "../cpu/cpu_backend.h"
+#include "../cpu/thread_pool.h"
+#include "fastsample/philox.h"
+
+#ifndef FASTSAMPLE_VERSION
+#define FASTSAMPLE_VERSION "0.0.0"
+#endif
+
+namespace py = pybind11;
+using fastsample::DType;
+using fastsample::cpu::BatchArgs;
+
+namespace {
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("fastsample._C: " + what);
+}
+
+BatchArgs batch_args(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
+                     float temperature, uintptr_t temperature_ptr, int64_t top_k,
+                     uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                     uintptr_t min_p_ptr, int64_t seed, uintptr_t seed_ptr, int64_t offset,
+                     uintptr_t offset_ptr, int64_t offset_row_step, int num_threads) {
+  require(logits != 0 || batch == 0, "logits pointer is null");
+  require(dtype >= 0 && dtype <= 2, "dtype code must be 0 (float32), 1 (float16) or 2 (bfloat16)");
+  require(batch >= 0, "batch must be >= 0");
+  require(vocab >= 1 && vocab <= fastsample::kMaxVocab, "vocab must be in [1, 2^25]");
+  require(row_stride >= 0, "row stride must be >= 0");
+  BatchArgs a;
+  a.logits = reinterpret_cast<const void*>(logits);
+  a.dtype = DType(dtype);
+  a.batch = batch;
+  a.vocab = vocab;
+  a.row_stride = row_stride;
+  a.temperature = {temperature, reinterpret_cast<const float*>(temperature_ptr)};
+  a.top_k = {top_k, reinterpret_cast<const int64_t*>(top_k_ptr)};
+  a.top_p = {top_p, reinterpret_cast<const float*>(top_p_ptr)};
+  a.min_p = {min_p, reinterpret_cast<const float*>(min_p_ptr)};
+  a.seed = {seed, reinterpret_cast<const int64_t*>(seed_ptr)};
+  a.offset = {offset, reinterpret_cast<const int64_t*>(offset_ptr)};
+  a.offset_row_step = offset_row_step;
+  a.num_threads = num_threads;
+  return a;
+}
+
+int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
+                   float temperature, uintptr_t temperature_ptr, int64_t top_k,
+                   uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                   uintptr_t min_p_ptr, int64_t seed, uintptr_t seed_ptr, int64_t offset,
+                   uintptr_t offset_ptr, int64_t offset_row_step, uintptr_t out_tokens,
+                   uintptr_t out_valid, int num_threads) {
+  BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
+                           top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, seed, seed_ptr,
+                           offset, offset_ptr, offset_row_step, num_threads);
+  require(out_tokens != 0 || batch == 0, "output tokens pointer is null");
+  a.out_tokens = reinterpret_cast<int64_t*>(out_tokens);
+  a.out_valid = reinterpret_cast<uint8_t*>(out_valid);
+  py::gil_scoped_release release;
+  return fastsample::cpu::sample_batch(a);
+}
+
+int64_t cpu_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
+                    float temperature, uintptr_t temperature_ptr, int64_t top_k,
+                    uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                    uintptr_t min_p_ptr, uintptr_t out_logits, int64_t out_row_stride,
+                    int num_threads) {
+  BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
+                           top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, 0, 0, 0, 0, 0,
+                           num_threads);
+  require(out_logits != 0 || batch == 0, "output logits pointer is null");
+  require(out_row_stride >= vocab, "output row stride must be >= vocab");
+  a.out_logits = reinterpret_cast<float*>(out_logits);
+  a.out_row_stride = out_row_stride;
+  py::gil_scoped_release release;
+  return fastsample::cpu::process_batch(a);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastsample compiled kernels (raw-pointer interface; use the fastsample package)";
+  m.def("cpu_sample", &cpu_sample);
+  m.def("cpu_process", &cpu_process);
+  m.def("philox_u64", [](uint64_t seed, uint64_t offset) {
+    return fastsample::row_random_u64(seed, offset);
+  });
+  m.def("philox4x32_10", [](uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+                            uint32_t k1) {
+    const auto out = fastsample::philox4x32_10(fastsample::Philox4x32{{c0, c1, c2, c3}}, k0, k1);
+    return py::make_tuple(out.v[0], out.v[1], out.v[2], out.v[3]);
+  });
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(n));
+    fastsample::cpu::ThreadPool::instance().resize(n);
+  });
+  m.def("get_num_threads", [] { return fastsample::cpu::ThreadPool::instance().size(); });
+  m.def("simd_level", [] { return std::string(fastsample::cpu::simd_level()); });
+  m.attr("version") = FASTSAMPLE_VERSION;
+#ifdef FASTSAMPLE_WITH_CUDA
+  m.attr("cuda_compiled") = true;
+  m.attr("cuda_architectures") = FASTSAMPLE_CUDA_ARCHS;
+#else
+  m.attr("cuda_compiled") = false;
+  m.attr("cuda_architectures") = "";
+#endif
+  m.attr("max_vocab") = fastsample::kMaxVocab;
+}

@@ -1,0 +1,116 @@
+// The CPU batch kernels. This file is compiled once per instruction-set level with FS_CPU_ISA set
+// to that level's namespace; the shared row algorithms are instantiated inside it.
+#include <atomic>
+#include <memory>
+
+#include "cpu_backend.h"
+#include "cpu_context.h"
+#include "fastsample/row_sampler.h"
+
+#ifndef FS_CPU_ISA
+#error "FS_CPU_ISA must name the instruction-set namespace"
+#endif
+
+namespace fastsample::cpu::FS_CPU_ISA {
+namespace {
+
+// Below this many logits per row a second thread on the same row costs more than it saves.
+constexpr int64_t kTeamMinVocab = 32768;
+// Batches smaller than this many logits in all run on the calling thread.
+constexpr int64_t kParallelMinWork = 65536;
+
+RowParams row_params(const BatchArgs& a, int64_t row) {
+  RowParams p;
+  p.temperature = a.temperature.at(row);
+  p.top_k = a.top_k.at(row);
+  p.top_p = a.top_p.at(row);
+  p.min_p = a.min_p.at(row);
+  p.seed = uint64_t(a.seed.at(row));
+  p.offset = uint64_t(a.offset.at(row)) + uint64_t(row) * uint64_t(a.offset_row_step);
+  return normalize_params(p, a.vocab);
+}
+
+template <DType D>
+RowView<D> row_view(const BatchArgs& a, int64_t row) {
+  using Elem = typename KeyLoader<D>::Elem;
+  return RowView<D>{static_cast<const Elem*>(a.logits) + row * a.row_stride, a.vocab};
+}
+
+template <bool kProcess, DType D>
+bool run_row(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
+  const RowParams p = row_params(a, row);
+  if constexpr (kProcess) {
+    return process_row(ctx, row_view<D>(a, row), p, scratch, a.out_logits + row * a.out_row_stride);
+  } else {
+    const RowSample s = sample_row(ctx, row_view<D>(a, row), p, scratch);
+    if (ctx.rank() == 0) {
+      a.out_tokens[row] = s.token;
+      if (a.out_valid) a.out_valid[row] = s.valid ? 1 : 0;
+    }
+    return s.valid;
+  }
+}
+
+template <bool kProcess>
+bool run_row_any_dtype(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
+  switch (a.dtype) {
+    case DType::kFloat16: return run_row<kProcess, DType::kFloat16>(ctx, a, row, scratch);
+    case DType::kBFloat16: return run_row<kProcess, DType::kBFloat16>(ctx, a, row, scratch);
+    default: return run_row<kProcess, DType::kFloat32>(ctx, a, row, scratch);
+  }
+}
+
+WorkerBuffers& worker_buffers() {
+  static thread_local WorkerBuffers buffers;
+  return buffers;
+}
+
+template <bool kProcess>
+int64_t run_batch(const BatchArgs& a) {
+  ThreadPool& pool = ThreadPool::instance();
+  int threads = a.num_threads > 0 ? min_of(a.num_threads, pool.size()) : pool.size();
+  if (a.batch * a.vocab < kParallelMinWork) threads = 1;
+  std::atomic<int64_t> invalid{0};
+
+  // Few long rows: a team of threads per row. Otherwise: one thread per row, rows handed out
+  // dynamically. Either way a row's result does not depend on the choice.
+  int team = 1;
+  if (a.batch < threads && a.vocab >= kTeamMinVocab) {
+    team = min_of<int>(kMaxTeam, threads / int(a.batch < 1 ? 1 : a.batch));
+  }
+  if (team > 1) {
+    std::unique_ptr<TeamShared[]> shared(new TeamShared[a.batch]);
+    for (int64_t r = 0; r < a.batch; ++r) shared[r].barrier.reset(team);
+    pool.run(int(a.batch) * team, [&](int w) {
+      const int64_t row = w / team;
+      const int rank = w % team;
+      TeamShared& sh = shared[row];
+      WorkerBuffers& buf = worker_buffers();
+      CpuCtx ctx(rank, team, &sh, &buf);
+      if (rank == 0) sh.scratch = buf.row_scratch(a.vocab);
+      ctx.sync();
+      if (!run_row_any_dtype<kProcess>(ctx, a, row, sh.scratch) && rank == 0) invalid++;
+    });
+    return invalid.load();
+  }
+  std::atomic<int64_t> next{0};
+  const int workers = int(min_of<int64_t>(threads, a.batch < 1 ? 1 : a.batch));
+  pool.run(workers, [&](int) {
+    WorkerBuffers& buf = worker_buffers();
+    const RowScratch scratch = buf.row_scratch(a.vocab);
+    CpuCtx ctx(0, 1, nullptr, &buf);
+    int64_t local_invalid = 0;
+    for (int64_t row = next++; row < a.batch; row = next++) {
+      if (!run_row_any_dtype<kProcess>(ctx, a, row, scratch)) ++local_invalid;
+    }
+    invalid += local_invalid;
+  });
+  return invalid.load();
+}
+
+}  // namespace
+
+int64_t sample_batch(const BatchArgs& args) { return run_batch<false>(args); }
+int64_t process_batch(const BatchArgs& args) { return run_batch<true>(args); }
+
+}  // namespace fastsample::cpu::FS_CPU_ISA

@@ -1,0 +1,254 @@
+// The CPU execution context (see include/fastsample/exec_context.h): one worker, or a team of
+// threads sharing one row through a spin barrier. Chunks of keys are decoded into a buffer with
+// a plain loop so the shared per-chunk loops vectorize.
+#pragma once
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include "fastsample/common.h"
+#include "fastsample/views.h"
+#include "thread_pool.h"
+
+namespace fastsample::cpu {
+FS_CODE_BEGIN
+
+// Sense-reversing spin barrier for the workers of one team.
+// (Here, not in thread_pool.h: it is compiled per instruction-set level with the kernels.)
+class SpinBarrier {
+ public:
+  void reset(int n) {
+    n_ = n;
+    count_.store(0);
+    sense_.store(false);
+  }
+  void wait(bool* local_sense) {
+    *local_sense = !*local_sense;
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      sense_.store(*local_sense, std::memory_order_release);
+    } else {
+      int spins = 0;
+      while (sense_.load(std::memory_order_acquire) != *local_sense) {
+        if (++spins > 4096) std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  int n_ = 1;
+  std::atomic<int> count_{0};
+  std::atomic<bool> sense_{false};
+};
+
+template <class T>
+FS_INLINE T min_of(T a, T b) { return a < b ? a : b; }
+
+// A growable array. Not std::vector: its member functions would be instantiated under the same
+// symbol in every instruction-set object, and the linker would keep just one of them.
+template <class T>
+struct Buffer {
+  std::unique_ptr<T[]> data;
+  size_t size = 0;
+  T* at_least(size_t n) {
+    if (n > size) {
+      data.reset(new T[n]);
+      size = n;
+    }
+    return data.get();
+  }
+};
+
+constexpr int kMaxTeam = 64;
+constexpr int kHistCapacity = kRadixBins > kMassBins ? kRadixBins : kMassBins;
+
+// What the workers of one team share.
+struct alignas(64) TeamShared {
+  SpinBarrier barrier;
+  uint64_t u64[kMaxTeam];
+  uint32_t keys[kMaxTeam];
+  int64_t tokens[kMaxTeam];
+  const uint64_t* hists[kMaxTeam];
+  const uint32_t* list_keys[kMaxTeam];
+  const int32_t* list_tokens[kMaxTeam];
+  uint64_t merged[kHistCapacity];
+  RowScratch scratch;  // the team's row scratch, published by rank 0
+};
+
+// A worker's own buffers, reused across calls.
+struct WorkerBuffers {
+  uint64_t hist[kHistCapacity];
+  Buffer<uint32_t> local_keys;
+  Buffer<int32_t> local_tokens;
+  // A group's row scratch (used from the group's first worker).
+  Buffer<uint32_t> cand_keys, bin_keys;
+  Buffer<int32_t> cand_tokens, bin_tokens;
+
+  RowScratch row_scratch(int64_t vocab) {
+    return RowScratch{cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
+                      bin_keys.at_least(size_t(vocab)), bin_tokens.at_least(size_t(vocab))};
+  }
+};
+
+class CpuCtx {
+ public:
+  static constexpr int kChunk = 256;
+
+  CpuCtx(int rank, int size, TeamShared* shared, WorkerBuffers* buf)
+      : rank_(rank), size_(size), shared_(shared), buf_(buf) {}
+
+  int64_t rank() const { return rank_; }
+  int64_t size() const { return size_; }
+
+  void segment(int64_t n, int64_t* begin, int64_t* end) const {
+    *begin = n * rank_ / size_;
+    *end = n * (rank_ + 1) / size_;
+  }
+
+  void sync() {
+    if (size_ > 1) shared_->barrier.wait(&sense_);
+  }
+
+  uint64_t sum_u64(uint64_t v) {
+    if (size_ == 1) return v;
+    shared_->u64[rank_] = v;
+    sync();
+    uint64_t s = 0;
+    for (int r = 0; r < size_; ++r) s += shared_->u64[r];
+    sync();
+    return s;
+  }
+
+  int64_t min_i64(int64_t v) {
+    if (size_ == 1) return v;
+    shared_->tokens[rank_] = v;
+    sync();
+    int64_t m = v;
+    for (int r = 0; r < size_; ++r) m = min_of(m, shared_->tokens[r]);
+    sync();
+    return m;
+  }
+
+  void argmax(uint32_t* key, int64_t* token) {
+    if (size_ == 1) return;
+    shared_->keys[rank_] = *key;
+    shared_->tokens[rank_] = *token;
+    sync();
+    for (int r = 0; r < size_; ++r) {
+      const uint32_t k = shared_->keys[r];
+      const int64_t t = shared_->tokens[r];
+      if (t != INT64_MAX && (k > *key || (k == *key && t < *token) || *token == INT64_MAX)) {
+        *key = k;
+        *token = t;
+      }
+    }
+    sync();
+  }
+
+  uint64_t exclusive_scan_u64(uint64_t v, uint64_t* total) {
+    if (size_ == 1) {
+      *total = v;
+      return 0;
+    }
+    shared_->u64[rank_] = v;
+    sync();
+    uint64_t before = 0, all = 0;
+    for (int r = 0; r < size_; ++r) {
+      if (r < rank_) before += shared_->u64[r];
+      all += shared_->u64[r];
+    }
+    sync();
+    *total = all;
+    return before;
+  }
+
+  uint64_t* hist_begin(int bins) {
+    std::memset(buf_->hist, 0, sizeof(uint64_t) * bins);
+    return buf_->hist;
+  }
+  static void hist_add(uint64_t* h, int bin, uint64_t w) { h[bin] += w; }
+  const uint64_t* hist_end(uint64_t* h, int bins) {
+    if (size_ == 1) return h;
+    shared_->hists[rank_] = h;
+    sync();
+    int64_t b0, b1;
+    segment(bins, &b0, &b1);
+    for (int64_t b = b0; b < b1; ++b) {
+      uint64_t s = 0;
+      for (int r = 0; r < size_; ++r) s += shared_->hists[r][b];
+      shared_->merged[b] = s;
+    }
+    sync();
+    return shared_->merged;
+  }
+
+  template <class View, class Visit>
+  void for_each_chunk(const View& view, const Visit& visit) {
+    int64_t b, e;
+    segment(view.size(), &b, &e);
+    uint32_t keys[kChunk];
+    for (int64_t i = b; i < e; i += kChunk) {
+      const int n = int(min_of<int64_t>(kChunk, e - i));
+      for (int j = 0; j < n; ++j) keys[j] = view.key(i + j);
+      visit(keys, i, n);
+    }
+  }
+  template <class Visit>
+  void for_each_chunk(const ListView& view, const Visit& visit) {
+    int64_t b, e;
+    segment(view.size(), &b, &e);
+    for (int64_t i = b; i < e; i += kChunk) {
+      visit(view.keys + i, i, int(min_of<int64_t>(kChunk, e - i)));
+    }
+  }
+
+  template <class View, class Pred>
+  int64_t compact(const View& view, const Pred& keep, uint32_t* out_keys, int32_t* out_tokens,
+                  int64_t cap) {
+    // A worker writes straight to the output when alone; a team collects locally, then copies
+    // in rank order so the list stays in token order.
+    const bool direct = size_ == 1;
+    uint32_t* keys_dst = out_keys;
+    int32_t* tok_dst = out_tokens;
+    if (!direct) {
+      int64_t b, e;
+      segment(view.size(), &b, &e);
+      const size_t need = size_t(min_of<int64_t>(e - b, cap));
+      keys_dst = buf_->local_keys.at_least(need);
+      tok_dst = buf_->local_tokens.at_least(need);
+    }
+    int64_t count = 0;
+    for_each_chunk(view, [&](const uint32_t* keys, int64_t first, int n) {
+      for (int j = 0; j < n; ++j) {
+        if (keep(keys[j])) {
+          if (count < cap) {
+            keys_dst[count] = keys[j];
+            tok_dst[count] = int32_t(view.token(first + j));
+          }
+          ++count;
+        }
+      }
+    });
+    if (direct) return count;
+    uint64_t total = 0;
+    const int64_t before = int64_t(exclusive_scan_u64(uint64_t(count), &total));
+    const int64_t room = cap - before;
+    const int64_t n_copy = room <= 0 ? 0 : min_of(count, room);
+    if (n_copy > 0) {
+      std::memcpy(out_keys + before, keys_dst, sizeof(uint32_t) * n_copy);
+      std::memcpy(out_tokens + before, tok_dst, sizeof(int32_t) * n_copy);
+    }
+    sync();
+    return int64_t(total);
+  }
+
+ private:
+  int rank_, size_;
+  TeamShared* shared_;
+  WorkerBuffers* buf_;
+  bool sense_ = false;
+};
+
+FS_CODE_END
+}  // namespace fastsample::cpu

@@ -1,0 +1,41 @@
+// Picks the CPU kernels built for the best instruction set this machine has (no -march=native
+// in what users build: each level is compiled separately and chosen at run time).
+#include "cpu_backend.h"
+
+namespace fastsample::cpu {
+namespace {
+
+bool has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+#if FASTSAMPLE_HAVE_AVX2_BUILD
+const bool kUseAvx2 = has_avx2();
+#else
+const bool kUseAvx2 = false;
+#endif
+
+}  // namespace
+
+#if !FASTSAMPLE_HAVE_AVX2_BUILD
+namespace avx2 {
+int64_t sample_batch(const BatchArgs& a) { return baseline::sample_batch(a); }
+int64_t process_batch(const BatchArgs& a) { return baseline::process_batch(a); }
+}  // namespace avx2
+#endif
+
+int64_t sample_batch(const BatchArgs& a) {
+  return kUseAvx2 ? avx2::sample_batch(a) : baseline::sample_batch(a);
+}
+int64_t process_batch(const BatchArgs& a) {
+  return kUseAvx2 ? avx2::process_batch(a) : baseline::process_batch(a);
+}
+const char* simd_level() { return kUseAvx2 ? "avx2" : "baseline"; }
+
+}  // namespace fastsample::cpu

@@ -1,0 +1,60 @@
+// Portability macros and the few constants every backend agrees on.
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define FS_HOST_DEVICE __host__ __device__
+#define FS_INLINE __forceinline__
+#else
+#define FS_HOST_DEVICE
+#define FS_INLINE inline __attribute__((always_inline))
+#endif
+
+// Code compiled once per CPU instruction-set level lives in an inline namespace named after that
+// level, so the baseline and AVX2 objects never share (and the linker never swaps) a symbol.
+#define FS_CAT_(a, b) a##b
+#define FS_CAT(a, b) FS_CAT_(a, b)
+#if defined(FS_CPU_ISA)
+#define FS_CODE_BEGIN inline namespace FS_CAT(code_, FS_CPU_ISA) {
+#define FS_CODE_END }
+#else
+#define FS_CODE_BEGIN
+#define FS_CODE_END
+#endif
+
+namespace fastsample {
+
+// Logits dtypes, as passed from Python (codes are part of the binding ABI).
+enum class DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
+
+// Probability masses are accumulated as fixed-point integers with this many fractional bits.
+// Integer sums are associative, so masses, top-p cut-offs and the inverse-CDF draw do not depend
+// on the number of threads, the batch, or the device. V * 2^38 must fit in int64: V < 2^25.
+constexpr int kMassFracBits = 38;
+constexpr int64_t kMaxVocab = int64_t(1) << 25;
+
+// Radix select works on 11-bit digits of the 32-bit key (11 + 11 + 10).
+constexpr int kRadixBits = 11;
+constexpr int kRadixBins = 1 << kRadixBits;
+
+// Top-p first locates its boundary in a histogram of d = z_max - z (z units), kMassBinsPerUnit bins
+// per unit up to kMassHistRange; everything further from the max shares the last bin.
+constexpr int kMassBinsPerUnit = 64;
+constexpr int kMassHistRange = 24;
+constexpr int kMassBins = kMassBinsPerUnit * kMassHistRange + 1;
+
+// Small-k fast path: top_k up to this many uses a candidate list instead of a radix pass over V.
+constexpr int kFastTopKMax = 1024;
+constexpr int kFastListCap = 8192;
+// The fast path estimates its candidate threshold from a strided sample of about this many keys.
+constexpr int kThresholdSample = 2048;
+
+// A per-row parameter array or one scalar for the batch (ptr == nullptr).
+template <class T>
+struct ParamSource {
+  T scalar;
+  const T* ptr;
+  FS_HOST_DEVICE FS_INLINE T at(int64_t row) const { return ptr ? ptr[row] : scalar; }
+};
+
+}  // namespace fastsample

@@ -1,0 +1,29 @@
+// The execution-context contract the row algorithms are written against (DESIGN.md, choice 1).
+//
+// A context is a group of `size()` workers that process one row together; `rank()` is this
+// worker's place in the group. Every algorithm in this folder runs the same code on each worker;
+// only these primitives differ between backends (serial or threaded CPU, a CUDA block):
+//
+//   static constexpr int kChunk                 largest chunk for_each_chunk hands over
+//   int64_t rank() const, size() const
+//   void segment(int64_t n, int64_t* begin, int64_t* end) const   contiguous share of [0, n)
+//   uint64_t sum_u64(uint64_t)                 group-wide sum, result on every worker
+//   void argmax(uint32_t* key, int64_t* token)  max key; lowest token among equal keys
+//   uint64_t exclusive_scan_u64(uint64_t v, uint64_t* total)      prefix over ranks in order
+//   int64_t min_i64(int64_t)
+//   uint64_t* hist_begin(int bins)              zeroed worker-local histogram
+//   void hist_add(uint64_t* h, int bin, uint64_t w)
+//   const uint64_t* hist_end(uint64_t* h, int bins)   merged histogram, visible to every worker
+//   template <class View, class Pred>
+//   int64_t compact(const View&, Pred keep, uint32_t* keys, int32_t* tokens, int64_t cap)
+//       stores the kept elements' keys and tokens in view order (at most cap), returns how many
+//       were kept in all; the result is visible to every worker.
+//   template <class View, class Visit> void for_each_chunk(const View&, Visit)
+//       visit(const uint32_t* keys, int64_t first, int count) over this worker's segment, in
+//       order, a chunk at a time: element first + j has key keys[j]. Algorithms write their
+//       per-element work as plain loops over a chunk, which the CPU backend vectorizes.
+//
+// Every result a worker uses to make a decision is identical on all workers, and all
+// arithmetic that feeds a decision is integer or per-element, so the outcome never depends on
+// the group size.
+#pragma once

@@ -1,0 +1,156 @@
+// Stages 4-5 for one row: greedy, temperature, top-k, top-p and min-p as one lower bound on keys.
+//
+// Every filter's keep-set has the form {z >= c}; z is monotone in x, so each becomes {key >= c'}
+// on the sanitized logits' keys and the intersection is the largest of those bounds.
+#pragma once
+#include <cmath>
+#include "fastsample/chunk_loops.h"
+#include "fastsample/radix_select.h"
+#include "fastsample/row_params.h"
+#include "fastsample/views.h"
+
+namespace fastsample {
+FS_CODE_BEGIN
+
+struct RowKeep {
+  bool valid;          // false: no finite logit, no token can be drawn
+  bool greedy;         // T == 0: the keep-set is {argmax} alone
+  int64_t argmax;      // lowest token among the maxima
+  uint32_t max_key;
+  uint32_t lo_key;     // keep-set = {key >= lo_key}
+};
+
+// Mass of a key relative to the row maximum, as fixed point.
+struct MassWeight {
+  Temperature temp;
+  float z_max;
+  FS_HOST_DEVICE FS_INLINE uint64_t operator()(uint32_t key) const {
+    return mass_fixed(z_max - temp.z_of_key(key));
+  }
+};
+
+FS_HOST_DEVICE FS_INLINE int mass_bin(float d) {
+  const float scaled = d * float(kMassBinsPerUnit);
+  return scaled < float(kMassBins - 1) ? int(scaled) : kMassBins - 1;
+}
+
+template <class Ctx, class View>
+FS_HOST_DEVICE void view_argmax(Ctx& ctx, const View& view, uint32_t* max_key, int64_t* argmax) {
+  uint32_t best = 0;
+  int64_t best_tok = INT64_MAX;
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t first, int n) {
+    // Only a chunk that beats the running max needs the position of its max.
+    const uint32_t m = chunk_max(keys, n);
+    if (n > 0 && (m > best || best_tok == INT64_MAX)) {
+      best = m;
+      best_tok = view.token(first + chunk_find(keys, n, m));
+    }
+  });
+  ctx.argmax(&best, &best_tok);
+  *max_key = best;
+  *argmax = best_tok;
+}
+
+template <class Ctx, class View>
+FS_HOST_DEVICE uint64_t view_count_at_least(Ctx& ctx, const View& view, uint32_t lo) {
+  uint64_t local = 0;
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+    local += chunk_count_at_least(keys, n, lo);
+  });
+  return ctx.sum_u64(local);
+}
+
+// Largest key t such that the mass of {key >= t} (among key >= lo) reaches p of the total.
+// A histogram over the distance from the max finds the boundary bin; the bin's elements are then
+// compacted and resolved exactly by a mass-weighted radix select.
+template <class Ctx, class View>
+FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, float top_p,
+                                      const MassWeight& mass, const RowScratch& scratch) {
+  uint64_t local_total = 0;
+  uint64_t* local = ctx.hist_begin(kMassBins);
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+    float d[Ctx::kChunk], w[Ctx::kChunk];
+    chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
+    chunk_mass_float(d, n, w);
+    for (int j = 0; j < n; ++j) {
+      if (keys[j] >= lo) {
+        const uint64_t m = mass_fixed_from_float(w[j]);
+        local_total += m;
+        ctx.hist_add(local, mass_bin(d[j]), m);
+      }
+    }
+  });
+  const uint64_t* hist = ctx.hist_end(local, kMassBins);
+  const uint64_t total = ctx.sum_u64(local_total);
+  // need = ceil(p * total): the smallest set whose mass is >= p of the whole.
+  const double want = double(top_p) * double(total);
+  uint64_t need = uint64_t(want);
+  if (double(need) < want) ++need;
+  if (need < 1) need = 1;
+  if (need > total) need = total;
+  int bin = 0;
+  uint64_t above = 0;
+  for (; bin < kMassBins - 1; ++bin) {
+    if (above + hist[bin] >= need) break;
+    above += hist[bin];
+  }
+  const int boundary = bin;
+  const int64_t n_bin = ctx.compact(
+      view,
+      [&](uint32_t key) {
+        return key >= lo && mass_bin(mass.z_max - mass.temp.z_of_key(key)) == boundary;
+      },
+      scratch.bin_keys, scratch.bin_tokens, view.size());
+  const ListView bin_view{scratch.bin_keys, scratch.bin_tokens, n_bin};
+  return radix_select_desc(ctx, bin_view, lo, need - above, mass);
+}
+
+// The keep-set of one row over `view`, which must hold every element with key >= `floor_key`.
+// Returns lo_key < floor_key when a bound reached below what the view holds (the caller then
+// retries on the whole row); a view over the whole row passes floor_key = 0.
+template <class Ctx, class View>
+FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams& p,
+                                    uint32_t floor_key, const RowScratch& scratch) {
+  RowKeep keep{};
+  view_argmax(ctx, view, &keep.max_key, &keep.argmax);
+  keep.valid = keep.max_key > kNegInfKey;
+  keep.greedy = p.temperature == 0.0f;
+  keep.lo_key = keep.max_key;
+  if (!keep.valid || keep.greedy) return keep;
+
+  const Temperature temp(p.temperature);
+  const float z_max = temp.z_of_key(keep.max_key);
+  uint32_t lo = kNegInfKey + 1;  // -inf is never kept
+
+  // top-k: keep z >= the k-th largest z; ties at the boundary all kept.
+  if (p.top_k > 0 && view_count_at_least(ctx, view, lo) > uint64_t(p.top_k)) {
+    const uint32_t kth = radix_select_desc(ctx, view, lo, uint64_t(p.top_k), CountWeight{});
+    lo = temp.min_key_with_z_at_least(temp.z_of_key(kth));
+    if (lo < floor_key) {
+      keep.lo_key = lo;
+      return keep;
+    }
+  }
+  const uint32_t topk_lo = lo;
+
+  // min-p: q_i >= m * max(q)  <=>  z_i >= z_max + ln(m), evaluated in float32 (ln m rounded once).
+  if (p.min_p > 0.0f) {
+    const float z_cut = z_max + float(log(double(p.min_p)));
+    const uint32_t minp_lo = temp.min_key_with_z_at_least(z_cut);
+    if (minp_lo > lo) lo = minp_lo;
+  }
+
+  // top-p over the top-k survivors (renormalized), intersected with the rest.
+  if (p.top_p < 1.0f) {
+    const MassWeight mass{temp, z_max};
+    const uint32_t cut = top_p_cut_key(ctx, view, topk_lo, p.top_p, mass, scratch);
+    const uint32_t topp_lo = temp.min_key_with_z_at_least(temp.z_of_key(cut));
+    if (topp_lo > lo) lo = topp_lo;
+  }
+  // Every bound is <= max_key, so the argmax always survives; this guards rounding regardless.
+  keep.lo_key = lo > keep.max_key ? keep.max_key : lo;
+  return keep;
+}
+
+FS_CODE_END
+}  // namespace fastsample

@@ -1,0 +1,38 @@
+// Stage 4: z = x / T (float32 division, clamped to the largest finite float), and its inverse on
+// keys, so selection can run on the raw logits' keys and still give the keep-set defined on z.
+#pragma once
+#include "fastsample/float_key.h"
+
+namespace fastsample {
+FS_CODE_BEGIN
+
+struct Temperature {
+  float t;        // > 0 here: greedy rows never reach the filters
+  bool identity;  // t == 1: z == x exactly
+
+  FS_HOST_DEVICE explicit Temperature(float temp) : t(temp), identity(temp == 1.0f) {}
+
+  // No shortcut for t == 1: x / 1 == x exactly, and a branch-free body vectorizes.
+  FS_HOST_DEVICE FS_INLINE float z(float x) const {
+    const float q = x / t;
+    return q > bits_float(kFloatMaxBits) ? bits_float(kFloatMaxBits) : q;
+  }
+  FS_HOST_DEVICE FS_INLINE float z_of_key(uint32_t key) const { return z(key_to_float(key)); }
+
+  // Smallest key whose z is >= zt: z is monotone in x, so {z >= zt} == {key >= this}. Rounding can
+  // give several x the same z; this reaches down to the lowest of them, keeping ties on z exact.
+  FS_HOST_DEVICE uint32_t min_key_with_z_at_least(float zt) const {
+    if (identity) return float_to_key(zt);
+    uint32_t lo = kNegInfKey, hi = kFloatMaxKey;
+    if (z_of_key(lo) >= zt) return lo;
+    // Invariant: z(lo) < zt <= z(hi).
+    while (hi - lo > 1) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (z_of_key(mid) >= zt) hi = mid; else lo = mid;
+    }
+    return hi;
+  }
+};
+
+FS_CODE_END
+}  // namespace fastsample

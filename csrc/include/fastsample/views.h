@@ -1,0 +1,48 @@
+// What the row algorithms iterate over: the logits row itself, a strided sample of it, or a
+// compacted candidate list. Each gives a sanitized key and the token id of its i-th element.
+#pragma once
+#include "fastsample/float_key.h"
+
+namespace fastsample {
+FS_CODE_BEGIN
+
+template <DType D>
+struct RowView {
+  using Loader = KeyLoader<D>;
+  const typename Loader::Elem* data;
+  int64_t n;
+  FS_HOST_DEVICE FS_INLINE int64_t size() const { return n; }
+  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return Loader::key(data[i]); }
+  FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
+};
+
+template <DType D>
+struct StridedView {
+  RowView<D> row;
+  int64_t stride;
+  int64_t n;
+  FS_HOST_DEVICE FS_INLINE int64_t size() const { return n; }
+  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return row.key(i * stride); }
+  FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i * stride; }
+};
+
+// Candidates in ascending token order (the compaction primitives preserve order).
+struct ListView {
+  const uint32_t* keys;
+  const int32_t* tokens;
+  int64_t n;
+  FS_HOST_DEVICE FS_INLINE int64_t size() const { return n; }
+  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return keys[i]; }
+  FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return tokens[i]; }
+};
+
+// Scratch a worker group needs for one row; the backend owns the memory.
+struct RowScratch {
+  uint32_t* cand_keys;     // kFastListCap entries
+  int32_t* cand_tokens;
+  uint32_t* bin_keys;      // V entries: the top-p boundary bin
+  int32_t* bin_tokens;
+};
+
+FS_CODE_END
+}  // namespace fastsample

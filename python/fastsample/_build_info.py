@@ -1,0 +1,39 @@
+"""What this install was built with, for bug reports and for choosing a backend."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from . import _C
+
+
+def build_info() -> Dict[str, Any]:
+    """Returns version, compiled backends, CUDA architectures, the CPU SIMD level in use and the
+    CPU thread count.
+
+    `backends` lists the devices with compiled sampling kernels; other torch devices run the
+    pure-torch reference. `cuda_sources_compiled` says whether nvcc compiled csrc/cuda.
+    """
+    archs = [a for a in str(_C.cuda_architectures).split(",") if a]
+    return {
+        "version": _C.version,
+        "backends": ["cpu"],
+        "cuda_sources_compiled": bool(_C.cuda_compiled),
+        "cuda_architectures": archs,
+        "simd": _C.simd_level(),
+        "num_threads": _C.get_num_threads(),
+    }
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the number of CPU threads the kernels use (default: all cores, or the
+    FASTSAMPLE_NUM_THREADS environment variable). n must be an int >= 1."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"num_threads must be an int >= 1, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"num_threads={n} is out of range; allowed: n >= 1")
+    _C.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of CPU threads the kernels use."""
+    return int(_C.get_num_threads())

@@ -1,0 +1,242 @@
+"""Validation of sample()/process_logits() arguments and their conversion to kernel arguments.
+
+Every rejection names the field, the value and the allowed range (ValueError), or the field and
+the accepted types (TypeError).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+FLOAT_DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+MAX_VOCAB = 1 << 25
+MAX_SEED = (1 << 63) - 1
+
+PerRow = Union[int, float, Sequence[Any], torch.Tensor, np.ndarray]
+
+
+def as_logits(logits: Any, name: str = "logits") -> torch.Tensor:
+    """Returns logits as a [B, V] torch tensor whose last dimension is contiguous."""
+    if isinstance(logits, np.ndarray):
+        if logits.dtype not in (np.float32, np.float16):
+            raise TypeError(
+                f"{name}: numpy dtype {logits.dtype} is not supported; use float32 or float16"
+            )
+        logits = torch.from_numpy(logits)
+    elif not isinstance(logits, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor or numpy.ndarray of shape [B, V], "
+            f"got {type(logits).__name__}"
+        )
+    if logits.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name}: dtype {logits.dtype} is not supported; use float32, float16 or bfloat16"
+        )
+    if logits.dim() != 2:
+        raise ValueError(
+            f"{name} must have shape [B, V], got shape {tuple(logits.shape)}"
+            + (" (use logits.unsqueeze(0) for one row)" if logits.dim() == 1 else "")
+        )
+    vocab = logits.shape[1]
+    if vocab < 1 or vocab > MAX_VOCAB:
+        raise ValueError(f"{name}: vocabulary size V={vocab} is out of range; allowed 1 <= V <= {MAX_VOCAB}")
+    if logits.requires_grad:
+        logits = logits.detach()
+    if logits.stride(1) != 1 and logits.shape[0] > 0:
+        logits = logits.contiguous()
+    return logits
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Range:
+    """An allowed range, with the text errors show."""
+
+    text: str
+    low: float
+    high: float
+    low_open: bool = False
+    integer: bool = False
+    extra: tuple = ()  # isolated allowed values below `low` (e.g. top_k -1 and 0)
+
+    def ok(self, v: float) -> bool:
+        if v in self.extra:
+            return True
+        if isinstance(v, float) and not math.isfinite(v):
+            return False
+        above = v > self.low if self.low_open else v >= self.low
+        return above and v <= self.high
+
+
+TEMPERATURE = Range("a finite number >= 0 (0 = greedy)", 0.0, 3.4e38)
+TOP_K = Range("an integer: -1 or 0 (off) or >= 1", 1, float("inf"), integer=True, extra=(-1, 0))
+TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True)
+MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
+
+
+def _check_scalar(name: str, v: Any, rng: Range) -> None:
+    if rng.integer:
+        if not _is_int(v):
+            raise TypeError(f"{name} must be an int ({rng.text}), got {type(v).__name__} {v!r}")
+    elif not _is_real(v):
+        raise TypeError(f"{name} must be a number ({rng.text}), got {type(v).__name__} {v!r}")
+    if not rng.ok(v):
+        raise ValueError(f"{name}={v!r} is out of range; allowed: {rng.text}")
+
+
+def _rows_tensor(name: str, v: Any, batch: int, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        t = v.detach()
+    elif isinstance(v, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(v))
+    elif isinstance(v, (list, tuple)):
+        for item in v:
+            ok = _is_int(item) if dtype == torch.int64 else _is_real(item)
+            if not ok:
+                kind = "int" if dtype == torch.int64 else "number"
+                raise TypeError(f"{name}: every per-row value must be a {kind}, got {item!r}")
+        t = torch.tensor(v, dtype=torch.float64 if dtype != torch.int64 else torch.int64)
+    else:
+        raise TypeError(
+            f"{name} must be a scalar or one value per row (list, tuple, numpy array or tensor), "
+            f"got {type(v).__name__}"
+        )
+    if t.dim() != 1 or t.shape[0] != batch:
+        raise ValueError(f"{name}: per-row values must have shape [{batch}] (one per row), got {tuple(t.shape)}")
+    if dtype == torch.int64 and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
+        raise TypeError(f"{name}: per-row values must be integers, got dtype {t.dtype}")
+    if dtype != torch.int64 and (t.is_complex() or t.dtype == torch.bool):
+        raise TypeError(f"{name}: per-row values must be real numbers, got dtype {t.dtype}")
+    return t
+
+
+def _check_rows(name: str, t: torch.Tensor, rng: Range) -> None:
+    values = t.to("cpu", torch.float64)
+    bad = ~torch.isfinite(values) if not rng.integer else torch.zeros_like(values, dtype=torch.bool)
+    finite = values.clone()
+    finite[bad] = 0
+    lo_ok = finite > rng.low if rng.low_open else finite >= rng.low
+    in_range = lo_ok & (finite <= rng.high)
+    for e in rng.extra:
+        in_range |= values == e
+    bad |= ~in_range
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        value = t[row].item()
+        raise ValueError(f"{name}[{row}]={value!r} is out of range; allowed: {rng.text}")
+
+
+@dataclass
+class Param:
+    """A parameter as the kernels take it: a scalar, or a per-row tensor (then `rows` is set)."""
+
+    scalar: Union[int, float]
+    rows: Optional[torch.Tensor] = None
+
+    def ptr(self) -> int:
+        return 0 if self.rows is None else self.rows.data_ptr()
+
+
+def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Param:
+    """Validates one filter parameter; per-row values become a contiguous tensor on `device`."""
+    if _is_int(v) or _is_real(v):
+        _check_scalar(name, v, rng)
+        return Param(int(v) if rng.integer else float(v))
+    dtype = torch.int64 if rng.integer else torch.float32
+    t = _rows_tensor(name, v, batch, dtype)
+    _check_rows(name, t, rng)
+    t = t.to(device=device, dtype=dtype).contiguous()
+    return Param(0 if rng.integer else 1.0, t)
+
+
+@dataclass
+class Seeds:
+    """Per-call randomness: scalar seed/offset (+ offset_row_step) or per-row int64 tensors."""
+
+    seed: Param
+    offset: Param
+    offset_row_step: int
+
+
+def _draw_seed(generator: Optional[torch.Generator]) -> int:
+    return int(torch.randint(0, MAX_SEED, (), generator=generator, dtype=torch.int64))
+
+
+def _seed_value(name: str, v: Any) -> Optional[int]:
+    """None for a random row, else the seed; -1 also means random."""
+    if v is None:
+        return None
+    if not _is_int(v):
+        raise TypeError(f"{name} must be an int, None or -1 (random), got {type(v).__name__} {v!r}")
+    v = int(v)
+    if v == -1:
+        return None
+    if not 0 <= v <= MAX_SEED:
+        raise ValueError(f"{name}={v} is out of range; allowed: 0 <= seed <= 2**63-1, or -1/None for random")
+    return v
+
+
+def _offset_value(name: str, v: Any) -> int:
+    if not _is_int(v):
+        raise TypeError(f"{name} must be an int >= 0, got {type(v).__name__} {v!r}")
+    v = int(v)
+    if not 0 <= v <= MAX_SEED:
+        raise ValueError(f"{name}={v} is out of range; allowed: 0 <= offset <= 2**63-1")
+    return v
+
+
+def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,
+          device: torch.device) -> Seeds:
+    """Resolves seed/offset: seeded rows use (seed, offset or 0); unseeded rows share one seed
+    drawn from `generator` (or torch's default generator) and use their row index as offset."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    scalar_seed = seed is None or _is_int(seed)
+    scalar_offset = offset is None or _is_int(offset)
+    if scalar_seed and scalar_offset:
+        s = _seed_value("seed", seed)
+        if s is None:
+            if offset is not None:
+                _offset_value("offset", offset)
+            return Seeds(Param(_draw_seed(generator)), Param(0), 1)
+        return Seeds(Param(s), Param(0 if offset is None else _offset_value("offset", offset)), 0)
+
+    seed_list = _per_row_ints("seed", seed, batch)
+    offset_list = _per_row_ints("offset", offset, batch)
+    resolved_seed = [_seed_value(f"seed[{r}]", v) for r, v in enumerate(seed_list)]
+    resolved_offset = [_offset_value(f"offset[{r}]", v) for r, v in enumerate(offset_list)]
+    base = _draw_seed(generator) if any(s is None for s in resolved_seed) else 0
+    seed_rows = [base if s is None else s for s in resolved_seed]
+    offset_rows = [r if s is None else o for r, (s, o) in enumerate(zip(resolved_seed, resolved_offset))]
+    as_tensor = lambda vals: torch.tensor(vals, dtype=torch.int64, device=device)  # noqa: E731
+    return Seeds(Param(0, as_tensor(seed_rows)), Param(0, as_tensor(offset_rows)), 0)
+
+
+def _per_row_ints(name: str, v: Any, batch: int) -> list:
+    if v is None or _is_int(v):
+        return [v if v is not None else (None if name == "seed" else 0)] * batch
+    if isinstance(v, torch.Tensor):
+        if v.is_floating_point() or v.dtype == torch.bool:
+            raise TypeError(f"{name}: per-row values must be an integer tensor, got dtype {v.dtype}")
+        v = v.detach().cpu().tolist()
+    elif isinstance(v, np.ndarray):
+        v = v.tolist()
+    if not isinstance(v, (list, tuple)):
+        raise TypeError(f"{name} must be an int, None, or one value per row, got {type(v).__name__}")
+    if len(v) != batch:
+        raise ValueError(f"{name}: per-row values must have length {batch} (one per row), got {len(v)}")
+    if name == "offset" and any(x is None for x in v):
+        v = [0 if x is None else x for x in v]
+    return list(v)

@@ -1,0 +1,111 @@
+"""fastsample.sample and fastsample.process_logits: validation, then one fused kernel call."""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import torch
+
+from . import _params, reference
+from ._C import cpu_process, cpu_sample
+from ._output import SampleOutput
+
+_threads = 0  # 0: the pool's size (see set_num_threads)
+
+
+def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any, min_p: Any):
+    batch = logits.shape[0]
+    dev = logits.device
+    return (
+        _params.param("temperature", temperature, batch, _params.TEMPERATURE, dev),
+        _params.param("top_k", top_k, batch, _params.TOP_K, dev),
+        _params.param("top_p", top_p, batch, _params.TOP_P, dev),
+        _params.param("min_p", min_p, batch, _params.MIN_P, dev),
+    )
+
+
+def sample(
+    logits: Any,
+    *,
+    temperature: Any = 1.0,
+    top_k: Any = 0,
+    top_p: Any = 1.0,
+    min_p: Any = 0.0,
+    seed: Any = None,
+    offset: Any = None,
+    generator: Optional[torch.Generator] = None,
+    return_valid: bool = False,
+) -> Union[torch.Tensor, SampleOutput]:
+    """Samples one token per row: temperature, top-k, top-p, min-p and the draw in one fused call.
+
+    Args:
+        logits: [B, V] float32, float16 or bfloat16 torch tensor (any row stride), or a numpy
+            float32/float16 array on CPU. Never modified.
+        temperature: >= 0, default 1.0; 0 means greedy (argmax, lowest index on ties).
+        top_k: -1 or 0 = off (default 0); k >= V is off too. Ties at the k-th value are kept.
+        top_p: in (0, 1], default 1.0 (off).
+        min_p: in [0, 1], default 0.0 (off).
+            Each of the four is a scalar for the batch or one value per row (list, tuple, numpy
+            array or tensor of length B).
+        seed: int in [0, 2**63-1] makes a row reproducible; None or -1 (default None) draws one
+            from `generator`. An int, or one value per row.
+        offset: int >= 0 (default 0), or one per row: the counter of the row's Philox stream.
+            A decode loop advances it every step so that a seeded row does not repeat its draw.
+        generator: torch.Generator for unseeded rows (default: torch's default generator).
+        return_valid: also return which rows had a valid token.
+
+    Returns:
+        int64 tensor [B] of token ids on the logits' device; with return_valid=True, a
+        SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
+        all -inf/NaN. Without return_valid, such a row raises ValueError.
+    """
+    logits = _params.as_logits(logits)
+    if logits.device.type != "cpu":
+        return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
+                                min_p=min_p, seed=seed, offset=offset, generator=generator,
+                                return_valid=return_valid)
+    batch, vocab = logits.shape
+    temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
+    s = _params.seeds(seed, offset, generator, batch, logits.device)
+    tokens = torch.empty(batch, dtype=torch.int64)
+    valid = torch.empty(batch, dtype=torch.bool) if return_valid else None
+    invalid = cpu_sample(
+        logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
+        temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
+        s.seed.scalar, s.seed.ptr(), s.offset.scalar, s.offset.ptr(), s.offset_row_step,
+        tokens.data_ptr(), 0 if valid is None else valid.data_ptr(), _threads,
+    )
+    if valid is not None:
+        return SampleOutput(tokens, valid)
+    if invalid:
+        raise ValueError(reference._invalid_rows_message(tokens >= 0))
+    return tokens
+
+
+def process_logits(
+    logits: Any,
+    *,
+    temperature: Any = 1.0,
+    top_k: Any = 0,
+    top_p: Any = 1.0,
+    min_p: Any = 0.0,
+) -> torch.Tensor:
+    """The sample() chain without the draw: what a transformers logits processor returns.
+
+    Same parameters as `sample`. Returns a new float32 tensor [B, V] on the logits' device:
+    z = logits / temperature on the keep-set, -inf elsewhere. Greedy rows (temperature 0) keep
+    only their argmax, unscaled; rows whose logits are all -inf/NaN come back all -inf.
+    The input is never modified.
+    """
+    logits = _params.as_logits(logits)
+    if logits.device.type != "cpu":
+        return reference.process_logits(logits, temperature=temperature, top_k=top_k,
+                                        top_p=top_p, min_p=min_p)
+    batch, vocab = logits.shape
+    temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
+    out = torch.empty((batch, vocab), dtype=torch.float32)
+    cpu_process(
+        logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
+        temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
+        out.data_ptr(), vocab, _threads,
+    )
+    return out
