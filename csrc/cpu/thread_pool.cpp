@@ -36,11 +36,12 @@ void ThreadPool::stop_all() {
 void ThreadPool::resize(int n) {
   std::lock_guard<std::mutex> run_lock(run_mu_);
   stop_all();
-  for (int i = 1; i < n; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
+  // New workers start at the current generation: the last batch's function is gone.
+  const uint64_t now = generation_.load();
+  for (int i = 1; i < n; ++i) threads_.emplace_back([this, i, now] { worker_loop(i, now); });
 }
 
-void ThreadPool::worker_loop(int id) {
-  uint64_t seen = 0;
+void ThreadPool::worker_loop(int id, uint64_t seen) {
   for (;;) {
     // Spin first: a decode step arrives every few hundred microseconds and waking a sleeping
     // thread costs tens of them.

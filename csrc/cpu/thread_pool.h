@@ -21,7 +21,7 @@ class ThreadPool {
   ThreadPool();
   ~ThreadPool();
   void stop_all();
-  void worker_loop(int id);
+  void worker_loop(int id, uint64_t seen);
 
   std::vector<std::thread> threads_;
   std::mutex mu_;

@@ -151,7 +151,7 @@ class Param:
 
 def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Param:
     """Validates one filter parameter; per-row values become a contiguous tensor on `device`."""
-    if _is_int(v) or _is_real(v):
+    if isinstance(v, (numbers.Number, str)):
         _check_scalar(name, v, rng)
         return Param(int(v) if rng.integer else float(v))
     dtype = torch.int64 if rng.integer else torch.float32

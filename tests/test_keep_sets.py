@@ -1,0 +1,96 @@
+"""Keep-sets of the fused CPU kernel against the pure-torch reference (SEMANTICS.md stages 0-5)."""
+import pytest
+import torch
+
+import fastsample
+from helpers import assert_keep_sets_match, random_logits, tied_bf16_logits
+
+CASES = {
+    "hf-default": dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
+    "top-p-only": dict(temperature=0.8, top_p=0.9),
+    "top-k-only": dict(temperature=1.0, top_k=40),
+    "top-k-large": dict(temperature=1.3, top_k=2000),
+    "min-p-only": dict(temperature=1.5, min_p=0.1),
+    "temperature-only": dict(temperature=0.5),
+    "greedy": dict(temperature=0.0, top_k=5),
+    "tiny-p": dict(temperature=1.0, top_p=1e-6),
+    "min-p-one": dict(temperature=1.0, min_p=1.0),
+    "top-k-one": dict(temperature=2.0, top_k=1),
+}
+
+
+@pytest.mark.parametrize("vocab", [1, 7, 1000, 32000, 128256])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", list(CASES))
+def test_keep_set_matches_reference(vocab, dtype, case):
+    logits = random_logits(3, vocab, dtype, seed=vocab, special=True)
+    params = CASES[case]
+    assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bf16_ties_everywhere(case, threads):
+    logits = tied_bf16_logits(4, 50000, seed=1)
+    params = CASES[case]
+    assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
+
+
+def test_team_of_threads_equals_single_thread(threads):
+    logits = random_logits(1, 128256, seed=5)
+    params = CASES["top-p-only"]
+    assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
+
+
+def test_per_row_parameters_mixed_with_greedy():
+    logits = random_logits(5, 5000, seed=2)
+    params = dict(temperature=[0.0, 0.7, 1.0, 1.3, 0.0], top_k=[0, 50, -1, 3000, 7],
+                  top_p=[1.0, 0.9, 0.5, 0.95, 0.3], min_p=[0.0, 0.05, 0.0, 0.2, 0.0])
+    got = fastsample.process_logits(logits, **params)
+    assert_keep_sets_match(logits, got, **params)
+    assert int((got[0] > -float("inf")).sum()) == 1 and int((got[4] > -float("inf")).sum()) == 1
+
+
+def test_rows_with_nan_inf_and_all_masked():
+    x = torch.randn(4, 100)
+    x[0] = -float("inf")
+    x[1] = float("nan")
+    x[2, 10] = float("inf")
+    x[2, 20] = float("inf")
+    x[3, :] = float("nan")
+    x[3, 42] = 1.0
+    out = fastsample.process_logits(x, temperature=0.9, top_p=0.99)
+    assert bool((out[0] == -float("inf")).all()) and bool((out[1] == -float("inf")).all())
+    # +inf behaves as the largest finite float: exactly the two +inf tokens are kept.
+    assert (out[2] > -float("inf")).nonzero().flatten().tolist() == [10, 20]
+    assert (out[3] > -float("inf")).nonzero().flatten().tolist() == [42]
+    res = fastsample.sample(x, temperature=0.9, top_p=0.99, seed=0, return_valid=True)
+    assert res.valid.tolist() == [False, False, True, True]
+    assert res.tokens[0] == -1 and res.tokens[1] == -1
+    assert int(res.tokens[2]) in (10, 20) and int(res.tokens[3]) == 42
+
+
+def test_strided_and_expanded_rows_and_input_untouched():
+    base = random_logits(6, 3000, seed=3)
+    strided = base[::2]  # row stride 6000
+    before = strided.clone()
+    got = fastsample.process_logits(strided, temperature=0.7, top_k=50)
+    assert torch.equal(strided, before)
+    assert_keep_sets_match(strided.contiguous(), got, temperature=0.7, top_k=50)
+    col = random_logits(3000, 2, seed=4).t()  # column stride != 1: copied, then sampled
+    assert_keep_sets_match(col, fastsample.process_logits(col, top_k=10), top_k=10)
+    expanded = base[:1].expand(4, -1)  # row stride 0
+    tokens = fastsample.sample(expanded, temperature=0.8, seed=[1, 1, 2, 2])
+    assert tokens[0] == tokens[1] and tokens[2] == tokens[3]
+
+
+def test_numpy_input():
+    x = random_logits(2, 1000, seed=6)
+    got = fastsample.process_logits(x.numpy(), top_k=10)
+    assert torch.equal(got, fastsample.process_logits(x, top_k=10))
+    assert fastsample.sample(x.numpy(), seed=3).tolist() == fastsample.sample(x, seed=3).tolist()
+
+
+def test_empty_batch():
+    x = torch.empty(0, 100)
+    assert fastsample.sample(x).shape == (0,)
+    assert fastsample.process_logits(x).shape == (0, 100)
