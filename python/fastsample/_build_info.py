@@ -11,13 +11,14 @@ def build_info() -> Dict[str, Any]:
     CPU thread count.
 
     `backends` lists the devices with compiled sampling kernels; other torch devices run the
-    pure-torch reference. `cuda_sources_compiled` says whether nvcc compiled csrc/cuda.
+    pure-torch reference. `cuda_enabled` says whether the build found nvcc and enabled CUDA
+    (FASTSAMPLE_CUDA); it compiles csrc/cuda/*.cu, which holds no kernels until the CUDA backend.
     """
     archs = [a for a in str(_C.cuda_architectures).split(",") if a]
     return {
         "version": _C.version,
         "backends": ["cpu"],
-        "cuda_sources_compiled": bool(_C.cuda_compiled),
+        "cuda_enabled": bool(_C.cuda_compiled),
         "cuda_architectures": archs,
         "simd": _C.simd_level(),
         "num_threads": _C.get_num_threads(),
