@@ -27,7 +27,7 @@ BatchArgs batch_args(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, 
                      float temperature, uintptr_t temperature_ptr, int64_t top_k,
                      uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
                      uintptr_t min_p_ptr, int64_t seed, uintptr_t seed_ptr, int64_t offset,
-                     uintptr_t offset_ptr, int64_t offset_row_step, int num_threads) {
+                     uintptr_t offset_ptr, int num_threads) {
   require(logits != 0 || batch == 0, "logits pointer is null");
   require(dtype >= 0 && dtype <= 2, "dtype code must be 0 (float32), 1 (float16) or 2 (bfloat16)");
   require(batch >= 0, "batch must be >= 0");
@@ -45,7 +45,6 @@ BatchArgs batch_args(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, 
   a.min_p = {min_p, reinterpret_cast<const float*>(min_p_ptr)};
   a.seed = {seed, reinterpret_cast<const int64_t*>(seed_ptr)};
   a.offset = {offset, reinterpret_cast<const int64_t*>(offset_ptr)};
-  a.offset_row_step = offset_row_step;
   a.num_threads = num_threads;
   return a;
 }
@@ -54,12 +53,14 @@ int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, in
                    float temperature, uintptr_t temperature_ptr, int64_t top_k,
                    uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
                    uintptr_t min_p_ptr, int64_t seed, uintptr_t seed_ptr, int64_t offset,
-                   uintptr_t offset_ptr, int64_t offset_row_step, uintptr_t out_tokens,
+                   uintptr_t offset_ptr, uintptr_t out_tokens,
                    uintptr_t out_valid, int num_threads) {
   BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
                            top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, seed, seed_ptr,
-                           offset, offset_ptr, offset_row_step, num_threads);
+                           offset, offset_ptr, num_threads);
   require(out_tokens != 0 || batch == 0, "output tokens pointer is null");
+  // seed_ptr may be out_tokens itself (the Python layer draws unseeded rows' seeds into the
+  // output): every row's seed is read before any worker writes that row's token.
   a.out_tokens = reinterpret_cast<int64_t*>(out_tokens);
   a.out_valid = reinterpret_cast<uint8_t*>(out_valid);
   py::gil_scoped_release release;
@@ -72,7 +73,7 @@ int64_t cpu_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, i
                     uintptr_t min_p_ptr, uintptr_t out_logits, int64_t out_row_stride,
                     int num_threads) {
   BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
-                           top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, 0, 0, 0, 0, 0,
+                           top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, 0, 0, 0, 0,
                            num_threads);
   require(out_logits != 0 || batch == 0, "output logits pointer is null");
   require(out_row_stride >= vocab, "output row stride must be >= vocab");

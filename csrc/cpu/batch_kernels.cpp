@@ -26,7 +26,7 @@ RowParams row_params(const BatchArgs& a, int64_t row) {
   p.top_p = a.top_p.at(row);
   p.min_p = a.min_p.at(row);
   p.seed = uint64_t(a.seed.at(row));
-  p.offset = uint64_t(a.offset.at(row)) + uint64_t(row) * uint64_t(a.offset_row_step);
+  p.offset = uint64_t(a.offset.at(row));
   return normalize_params(p, a.vocab);
 }
 

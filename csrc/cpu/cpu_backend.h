@@ -15,7 +15,6 @@ struct BatchArgs {
   ParamSource<float> min_p{0.0f, nullptr};
   ParamSource<int64_t> seed{0, nullptr};
   ParamSource<int64_t> offset{0, nullptr};
-  int64_t offset_row_step = 0;   // offset of row r = offset + r * step (unseeded batches)
   int64_t* out_tokens = nullptr;  // sample: [batch]
   uint8_t* out_valid = nullptr;   // sample: [batch], optional
   float* out_logits = nullptr;    // process: [batch, out_row_stride]

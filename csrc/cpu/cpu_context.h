@@ -9,6 +9,7 @@
 
 #include "fastsample/common.h"
 #include "fastsample/views.h"
+#include "simd_group_max.h"
 #include "thread_pool.h"
 
 namespace fastsample::cpu {
@@ -82,11 +83,15 @@ struct WorkerBuffers {
   Buffer<uint32_t> local_keys;
   Buffer<int32_t> local_tokens;
   // A group's row scratch (used from the group's first worker).
-  Buffer<uint32_t> cand_keys, bin_keys;
+  Buffer<uint32_t> group_max, cand_keys, bin_keys;
   Buffer<int32_t> cand_tokens, bin_tokens;
+  // This worker's own boundary-bin buffers for work it repeats alone (CpuCtx::solo).
+  Buffer<uint32_t> solo_bin_keys;
+  Buffer<int32_t> solo_bin_tokens;
 
   RowScratch row_scratch(int64_t vocab) {
-    return RowScratch{cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
+    return RowScratch{group_max.at_least(size_t(num_groups(vocab))),
+                      cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
                       bin_keys.at_least(size_t(vocab)), bin_tokens.at_least(size_t(vocab))};
   }
 };
@@ -99,6 +104,16 @@ class CpuCtx {
       : rank_(rank), size_(size), shared_(shared), buf_(buf) {}
 
   int64_t rank() const { return rank_; }
+
+  // Short lists are cheaper to process on every worker of a team than to share: no barriers.
+  // The solo context and scratch let each worker do so with its own buffers.
+  CpuCtx solo() const { return CpuCtx(0, 1, nullptr, buf_); }
+  RowScratch solo_scratch(const RowScratch& team) const {
+    RowScratch own = team;
+    own.bin_keys = buf_->solo_bin_keys.at_least(kFastListCap);
+    own.bin_tokens = buf_->solo_bin_tokens.at_least(kFastListCap);
+    return own;
+  }
   int64_t size() const { return size_; }
 
   void segment(int64_t n, int64_t* begin, int64_t* end) const {
@@ -196,6 +211,10 @@ class CpuCtx {
   }
   template <class Visit>
   void for_each_chunk(const ListView& view, const Visit& visit) {
+    for_each_chunk(KeysView{view.keys, view.n}, visit);
+  }
+  template <class Visit>
+  void for_each_chunk(const KeysView& view, const Visit& visit) {
     int64_t b, e;
     segment(view.size(), &b, &e);
     for (int64_t i = b; i < e; i += kChunk) {
@@ -203,25 +222,70 @@ class CpuCtx {
     }
   }
 
+  template <DType D>
+  void group_max(const RowView<D>& view, uint32_t* gmax) {
+    // Full groups straight from the logits (simd_group_max.h); a last partial group by keys.
+    const int64_t groups = num_groups(view.size());
+    int64_t g0, g1;
+    segment(groups, &g0, &g1);
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t first = g * kGroup;
+      gmax[g] = first + kGroup <= view.size() ? group_max_key<D>(view.data + first)
+                                              : keys_max(view, first, view.size());
+    }
+    sync();
+  }
+  template <class View>
+  void group_max(const View& view, uint32_t* gmax) {
+    const int64_t groups = num_groups(view.size());
+    int64_t g0, g1;
+    segment(groups, &g0, &g1);
+    for (int64_t g = g0; g < g1; ++g) {
+      gmax[g] = keys_max(view, g * kGroup, min_of<int64_t>(view.size(), (g + 1) * kGroup));
+    }
+    sync();
+  }
+
   template <class View, class Pred>
-  int64_t compact(const View& view, const Pred& keep, uint32_t* out_keys, int32_t* out_tokens,
-                  int64_t cap) {
+  int64_t compact(const View& view, uint32_t min_key, const Pred& keep, uint32_t* out_keys,
+                  int32_t* out_tokens, int64_t cap, const uint32_t* gmax) {
     // A worker writes straight to the output when alone; a team collects locally, then copies
-    // in rank order so the list stays in token order.
+    // in rank order so the list stays in token order. Work is split by groups of kGroup.
+    const int64_t n = view.size();
+    int64_t g0, g1;
+    segment(num_groups(n), &g0, &g1);
     const bool direct = size_ == 1;
     uint32_t* keys_dst = out_keys;
     int32_t* tok_dst = out_tokens;
     if (!direct) {
-      int64_t b, e;
-      segment(view.size(), &b, &e);
-      const size_t need = size_t(min_of<int64_t>(e - b, cap));
+      const size_t need = size_t(min_of<int64_t>((g1 - g0) * kGroup, cap));
       keys_dst = buf_->local_keys.at_least(need);
       tok_dst = buf_->local_tokens.at_least(need);
     }
     int64_t count = 0;
-    for_each_chunk(view, [&](const uint32_t* keys, int64_t first, int n) {
-      for (int j = 0; j < n; ++j) {
-        if (keep(keys[j])) {
+    uint32_t keys[kGroup];
+    for (int64_t g = g0; g < g1; ++g) {
+      if (gmax != nullptr && gmax[g] < min_key) continue;
+      const int64_t first = g * kGroup;
+      const int m = int(min_of<int64_t>(kGroup, n - first));
+      uint32_t most = 0;
+      for (int j = 0; j < m; ++j) {
+        keys[j] = view.key(first + j);
+        most = keys[j] > most ? keys[j] : most;
+      }
+      if (most < min_key) continue;
+      if (count + m <= cap) {
+        // Room for the whole group: store every element, advance past the kept ones. Whether
+        // an element is kept is data-dependent, and a branch on it mispredicts.
+        for (int j = 0; j < m; ++j) {
+          keys_dst[count] = keys[j];
+          tok_dst[count] = int32_t(view.token(first + j));
+          count += (keys[j] >= min_key && keep(keys[j])) ? 1 : 0;
+        }
+        continue;
+      }
+      for (int j = 0; j < m; ++j) {
+        if (keys[j] >= min_key && keep(keys[j])) {
           if (count < cap) {
             keys_dst[count] = keys[j];
             tok_dst[count] = int32_t(view.token(first + j));
@@ -229,12 +293,12 @@ class CpuCtx {
           ++count;
         }
       }
-    });
+    }
     if (direct) return count;
     uint64_t total = 0;
     const int64_t before = int64_t(exclusive_scan_u64(uint64_t(count), &total));
     const int64_t room = cap - before;
-    const int64_t n_copy = room <= 0 ? 0 : min_of(count, room);
+    const int64_t n_copy = room <= 0 ? 0 : min_of(min_of(count, cap), room);
     if (n_copy > 0) {
       std::memcpy(out_keys + before, keys_dst, sizeof(uint32_t) * n_copy);
       std::memcpy(out_tokens + before, tok_dst, sizeof(int32_t) * n_copy);
@@ -244,6 +308,16 @@ class CpuCtx {
   }
 
  private:
+  template <class View>
+  static uint32_t keys_max(const View& view, int64_t begin, int64_t end) {
+    uint32_t best = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const uint32_t k = view.key(i);
+      best = k > best ? k : best;
+    }
+    return best;
+  }
+
   int rank_, size_;
   TeamShared* shared_;
   WorkerBuffers* buf_;

@@ -81,7 +81,7 @@ class Range:
 
 
 TEMPERATURE = Range("a finite number >= 0 (0 = greedy)", 0.0, 3.4e38)
-TOP_K = Range("an integer: -1 or 0 (off) or >= 1", 1, float("inf"), integer=True, extra=(-1, 0))
+TOP_K = Range("an integer: -1 or 0 (off) or 1 .. 2**63-1", 1, MAX_SEED, integer=True, extra=(-1, 0))
 TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True)
 MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 
@@ -163,15 +163,15 @@ def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Pa
 
 @dataclass
 class Seeds:
-    """Per-call randomness: scalar seed/offset (+ offset_row_step) or per-row int64 tensors."""
+    """Per-call randomness as the kernels take it: a scalar or one int64 per row each."""
 
     seed: Param
     offset: Param
-    offset_row_step: int
 
 
-def _draw_seed(generator: Optional[torch.Generator]) -> int:
-    return int(torch.randint(0, MAX_SEED, (), generator=generator, dtype=torch.int64))
+def draw_seeds(out: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """Fills the int64 tensor `out` with seeds in [0, 2**63-1] from `generator`: one per row."""
+    return out.random_(generator=generator)
 
 
 def _seed_value(name: str, v: Any) -> Optional[int]:
@@ -197,31 +197,37 @@ def _offset_value(name: str, v: Any) -> int:
     return v
 
 
-def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,
-          device: torch.device) -> Seeds:
-    """Resolves seed/offset: seeded rows use (seed, offset or 0); unseeded rows share one seed
-    drawn from `generator` (or torch's default generator) and use their row index as offset."""
+def check_generator(generator: Any) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,
+          device: torch.device) -> Seeds:
+    """Resolves seed/offset: seeded rows use (seed, offset or 0); each unseeded row draws its own
+    seed from `generator` (or torch's default generator), all rows in one draw of B values, and
+    uses the given offset (or 0)."""
+    check_generator(generator)
     scalar_seed = seed is None or _is_int(seed)
     scalar_offset = offset is None or _is_int(offset)
     if scalar_seed and scalar_offset:
         s = _seed_value("seed", seed)
+        o = Param(0 if offset is None else _offset_value("offset", offset))
         if s is None:
-            if offset is not None:
-                _offset_value("offset", offset)
-            return Seeds(Param(_draw_seed(generator)), Param(0), 1)
-        return Seeds(Param(s), Param(0 if offset is None else _offset_value("offset", offset)), 0)
+            drawn = draw_seeds(torch.empty(batch, dtype=torch.int64), generator)
+            return Seeds(Param(0, drawn.to(device)), o)
+        return Seeds(Param(s), o)
 
     seed_list = _per_row_ints("seed", seed, batch)
     offset_list = _per_row_ints("offset", offset, batch)
     resolved_seed = [_seed_value(f"seed[{r}]", v) for r, v in enumerate(seed_list)]
     resolved_offset = [_offset_value(f"offset[{r}]", v) for r, v in enumerate(offset_list)]
-    base = _draw_seed(generator) if any(s is None for s in resolved_seed) else 0
-    seed_rows = [base if s is None else s for s in resolved_seed]
-    offset_rows = [r if s is None else o for r, (s, o) in enumerate(zip(resolved_seed, resolved_offset))]
+    drawn = None
+    if any(s is None for s in resolved_seed):
+        drawn = draw_seeds(torch.empty(batch, dtype=torch.int64), generator).tolist()
+    seed_rows = [drawn[r] if s is None else s for r, s in enumerate(resolved_seed)]
     as_tensor = lambda vals: torch.tensor(vals, dtype=torch.int64, device=device)  # noqa: E731
-    return Seeds(Param(0, as_tensor(seed_rows)), Param(0, as_tensor(offset_rows)), 0)
+    return Seeds(Param(0, as_tensor(seed_rows)), Param(0, as_tensor(resolved_offset)))
 
 
 def _per_row_ints(name: str, v: Any, batch: int) -> list:

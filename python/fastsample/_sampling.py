@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
+import numpy as np
 import torch
 
 from . import _params, reference
@@ -58,20 +59,63 @@ def sample(
         SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
         all -inf/NaN. Without return_valid, such a row raises ValueError.
     """
+    fast = _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset, generator)
+    if fast is not None:
+        tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
+        return _run_sample(logits, tokens, *fast, generator, return_valid)
     logits = _params.as_logits(logits)
     if logits.device.type != "cpu":
         return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                 min_p=min_p, seed=seed, offset=offset, generator=generator,
                                 return_valid=return_valid)
-    batch, vocab = logits.shape
+    batch = logits.shape[0]
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
     s = _params.seeds(seed, offset, generator, batch, logits.device)
-    tokens = torch.empty(batch, dtype=torch.int64)
+    tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
+    return _run_sample(logits, tokens, temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar,
+                       p.ptr(), m.scalar, m.ptr(), s.seed.scalar, s.seed.ptr(), s.offset.scalar,
+                       s.offset.ptr(), None, return_valid)
+
+
+def _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset, generator):
+    """The common call, checked with a few comparisons: a CPU [B, V] tensor with a contiguous
+    last dimension and plain int/float scalars in range. Returns the kernel's parameter
+    arguments, or None to take the general path (which also produces every error message)."""
+    if (type(logits) is not torch.Tensor or not logits.is_cpu or logits.requires_grad
+            or logits.dim() != 2 or logits.dtype not in _params.FLOAT_DTYPES
+            or logits.stride(1) != 1 or not 1 <= logits.shape[1] <= _params.MAX_VOCAB):
+        return None
+    if not (type(temperature) in _REALS and 0.0 <= temperature <= _params.TEMPERATURE.high
+            and type(top_k) is int and -1 <= top_k <= _params.MAX_SEED
+            and type(top_p) in _REALS and 0.0 < top_p <= 1.0
+            and type(min_p) in _REALS and 0.0 <= min_p <= 1.0
+            and (seed is None or (type(seed) is int and -1 <= seed <= _params.MAX_SEED))
+            and (offset is None or (type(offset) is int and 0 <= offset <= _params.MAX_SEED))
+            and (generator is None or type(generator) is torch.Generator)):
+        return None
+    if seed is None or seed == -1:
+        seed_args = (0, _SEEDS_IN_OUTPUT)
+    else:
+        seed_args = (seed, 0)
+    return (float(temperature), 0, top_k, 0, float(top_p), 0, float(min_p), 0, *seed_args,
+            0 if offset is None else offset, 0)
+
+
+_REALS = (float, int)
+_SEEDS_IN_OUTPUT = -1  # marker: unseeded rows' seeds are drawn into the output tensor
+
+
+def _run_sample(logits, tokens, t, t_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed, seed_ptr, offset,
+                offset_ptr, generator, return_valid):
+    batch, vocab = logits.shape
+    if seed_ptr == _SEEDS_IN_OUTPUT:
+        # One draw of B seeds, as _params.seeds makes for unseeded rows, straight into the output
+        # (the kernel reads each row's seed before writing its token).
+        seed_ptr = _params.draw_seeds(tokens, generator).data_ptr()
     valid = torch.empty(batch, dtype=torch.bool) if return_valid else None
     invalid = cpu_sample(
         logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
-        temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
-        s.seed.scalar, s.seed.ptr(), s.offset.scalar, s.offset.ptr(), s.offset_row_step,
+        t, t_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed, seed_ptr, offset, offset_ptr,
         tokens.data_ptr(), 0 if valid is None else valid.data_ptr(), _threads,
     )
     if valid is not None:

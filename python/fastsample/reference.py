@@ -102,7 +102,6 @@ def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 
     s = _params.seeds(seed, offset, generator, batch, torch.device("cpu"))
     seed_rows = _rows(s.seed, batch, torch.device("cpu"), torch.int64)
     offset_rows = _rows(s.offset, batch, torch.device("cpu"), torch.int64)
-    offset_rows = offset_rows + torch.arange(batch) * s.offset_row_step
     randoms = _philox.row_random_u64(seed_rows.numpy().astype("uint64"), offset_rows.numpy().astype("uint64"))
 
     z64 = z.to(torch.float64)

@@ -41,5 +41,38 @@ FS_HOST_DEVICE FS_INLINE void chunk_mass_float(const float* d, int n, float* w) 
   for (int j = 0; j < n; ++j) w[j] = exp_nonpositive(-d[j]);
 }
 
+// Fixed-point masses of a chunk (mass_fixed_from_float), split as m = hi * 2^19 + lo so that
+// every step is a float or int32 operation and the loop vectorizes. ceil(w * 2^38) is exact in
+// float (an integer below 2^24, or a float already integral above it), and so are the split's
+// floor, product and difference.
+FS_HOST_DEVICE FS_INLINE void chunk_mass_split(const float* w, int n, uint32_t* hi, uint32_t* lo) {
+  for (int j = 0; j < n; ++j) {
+    const float m = ceilf(w[j] * 274877906944.0f);        // 2^38
+    const float h = floorf(m * 1.9073486328125e-06f);     // 2^-19
+    hi[j] = uint32_t(int32_t(h));
+    lo[j] = uint32_t(int32_t(m - h * 524288.0f));         // 2^19
+  }
+}
+FS_HOST_DEVICE FS_INLINE uint64_t mass_join(uint32_t hi, uint32_t lo) {
+  return (uint64_t(hi) << 19) + lo;
+}
+// Sum of a chunk's split masses; per-chunk int32 sums cannot overflow (kChunk * 2^19 < 2^32).
+FS_HOST_DEVICE FS_INLINE uint64_t chunk_mass_sum(const uint32_t* hi, const uint32_t* lo, int n) {
+  uint32_t sh = 0, sl = 0;
+  for (int j = 0; j < n; ++j) {
+    sh += hi[j];
+    sl += lo[j];
+  }
+  return mass_join(sh, 0) + sl;
+}
+
+// mass_bin of every distance of a chunk (d = +inf lands in the last bin).
+FS_HOST_DEVICE FS_INLINE void chunk_mass_bins(const float* d, int n, int* bins) {
+  for (int j = 0; j < n; ++j) {
+    const float scaled = d[j] * float(kMassBinsPerUnit);
+    bins[j] = scaled < float(kMassBins - 1) ? int(scaled) : kMassBins - 1;
+  }
+}
+
 FS_CODE_END
 }  // namespace fastsample

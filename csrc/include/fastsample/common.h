@@ -43,11 +43,14 @@ constexpr int kMassBinsPerUnit = 64;
 constexpr int kMassHistRange = 24;
 constexpr int kMassBins = kMassBinsPerUnit * kMassHistRange + 1;
 
+// The first pass over a row records the maximum of each group of this many consecutive logits;
+// later passes skip groups whose maximum is below what they look for.
+constexpr int kGroup = 64;
+FS_HOST_DEVICE inline int64_t num_groups(int64_t n) { return (n + kGroup - 1) / kGroup; }
+
 // Small-k fast path: top_k up to this many uses a candidate list instead of a radix pass over V.
 constexpr int kFastTopKMax = 1024;
 constexpr int kFastListCap = 8192;
-// The fast path estimates its candidate threshold from a strided sample of about this many keys.
-constexpr int kThresholdSample = 2048;
 
 // A per-row parameter array or one scalar for the batch (ptr == nullptr).
 template <class T>

@@ -6,6 +6,10 @@
 //
 //   static constexpr int kChunk                 largest chunk for_each_chunk hands over
 //   int64_t rank() const, size() const
+//   Ctx-like solo() const; RowScratch solo_scratch(const RowScratch&) const
+//       a context (and scratch) for short lists (at most kFastListCap elements, or the group
+//       maxima): every worker may run the same work on it without communicating, or it may be
+//       this context itself. Its bin buffers hold kFastListCap elements.
 //   void segment(int64_t n, int64_t* begin, int64_t* end) const   contiguous share of [0, n)
 //   uint64_t sum_u64(uint64_t)                 group-wide sum, result on every worker
 //   void argmax(uint32_t* key, int64_t* token)  max key; lowest token among equal keys
@@ -14,10 +18,15 @@
 //   uint64_t* hist_begin(int bins)              zeroed worker-local histogram
 //   void hist_add(uint64_t* h, int bin, uint64_t w)
 //   const uint64_t* hist_end(uint64_t* h, int bins)   merged histogram, visible to every worker
+//   template <class View> void group_max(const View&, uint32_t* gmax)
+//       gmax[g] = max key of elements [g * kGroup, (g + 1) * kGroup); all groups written and
+//       visible to every worker on return.
 //   template <class View, class Pred>
-//   int64_t compact(const View&, Pred keep, uint32_t* keys, int32_t* tokens, int64_t cap)
-//       stores the kept elements' keys and tokens in view order (at most cap), returns how many
-//       were kept in all; the result is visible to every worker.
+//   int64_t compact(const View&, uint32_t min_key, Pred keep, uint32_t* keys, int32_t* tokens,
+//                   int64_t cap, const uint32_t* gmax)
+//       stores the elements with key >= min_key and keep(key) in view order (at most cap) and
+//       returns how many there were in all, visible to every worker. gmax (may be null) is the
+//       view's group_max; with it, groups whose max is below min_key need not be read.
 //   template <class View, class Visit> void for_each_chunk(const View&, Visit)
 //       visit(const uint32_t* keys, int64_t first, int count) over this worker's segment, in
 //       order, a chunk at a time: element first + j has key keys[j]. Algorithms write their

@@ -23,17 +23,20 @@ FS_HOST_DEVICE FS_INLINE float bits_float(uint32_t u) {
   return f;
 }
 
-// Sanitized bits: NaN -> -inf (never sampled), +inf -> largest finite float (SEMANTICS stage 0).
+// Sanitized bits: NaN -> -inf (never sampled), +inf -> largest finite float (SEMANTICS stage 0),
+// -0 -> +0 (they compare equal as floats, so they must tie as keys: argmax takes the first).
+// Signed compares on the magnitude: they map to single SIMD instructions, unsigned ones do not.
 FS_HOST_DEVICE FS_INLINE uint32_t sanitize_bits(uint32_t u) {
-  const uint32_t mag = u & 0x7fffffffu;
-  u = mag > 0x7f800000u ? kNegInfBits : u;
+  const int32_t mag = int32_t(u & 0x7fffffffu);
+  u = mag > int32_t(0x7f800000) ? kNegInfBits : u;
   u = u == 0x7f800000u ? kFloatMaxBits : u;
+  u = mag == 0 ? 0u : u;
   return u;
 }
 
 // Order-preserving map float bits -> uint32 (negative floats reversed, positives above them).
 FS_HOST_DEVICE FS_INLINE uint32_t bits_to_key(uint32_t u) {
-  const uint32_t mask = (u >> 31) ? 0xffffffffu : 0x80000000u;
+  const uint32_t mask = uint32_t(int32_t(u) >> 31) | 0x80000000u;
   return u ^ mask;
 }
 FS_HOST_DEVICE FS_INLINE uint32_t key_to_bits(uint32_t k) {

@@ -34,21 +34,37 @@ FS_HOST_DEVICE FS_INLINE int mass_bin(float d) {
   return scaled < float(kMassBins - 1) ? int(scaled) : kMassBins - 1;
 }
 
+struct RowMax {
+  uint32_t key;    // kNegInfKey or below: the row has no finite logit
+  int64_t token;   // lowest token with that key
+};
+
+// The row's maximum from per-group maxima (ctx.group_max, left in gmax for later passes to skip
+// groups with): the first group holding the max, then the first position in it.
 template <class Ctx, class View>
-FS_HOST_DEVICE void view_argmax(Ctx& ctx, const View& view, uint32_t* max_key, int64_t* argmax) {
+FS_HOST_DEVICE RowMax row_max(Ctx& ctx, const View& view, uint32_t* gmax) {
+  ctx.group_max(view, gmax);
+  int64_t g0, g1;
+  ctx.segment(num_groups(view.size()), &g0, &g1);
   uint32_t best = 0;
-  int64_t best_tok = INT64_MAX;
-  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t first, int n) {
-    // Only a chunk that beats the running max needs the position of its max.
-    const uint32_t m = chunk_max(keys, n);
-    if (n > 0 && (m > best || best_tok == INT64_MAX)) {
-      best = m;
-      best_tok = view.token(first + chunk_find(keys, n, m));
+  int64_t best_group = INT64_MAX;
+  for (int64_t g = g0; g < g1; ++g) {
+    if (gmax[g] > best || best_group == INT64_MAX) {
+      best = gmax[g];
+      best_group = g;
     }
-  });
-  ctx.argmax(&best, &best_tok);
-  *max_key = best;
-  *argmax = best_tok;
+  }
+  ctx.argmax(&best, &best_group);
+  RowMax m{best, 0};
+  const int64_t first = best_group * kGroup;
+  const int64_t last = first + kGroup < view.size() ? first + kGroup : view.size();
+  for (int64_t i = first; i < last; ++i) {
+    if (view.key(i) == best) {
+      m.token = view.token(i);
+      break;
+    }
+  }
+  return m;
 }
 
 template <class Ctx, class View>
@@ -60,25 +76,40 @@ FS_HOST_DEVICE uint64_t view_count_at_least(Ctx& ctx, const View& view, uint32_t
   return ctx.sum_u64(local);
 }
 
+// Smallest key whose mass bin is <= b: bins do not increase with the key (d falls as z rises).
+FS_HOST_DEVICE inline uint32_t min_key_with_bin_at_most(const MassWeight& mass, int b) {
+  const auto bin_of = [&](uint32_t key) { return mass_bin(mass.z_max - mass.temp.z_of_key(key)); };
+  uint32_t lo = kNegInfKey, hi = kFloatMaxKey;
+  if (bin_of(lo) <= b) return lo;
+  if (bin_of(hi) > b) return hi + 1;  // no key: never reached for b >= 0 and a finite max
+  // Invariant: bin(lo) > b >= bin(hi).
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (bin_of(mid) <= b) hi = mid; else lo = mid;
+  }
+  return hi;
+}
+
 // Largest key t such that the mass of {key >= t} (among key >= lo) reaches p of the total.
-// A histogram over the distance from the max finds the boundary bin; the bin's elements are then
-// compacted and resolved exactly by a mass-weighted radix select.
+// A histogram over the distance from the max finds the boundary bin; the bin's elements (one
+// key interval) are then compacted and resolved exactly by a mass-weighted radix select.
 template <class Ctx, class View>
 FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, float top_p,
-                                      const MassWeight& mass, const RowScratch& scratch) {
+                                      const MassWeight& mass, const uint32_t* gmax,
+                                      const RowScratch& scratch) {
   uint64_t local_total = 0;
   uint64_t* local = ctx.hist_begin(kMassBins);
   ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+    if (chunk_max(keys, n) < lo) return;
     float d[Ctx::kChunk], w[Ctx::kChunk];
+    uint32_t hi[Ctx::kChunk], lo_part[Ctx::kChunk];
+    int bins[Ctx::kChunk];
     chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
     chunk_mass_float(d, n, w);
-    for (int j = 0; j < n; ++j) {
-      if (keys[j] >= lo) {
-        const uint64_t m = mass_fixed_from_float(w[j]);
-        local_total += m;
-        ctx.hist_add(local, mass_bin(d[j]), m);
-      }
-    }
+    chunk_mass_split(w, n, hi, lo_part);
+    chunk_mass_bins(d, n, bins);
+    local_total += chunk_mass_sum(hi, lo_part, n);
+    for (int j = 0; j < n; ++j) ctx.hist_add(local, bins[j], mass_join(hi[j], lo_part[j]));
   });
   const uint64_t* hist = ctx.hist_end(local, kMassBins);
   const uint64_t total = ctx.sum_u64(local_total);
@@ -94,25 +125,27 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
     if (above + hist[bin] >= need) break;
     above += hist[bin];
   }
-  const int boundary = bin;
+  const uint32_t bin_lo = min_key_with_bin_at_most(mass, bin);
+  const uint32_t bin_hi = bin == 0 ? kFloatMaxKey : min_key_with_bin_at_most(mass, bin - 1) - 1;
   const int64_t n_bin = ctx.compact(
-      view,
-      [&](uint32_t key) {
-        return key >= lo && mass_bin(mass.z_max - mass.temp.z_of_key(key)) == boundary;
-      },
-      scratch.bin_keys, scratch.bin_tokens, view.size());
+      view, bin_lo > lo ? bin_lo : lo, [&](uint32_t key) { return key <= bin_hi; },
+      scratch.bin_keys, scratch.bin_tokens, view.size(), gmax);
   const ListView bin_view{scratch.bin_keys, scratch.bin_tokens, n_bin};
   return radix_select_desc(ctx, bin_view, lo, need - above, mass);
 }
 
-// The keep-set of one row over `view`, which must hold every element with key >= `floor_key`.
+// The keep-set of one row over `view`, whose maximum is `m`. `view` holds every element of the row
+// with key >= floor_key, and when floor_key > 0 (a candidate list) at least top_k of them.
 // Returns lo_key < floor_key when a bound reached below what the view holds (the caller then
-// retries on the whole row); a view over the whole row passes floor_key = 0.
+// retries on the whole row); a view over the whole row passes floor_key = 0. gmax: the view's
+// group maxima, or null.
 template <class Ctx, class View>
 FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams& p,
-                                    uint32_t floor_key, const RowScratch& scratch) {
+                                    uint32_t floor_key, const RowMax& m, const uint32_t* gmax,
+                                    const RowScratch& scratch) {
   RowKeep keep{};
-  view_argmax(ctx, view, &keep.max_key, &keep.argmax);
+  keep.max_key = m.key;
+  keep.argmax = m.token;
   keep.valid = keep.max_key > kNegInfKey;
   keep.greedy = p.temperature == 0.0f;
   keep.lo_key = keep.max_key;
@@ -122,8 +155,9 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   const float z_max = temp.z_of_key(keep.max_key);
   uint32_t lo = kNegInfKey + 1;  // -inf is never kept
 
-  // top-k: keep z >= the k-th largest z; ties at the boundary all kept.
-  if (p.top_k > 0 && view_count_at_least(ctx, view, lo) > uint64_t(p.top_k)) {
+  // top-k: keep z >= the k-th largest z; ties at the boundary all kept. A candidate list always
+  // needs the bound: the row has elements below the list.
+  if (p.top_k > 0 && (floor_key > 0 || view_count_at_least(ctx, view, lo) > uint64_t(p.top_k))) {
     const uint32_t kth = radix_select_desc(ctx, view, lo, uint64_t(p.top_k), CountWeight{});
     lo = temp.min_key_with_z_at_least(temp.z_of_key(kth));
     if (lo < floor_key) {
@@ -143,7 +177,7 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   // top-p over the top-k survivors (renormalized), intersected with the rest.
   if (p.top_p < 1.0f) {
     const MassWeight mass{temp, z_max};
-    const uint32_t cut = top_p_cut_key(ctx, view, topk_lo, p.top_p, mass, scratch);
+    const uint32_t cut = top_p_cut_key(ctx, view, topk_lo, p.top_p, mass, gmax, scratch);
     const uint32_t topp_lo = temp.min_key_with_z_at_least(temp.z_of_key(cut));
     if (topp_lo > lo) lo = topp_lo;
   }

@@ -12,21 +12,25 @@ struct RowSample {
 };
 
 // Inverse CDF over the keep-set in token order, with integer masses: the token depends only on
-// the row's logits, parameters, seed and offset.
+// the row's logits, parameters, seed and offset. The second pass skips whole chunks by their
+// mass and looks inside only the one where the cumulative mass passes the target.
 template <class Ctx, class View>
 FS_HOST_DEVICE int64_t draw_from_keep_set(Ctx& ctx, const View& view, const RowKeep& keep,
                                           const RowParams& p) {
   const Temperature temp(p.temperature);
   const MassWeight mass{temp, temp.z_of_key(keep.max_key)};
-  uint64_t local = 0;
-  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
-    if (chunk_max(keys, n) < keep.lo_key) return;
+  const auto chunk_masses = [&](const uint32_t* keys, int n, uint32_t* hi, uint32_t* lo) {
     float d[Ctx::kChunk], w[Ctx::kChunk];
     chunk_distance(keys, n, keep.lo_key, temp, mass.z_max, d);
     chunk_mass_float(d, n, w);
-    for (int j = 0; j < n; ++j) {
-      if (keys[j] >= keep.lo_key) local += mass_fixed_from_float(w[j]);
-    }
+    chunk_mass_split(w, n, hi, lo);
+  };
+  uint64_t local = 0;
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+    if (chunk_max(keys, n) < keep.lo_key) return;
+    uint32_t hi[Ctx::kChunk], lo[Ctx::kChunk];
+    chunk_masses(keys, n, hi, lo);
+    local += chunk_mass_sum(hi, lo, n);
   });
   uint64_t total = 0;
   const uint64_t before = ctx.exclusive_scan_u64(local, &total);
@@ -36,13 +40,18 @@ FS_HOST_DEVICE int64_t draw_from_keep_set(Ctx& ctx, const View& view, const RowK
     uint64_t cum = before;
     ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t first, int n) {
       if (found != INT64_MAX || chunk_max(keys, n) < keep.lo_key) return;
+      uint32_t hi[Ctx::kChunk], lo[Ctx::kChunk];
+      chunk_masses(keys, n, hi, lo);
+      const uint64_t sum = chunk_mass_sum(hi, lo, n);
+      if (cum + sum <= target) {
+        cum += sum;
+        return;
+      }
       for (int j = 0; j < n; ++j) {
-        if (keys[j] >= keep.lo_key) {
-          cum += mass(keys[j]);
-          if (cum > target) {
-            found = view.token(first + j);
-            break;
-          }
+        cum += mass_join(hi[j], lo[j]);
+        if (cum > target) {
+          found = view.token(first + j);
+          break;
         }
       }
     });
@@ -50,45 +59,55 @@ FS_HOST_DEVICE int64_t draw_from_keep_set(Ctx& ctx, const View& view, const RowK
   return ctx.min_i64(found);
 }
 
-// Small top-k: one pass gathers every key >= tau, where tau comes from a strided sample and is
-// expected to sit well below the k-th largest; the rest runs on that short list. Returns false
-// when the list cannot be trusted (too few, too many, or a bound reached below tau).
+// Small top-k: the k-th largest group maximum is a lower bound tau on the k-th largest key (k
+// groups each hold an element >= it), so the top-k set lies in {key >= tau}, found by reading
+// only the groups whose maximum reaches tau. Returns false when that list cannot be used (more
+// than kFastListCap elements, fewer than k groups, or a bound reached below tau).
 template <class Ctx, DType D>
 FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const RowView<D>& row, const RowParams& p,
-                                             const RowScratch& scratch, RowKeep* keep,
-                                             ListView* list) {
-  const int64_t n = row.size();
-  uint32_t tau = kNegInfKey + 1;
-  if (n > kFastListCap) {
-    const int64_t stride = n / kThresholdSample;
-    const StridedView<D> sample{row, stride, n / stride};
-    uint64_t rank = uint64_t(2 * p.top_k * sample.size() / n + 8);
-    if (rank > view_count_at_least(ctx, sample, kNegInfKey + 1)) return false;
-    tau = radix_select_desc(ctx, sample, kNegInfKey + 1, rank, CountWeight{});
-  }
+                                             const RowMax& m, const RowScratch& scratch,
+                                             RowKeep* keep, ListView* list) {
+  auto solo = ctx.solo();
+  const KeysView groups{scratch.group_max, num_groups(row.size())};
+  if (view_count_at_least(solo, groups, kNegInfKey + 1) < uint64_t(p.top_k)) return false;
+  // Two of the three radix digits bound it within 2^-10 of the float's scale: close enough.
+  const uint32_t tau = radix_select_desc(solo, groups, kNegInfKey + 1, uint64_t(p.top_k),
+                                         CountWeight{}, 2);
   const int64_t count = ctx.compact(
-      row, [&](uint32_t key) { return key >= tau; }, scratch.cand_keys, scratch.cand_tokens,
-      kFastListCap);
+      row, tau, [](uint32_t) { return true; }, scratch.cand_keys, scratch.cand_tokens,
+      kFastListCap, scratch.group_max);
   if (count > kFastListCap) return false;
-  if (count <= p.top_k && tau != kNegInfKey + 1) return false;
   *list = ListView{scratch.cand_keys, scratch.cand_tokens, count};
-  *keep = row_keep_set(ctx, *list, p, tau, scratch);
-  return keep->lo_key >= tau || !keep->valid;
+  *keep = row_keep_set(solo, *list, p, tau, m, nullptr, ctx.solo_scratch(scratch));
+  return keep->lo_key >= tau;
+}
+
+// Stages 4-5 for one row: the keep-set, over a candidate list when top-k is small.
+template <class Ctx, DType D>
+FS_HOST_DEVICE RowKeep row_keep_set_fast(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+                                         const RowScratch& scratch, ListView* list,
+                                         bool* on_list) {
+  const RowMax m = row_max(ctx, row, scratch.group_max);
+  RowKeep keep;
+  const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kFastTopKMax &&
+                       m.key > kNegInfKey;
+  *on_list = small_k && keep_set_from_candidates(ctx, row, p, m, scratch, &keep, list);
+  if (!*on_list) keep = row_keep_set(ctx, row, p, 0u, m, scratch.group_max, scratch);
+  return keep;
 }
 
 template <class Ctx, DType D>
 FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& row, const RowParams& p,
                                     const RowScratch& scratch) {
-  RowKeep keep;
   ListView list{};
-  const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kFastTopKMax;
-  if (small_k && keep_set_from_candidates(ctx, row, p, scratch, &keep, &list)) {
-    if (!keep.valid) return RowSample{-1, false};
-    return RowSample{draw_from_keep_set(ctx, list, keep, p), true};
-  }
-  keep = row_keep_set(ctx, row, p, 0u, scratch);
+  bool on_list = false;
+  const RowKeep keep = row_keep_set_fast(ctx, row, p, scratch, &list, &on_list);
   if (!keep.valid) return RowSample{-1, false};
   if (keep.greedy) return RowSample{keep.argmax, true};
+  if (on_list) {
+    auto solo = ctx.solo();
+    return RowSample{draw_from_keep_set(solo, list, keep, p), true};
+  }
   return RowSample{draw_from_keep_set(ctx, row, keep, p), true};
 }
 
@@ -96,12 +115,9 @@ FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& row, const RowPa
 template <class Ctx, DType D>
 FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& row, const RowParams& p,
                                 const RowScratch& scratch, float* out) {
-  RowKeep keep;
   ListView list{};
-  const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kFastTopKMax;
-  if (!(small_k && keep_set_from_candidates(ctx, row, p, scratch, &keep, &list))) {
-    keep = row_keep_set(ctx, row, p, 0u, scratch);
-  }
+  bool on_list = false;
+  const RowKeep keep = row_keep_set_fast(ctx, row, p, scratch, &list, &on_list);
   const float neg_inf = bits_float(kNegInfBits);
   if (!keep.valid || keep.greedy) {
     ctx.for_each_chunk(row, [&](const uint32_t* keys, int64_t first, int n) {

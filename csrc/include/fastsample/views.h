@@ -1,5 +1,5 @@
-// What the row algorithms iterate over: the logits row itself, a strided sample of it, or a
-// compacted candidate list. Each gives a sanitized key and the token id of its i-th element.
+// What the row algorithms iterate over: the logits row itself, a compacted candidate list, or
+// bare keys. Each gives a sanitized key and the token id of its i-th element.
 #pragma once
 #include "fastsample/float_key.h"
 
@@ -16,16 +16,6 @@ struct RowView {
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
 };
 
-template <DType D>
-struct StridedView {
-  RowView<D> row;
-  int64_t stride;
-  int64_t n;
-  FS_HOST_DEVICE FS_INLINE int64_t size() const { return n; }
-  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return row.key(i * stride); }
-  FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i * stride; }
-};
-
 // Candidates in ascending token order (the compaction primitives preserve order).
 struct ListView {
   const uint32_t* keys;
@@ -36,8 +26,17 @@ struct ListView {
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return tokens[i]; }
 };
 
+// Keys alone, for selections that need no token (e.g. over per-group maxima).
+struct KeysView {
+  const uint32_t* keys;
+  int64_t n;
+  FS_HOST_DEVICE FS_INLINE int64_t size() const { return n; }
+  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return keys[i]; }
+};
+
 // Scratch a worker group needs for one row; the backend owns the memory.
 struct RowScratch {
+  uint32_t* group_max;     // num_groups(V) entries
   uint32_t* cand_keys;     // kFastListCap entries
   int32_t* cand_tokens;
   uint32_t* bin_keys;      // V entries: the top-p boundary bin
