@@ -1,5 +1,8 @@
 // Picks the CPU kernels built for the best instruction set this machine has (no -march=native
 // in what users build: each level is compiled separately and chosen at run time).
+#include <cstdlib>
+#include <cstring>
+
 #include "cpu_backend.h"
 
 namespace fastsample::cpu {
@@ -15,8 +18,14 @@ bool has_avx2() {
 #endif
 }
 
+// FASTSAMPLE_SIMD=baseline forces the baseline kernels (tests run them this way too).
+bool baseline_forced() {
+  const char* env = std::getenv("FASTSAMPLE_SIMD");
+  return env != nullptr && std::strcmp(env, "baseline") == 0;
+}
+
 #if FASTSAMPLE_HAVE_AVX2_BUILD
-const bool kUseAvx2 = has_avx2();
+const bool kUseAvx2 = has_avx2() && !baseline_forced();
 #else
 const bool kUseAvx2 = false;
 #endif
