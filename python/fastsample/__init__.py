@@ -5,15 +5,29 @@
 
 See docs/semantics.md for the exact contract every backend computes.
 """
-from . import reference
+from . import adapters, reference
 from ._build_info import build_info, get_num_threads, set_num_threads
+from ._distributions import Manual, Uniform
 from ._output import SampleOutput
 from ._sampling import process_logits, sample
+from ._sampling_batch import BatchFlags, SamplingBatch
+from ._sampling_params import SamplingParams
+from .adapters import from_bedrock, from_hf, from_llama_stack, from_openai
 
 __version__ = build_info()["version"]
 
 __all__ = [
+    "BatchFlags",
+    "Manual",
     "SampleOutput",
+    "SamplingBatch",
+    "SamplingParams",
+    "Uniform",
+    "adapters",
+    "from_bedrock",
+    "from_hf",
+    "from_llama_stack",
+    "from_openai",
     "build_info",
     "get_num_threads",
     "process_logits",

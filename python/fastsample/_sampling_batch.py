@@ -1,0 +1,93 @@
+"""fastsample.SamplingBatch: a batch of SamplingParams as the per-row tensors the kernels read."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch
+
+from . import _params
+from ._sampling_params import SamplingParams
+
+
+@dataclass(frozen=True)
+class BatchFlags:
+    """What a fused call can skip for this batch."""
+
+    all_greedy: bool
+    any_greedy: bool
+    any_top_k: bool
+    any_top_p: bool
+    any_min_p: bool
+    any_penalties: bool
+    any_logit_bias: bool
+    any_masks: bool
+    max_logprobs: int  # -1: no row asks for logprobs
+
+
+class SamplingBatch:
+    """Per-row parameter tensors for a list of requests, built once on `device`.
+
+    Tensors (all [B], on `device`): temperature float32, top_k int64, top_p float32,
+    min_p float32, repetition_penalty / presence_penalty / frequency_penalty float32,
+    seed int64 (unseeded rows get a seed drawn once from `generator` when the batch is built,
+    so a request keeps its random stream across steps), max_tokens int64 (-1 = no limit),
+    min_tokens int64. `params` holds the resolved SamplingParams (distributions drawn once,
+    from each request's seed). Build a new batch only when the requests change:
+    `batch.update(params)` returns the same object when nothing changed.
+    """
+
+    def __init__(self, params: Sequence[SamplingParams], device: Any = "cpu",
+                 generator: Optional[torch.Generator] = None):
+        for i, p in enumerate(params):
+            if not isinstance(p, SamplingParams):
+                raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got {type(p).__name__}")
+        _params.check_generator(generator)
+        self.source: Tuple[SamplingParams, ...] = tuple(params)
+        self.params: Tuple[SamplingParams, ...] = tuple(p.resolve() for p in params)
+        self.device = torch.device(device)
+        rows = self.params
+        f32 = lambda vals: torch.tensor(vals, dtype=torch.float32, device=self.device)  # noqa: E731
+        i64 = lambda vals: torch.tensor(vals, dtype=torch.int64, device=self.device)  # noqa: E731
+        self.temperature = f32([p.temperature for p in rows])
+        self.top_k = i64([p.top_k for p in rows])
+        self.top_p = f32([p.top_p for p in rows])
+        self.min_p = f32([p.min_p for p in rows])
+        self.repetition_penalty = f32([p.repetition_penalty for p in rows])
+        self.presence_penalty = f32([p.presence_penalty for p in rows])
+        self.frequency_penalty = f32([p.frequency_penalty for p in rows])
+        drawn = _params.draw_seeds(torch.empty(len(rows), dtype=torch.int64), generator).tolist()
+        self.seed = i64([d if p.seed is None else p.seed for p, d in zip(rows, drawn)])
+        self.max_tokens = i64([-1 if p.max_tokens is None else p.max_tokens for p in rows])
+        self.min_tokens = i64([p.min_tokens for p in rows])
+        greedy = [p.temperature == 0.0 for p in rows]
+        self.flags = BatchFlags(
+            all_greedy=bool(rows) and all(greedy),
+            any_greedy=any(greedy),
+            any_top_k=any(p.top_k > 0 and not g for p, g in zip(rows, greedy)),
+            any_top_p=any(p.top_p < 1.0 and not g for p, g in zip(rows, greedy)),
+            any_min_p=any(p.min_p > 0.0 and not g for p, g in zip(rows, greedy)),
+            any_penalties=any(p.repetition_penalty != 1.0 or p.presence_penalty != 0.0
+                              or p.frequency_penalty != 0.0 for p in rows),
+            any_logit_bias=any(p.logit_bias for p in rows),
+            any_masks=any(p.allowed_token_ids is not None or p.banned_token_ids for p in rows),
+            max_logprobs=max([-1] + [p.logprobs for p in rows if p.logprobs is not None]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def update(self, params: Sequence[SamplingParams],
+               generator: Optional[torch.Generator] = None) -> "SamplingBatch":
+        """This batch if `params` are the same requests in the same order, else a new one."""
+        if len(params) == len(self.source) and all(a is b for a, b in zip(params, self.source)):
+            return self
+        return SamplingBatch(params, self.device, generator)
+
+    def filter_kwargs(self) -> Dict[str, torch.Tensor]:
+        """temperature, top_k, top_p, min_p, seed for fastsample.sample / process_logits."""
+        return dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                    min_p=self.min_p, seed=self.seed)
+
+    def __repr__(self) -> str:
+        return f"SamplingBatch(rows={len(self)}, device={self.device}, flags={self.flags})"

@@ -1,0 +1,206 @@
+"""fastsample.SamplingParams: every per-request field of the sampling contract, validated once.
+
+Core ranges are SEMANTICS.md's; adapters (fastsample.adapters) add each ecosystem's own ranges
+and defaults before building one of these.
+"""
+from __future__ import annotations
+
+import math
+import types
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _params
+from ._distributions import Distribution, Manual, Uniform, parse_distribution
+
+MAX_LOGPROBS = 20
+LOGPROBS_MODES = ("raw", "processed")
+
+REPETITION_PENALTY = _params.Range("a finite number > 0 (1 = off)", 0.0, 3.4e38, low_open=True)
+PENALTY = _params.Range("a finite number (0 = off)", -3.4e38, 3.4e38)
+LOGPROBS = _params.Range(f"an integer in [0, {MAX_LOGPROBS}], or None (off)", 0, MAX_LOGPROBS, integer=True)
+MAX_TOKENS = _params.Range("an integer >= 1, or None (no limit)", 1, _params.MAX_SEED, integer=True)
+MIN_TOKENS = _params.Range("an integer >= 0", 0, _params.MAX_SEED, integer=True)
+TOKEN_ID = _params.Range("a token id >= 0", 0, (1 << 31) - 1, integer=True)
+LOGIT_BIAS_LIMIT = 100.0
+
+
+def _token_ids(name: str, v: Any) -> Optional[Tuple[int, ...]]:
+    if v is None:
+        return None
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+        raise TypeError(f"{name} must be a list of token ids, got {type(v).__name__} {v!r}")
+    out = tuple(v)
+    for i, t in enumerate(out):
+        _params._check_scalar(f"{name}[{i}]", t, TOKEN_ID)
+    return tuple(int(t) for t in out)
+
+
+def _logit_bias(v: Any) -> Optional[Tuple[Tuple[int, float], ...]]:
+    """Token -> bias; keys may be ints or decimal strings (JSON). Values clamped to [-100, 100]."""
+    if v is None:
+        return None
+    if not isinstance(v, Mapping):
+        raise TypeError(f"logit_bias must be a dict token id -> bias, got {type(v).__name__}")
+    out = {}
+    for key, bias in v.items():
+        token = int(key) if isinstance(key, str) and key.strip().lstrip("-").isdigit() else key
+        _params._check_scalar(f"logit_bias key {key!r}", token, TOKEN_ID)
+        if not _params._is_real(bias) or not math.isfinite(bias):
+            raise ValueError(f"logit_bias[{key!r}]={bias!r} must be a finite number "
+                             f"(clamped to [-{LOGIT_BIAS_LIMIT:g}, {LOGIT_BIAS_LIMIT:g}])")
+        out[int(token)] = max(-LOGIT_BIAS_LIMIT, min(LOGIT_BIAS_LIMIT, float(bias)))
+    return tuple(sorted(out.items()))
+
+
+def _frozen_mapping(name: str, v: Any) -> Optional[Mapping[str, Any]]:
+    if v is None:
+        return None
+    if not isinstance(v, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(v).__name__}")
+    return types.MappingProxyType(dict(v))
+
+
+def _check_value_or_distribution(name: str, v: Any, rng: _params.Range) -> Any:
+    v = parse_distribution(name, v)
+    if isinstance(v, (Uniform, Manual)):
+        values = v.values if isinstance(v, Manual) else v.support()
+        for x in values:
+            if not rng.ok(x):
+                raise ValueError(f"{name}: distribution {v!r} reaches {x!r}, outside the allowed "
+                                 f"range: {rng.text}")
+        return v
+    _params._check_scalar(name, v, rng)
+    return float(v)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """One request's sampling parameters (immutable; every field validated on construction).
+
+    Attributes (defaults in brackets):
+        temperature [1.0]: >= 0, 0 = greedy; or a Uniform/Manual distribution (see resolve()).
+        top_k [0]: -1 or 0 = off, else >= 1.
+        top_p [1.0]: in (0, 1], 1 = off; or a distribution.
+        min_p [0.0]: in [0, 1], 0 = off.
+        repetition_penalty [1.0]: > 0 (HF/CTRL, over prompt and output); presence_penalty [0.0]
+            and frequency_penalty [0.0]: finite (OpenAI, over output tokens).
+        logit_bias [None]: {token id: bias}, each bias clamped to [-100, 100].
+        allowed_token_ids, banned_token_ids [None]: token-id lists.
+        seed [None]: 0 .. 2**63-1; None (or -1 on input) = random.
+        max_tokens [None = no limit]: >= 1. min_tokens [0]: 0 .. max_tokens.
+        ignore_eos [False]; stop [()]: stop strings; stop_token_ids [()];
+        eos_token_ids [None = the tokenizer's]: what counts as EOS for min_tokens / ignore_eos.
+        logprobs [None]: 0 .. 20 alternatives with the sampled token's logprob; prompt_logprobs
+            [None]: the same for prompt tokens; logprobs_mode ["raw"]: "raw" | "processed".
+        structured_output [None]: a structured-output request (JSON schema, regex, choice,
+            grammar) kept for the grammar stage; not applied by the sampler itself.
+        metadata [{}]: fields that are not about sampling (max_parallel_requests, timeout, ...).
+    """
+
+    temperature: Union[float, Distribution] = 1.0
+    top_k: int = 0
+    top_p: Union[float, Distribution] = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: Optional[Any] = None
+    allowed_token_ids: Optional[Tuple[int, ...]] = None
+    banned_token_ids: Optional[Tuple[int, ...]] = None
+    seed: Optional[int] = None
+    max_tokens: Optional[int] = None
+    min_tokens: int = 0
+    ignore_eos: bool = False
+    stop: Tuple[str, ...] = ()
+    stop_token_ids: Tuple[int, ...] = ()
+    eos_token_ids: Optional[Tuple[int, ...]] = None
+    logprobs: Optional[int] = None
+    prompt_logprobs: Optional[int] = None
+    logprobs_mode: str = "raw"
+    structured_output: Optional[Mapping[str, Any]] = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        put("temperature", _check_value_or_distribution("temperature", self.temperature,
+                                                        _params.TEMPERATURE))
+        _params._check_scalar("top_k", self.top_k, _params.TOP_K)
+        put("top_k", int(self.top_k))
+        put("top_p", _check_value_or_distribution("top_p", self.top_p, _params.TOP_P))
+        for name, rng in (("min_p", _params.MIN_P), ("repetition_penalty", REPETITION_PENALTY),
+                          ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY)):
+            _params._check_scalar(name, getattr(self, name), rng)
+            put(name, float(getattr(self, name)))
+        put("logit_bias", _logit_bias(self.logit_bias))
+        put("allowed_token_ids", _token_ids("allowed_token_ids", self.allowed_token_ids))
+        put("banned_token_ids", _token_ids("banned_token_ids", self.banned_token_ids))
+        put("stop_token_ids", _token_ids("stop_token_ids", self.stop_token_ids) or ())
+        put("eos_token_ids", _token_ids("eos_token_ids", self.eos_token_ids))
+        seed = _params._seed_value("seed", self.seed)
+        put("seed", seed)
+        if self.max_tokens is not None:
+            _params._check_scalar("max_tokens", self.max_tokens, MAX_TOKENS)
+        _params._check_scalar("min_tokens", self.min_tokens, MIN_TOKENS)
+        if self.max_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens={self.min_tokens} is out of range; allowed: "
+                             f"0 <= min_tokens <= max_tokens ({self.max_tokens})")
+        if not isinstance(self.ignore_eos, bool):
+            raise TypeError(f"ignore_eos must be a bool, got {type(self.ignore_eos).__name__}")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        for i, s in enumerate(stop):
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"stop[{i}]={s!r} must be a non-empty string")
+        put("stop", stop)
+        for name in ("logprobs", "prompt_logprobs"):
+            if getattr(self, name) is not None:
+                _params._check_scalar(name, getattr(self, name), LOGPROBS)
+        if self.logprobs_mode not in LOGPROBS_MODES:
+            raise ValueError(f"logprobs_mode={self.logprobs_mode!r} is not allowed; use one of {LOGPROBS_MODES}")
+        put("structured_output", _frozen_mapping("structured_output", self.structured_output))
+        put("metadata", _frozen_mapping("metadata", self.metadata))
+
+    @property
+    def is_resolved(self) -> bool:
+        """False while temperature or top_p is still a distribution."""
+        return not isinstance(self.temperature, (Uniform, Manual)) and not isinstance(
+            self.top_p, (Uniform, Manual))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def resolve(self, seed: Optional[int] = None) -> "SamplingParams":
+        """Concrete params: each distribution-valued field drawn once (temperature, then top_p)
+        from numpy's PCG64 seeded with `seed` (default: this request's seed; None = fresh
+        entropy). Already concrete params are returned as they are."""
+        if self.is_resolved:
+            return self
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        drawn = {}
+        for name in ("temperature", "top_p"):
+            v = getattr(self, name)
+            if isinstance(v, (Uniform, Manual)):
+                drawn[name] = v.draw(rng)
+        return replace(self, **drawn)
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "metadata":
+                if v:
+                    parts.append(f"metadata={dict(v)!r}")
+                continue
+            if f.name == "structured_output":
+                if v is not None:
+                    parts.append(f"structured_output={dict(v)!r}")
+                continue
+            if f.name == "logit_bias" and v is not None:
+                parts.append(f"logit_bias={dict(v)!r}")
+                continue
+            if v != f.default:
+                parts.append(f"{f.name}={v!r}")
+        return f"SamplingParams({', '.join(parts)})"

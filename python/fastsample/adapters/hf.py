@@ -1,0 +1,109 @@
+"""Hugging Face transformers generation configs: a GenerationConfig or its dict form."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .._sampling_params import SamplingParams
+from ._fields import check_known, drop_none, int_field, metadata_of, source_range
+
+SOURCE = "GenerationConfig"
+
+# transformers' own defaults for the fields read here (GenerationConfig.__init__).
+HF_DEFAULTS = {
+    "do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "min_p": None,
+    "typical_p": 1.0, "repetition_penalty": 1.0, "penalty_alpha": None,
+    "no_repeat_ngram_size": 0, "bad_words_ids": None, "suppress_tokens": None,
+    "max_new_tokens": None, "max_length": 20, "min_new_tokens": None, "eos_token_id": None,
+}
+SAMPLING_FIELDS = set(HF_DEFAULTS) | {"seed", "begin_suppress_tokens"}
+# GenerationConfig fields that do not change how a token is chosen: kept as metadata.
+METADATA_FIELDS = {
+    "pad_token_id", "bos_token_id", "decoder_start_token_id", "num_beams", "num_beam_groups",
+    "use_cache", "cache_implementation", "transformers_version", "_from_model_config",
+    "early_stopping", "length_penalty", "min_length", "max_time", "stop_strings",
+    "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values", "max_parallel_requests",
+    "timeout", "extra_body", "return_legacy_cache", "assistant_confidence_threshold",
+    "num_assistant_tokens", "num_assistant_tokens_schedule", "prompt_lookup_num_tokens",
+    "output_attentions", "output_hidden_states", "output_logits", "output_scores",
+    "num_return_sequences", "return_dict_in_generate",
+    "sequence_bias", "guidance_scale", "watermarking_config", "renormalize_logits",
+    "token_healing", "exponential_decay_length_penalty", "diversity_penalty",
+    "encoder_repetition_penalty", "encoder_no_repeat_ngram_size", "epsilon_cutoff", "eta_cutoff",
+    "top_h", "low_memory", "dola_layers", "compile_config", "disable_compile", "cache_config",
+    "generation_kwargs", "trust_remote_code", "is_assistant", "target_lookbehind",
+    "max_matching_ngram_size", "assistant_early_exit", "assistant_lookbehind", "base_model_tp_plan",
+}
+
+
+def _as_dict(config: Any) -> dict:
+    if isinstance(config, Mapping):
+        return dict(config)
+    if hasattr(config, "to_diff_dict"):
+        # Only what differs from transformers' defaults: the object's other attributes vary
+        # between transformers versions, and their defaults change nothing.
+        return dict(config.to_diff_dict())
+    if hasattr(config, "to_dict"):
+        return dict(config.to_dict())
+    raise TypeError(f"{SOURCE}: expected a transformers GenerationConfig or a dict, got "
+                    f"{type(config).__name__}")
+
+
+def _unsupported(d: dict, lenient: bool) -> list:
+    """Fields that would change the result and have no fused equivalent (yet)."""
+    found = []
+    if d.get("typical_p") not in (None, 1.0):
+        found.append(f"typical_p={d['typical_p']!r}")
+    if d.get("penalty_alpha") not in (None, 0, 0.0):
+        found.append(f"penalty_alpha={d['penalty_alpha']!r} (contrastive search)")
+    if d.get("no_repeat_ngram_size") not in (None, 0):
+        found.append(f"no_repeat_ngram_size={d['no_repeat_ngram_size']!r}")
+    if d.get("begin_suppress_tokens"):
+        found.append(f"begin_suppress_tokens={d['begin_suppress_tokens']!r}")
+    multi = [w for w in (d.get("bad_words_ids") or []) if len(w) != 1]
+    if multi:
+        found.append(f"bad_words_ids with multi-token entries {multi[:3]!r}")
+    if found and not lenient:
+        raise ValueError(f"{SOURCE}: {'; '.join(found)} not supported by fastsample; remove them, "
+                         "or pass lenient=True to ignore them (listed in metadata['ignored'])")
+    return found
+
+
+def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
+    """SamplingParams from a transformers GenerationConfig or generation_config dict.
+
+    Unset fields take transformers' defaults (HF_DEFAULTS: top_k 50, max_length 20, ...).
+    do_sample false means greedy whatever the other fields say. max_new_tokens -> max_tokens
+    (max_length counts the prompt too, so it is kept in metadata), min_new_tokens -> min_tokens,
+    suppress_tokens and single-token bad_words_ids -> banned_token_ids, eos_token_id (int or
+    list) -> eos_token_ids, seed -1 -> random. typical_p != 1, penalty_alpha,
+    no_repeat_ngram_size > 0 and multi-token bad_words_ids have no fused equivalent: ValueError
+    unless lenient=True.
+    """
+    d = _as_dict(config)
+    check_known(SOURCE, d, SAMPLING_FIELDS | METADATA_FIELDS, lenient)
+    d = {**HF_DEFAULTS, **{k: v for k, v in d.items() if v is not None or k not in HF_DEFAULTS}}
+    ignored = _unsupported(d, lenient)
+    greedy = not d.get("do_sample")
+    temperature = 0.0 if greedy else source_range(SOURCE, "temperature", d["temperature"], 0.0, 3.4e38)
+    top_p = 1.0 if greedy else source_range(SOURCE, "top_p", d["top_p"], 0.0, 1.0)
+    banned = list(d.get("suppress_tokens") or [])
+    banned += [w[0] for w in (d.get("bad_words_ids") or []) if len(w) == 1]
+    eos = d.get("eos_token_id")
+    metadata = metadata_of(d, METADATA_FIELDS)
+    if d.get("max_new_tokens") is None:
+        metadata["max_length"] = d.get("max_length")
+    if ignored:
+        metadata["ignored"] = ignored
+    return SamplingParams(**drop_none(dict(
+        temperature=temperature,
+        top_k=0 if greedy else (d.get("top_k") or 0),
+        top_p=top_p,
+        min_p=None if greedy else d.get("min_p"),
+        repetition_penalty=d.get("repetition_penalty"),
+        banned_token_ids=banned or None,
+        seed=int_field(SOURCE, "seed", d.get("seed")),
+        max_tokens=d.get("max_new_tokens"),
+        min_tokens=d.get("min_new_tokens"),
+        eos_token_ids=[eos] if isinstance(eos, int) else eos,
+        metadata=metadata,
+    )))

@@ -1,0 +1,58 @@
+"""Llama Stack `sampling_params`: strategy greedy / top_p / top_k, as a flat string with sibling
+fields (older releases) or as a {"type": ...} object (current releases)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .._sampling_params import SamplingParams
+from ._fields import check_known, drop_none, source_range
+
+SOURCE = "Llama Stack"
+PARAM_FIELDS = {"strategy", "temperature", "top_p", "top_k", "repetition_penalty", "max_tokens",
+                "stop", "additional_params", "max_parallel_requests", "timeout"}
+STRATEGY_FIELDS = {
+    "greedy": {"type"},
+    "top_p": {"type", "temperature", "top_p"},
+    "top_k": {"type", "top_k"},
+}
+
+
+def from_llama_stack(sampling_params: Mapping[str, Any], *, lenient: bool = False) -> SamplingParams:
+    """SamplingParams from Llama Stack sampling_params.
+
+    Object form: {"strategy": {"type": "top_p", "temperature": 0.7, "top_p": 0.9},
+    "max_tokens": 256, "repetition_penalty": 1.0}. Flat form: {"strategy": "top_p",
+    "temperature": 0.7, "top_p": 0.9, "top_k": 0, ...}. greedy -> temperature 0; top_k -> that
+    many tokens at temperature 1 (unless a temperature is given); max_tokens 0 means no limit
+    (Llama Stack's default).
+    """
+    check_known(SOURCE, sampling_params, PARAM_FIELDS, lenient)
+    sp = dict(sampling_params)
+    strategy = sp.get("strategy", {"type": "greedy"})
+    if isinstance(strategy, str):
+        strategy = {"type": strategy, **{k: sp[k] for k in ("temperature", "top_p", "top_k") if k in sp}}
+    if not isinstance(strategy, Mapping) or strategy.get("type") not in STRATEGY_FIELDS:
+        kind = strategy.get("type") if isinstance(strategy, Mapping) else strategy
+        raise ValueError(f"{SOURCE}: strategy {kind!r} is not one of {sorted(STRATEGY_FIELDS)}")
+    kind = strategy["type"]
+    if not isinstance(sampling_params.get("strategy"), str):
+        check_known(f"{SOURCE} strategy {kind}", strategy, STRATEGY_FIELDS[kind], lenient)
+    values: dict = {}
+    if kind == "greedy":
+        values["temperature"] = 0.0
+    elif kind == "top_p":
+        values["temperature"] = source_range(SOURCE, "temperature", strategy.get("temperature", 1.0), 0.0, 3.4e38)
+        values["top_p"] = source_range(SOURCE, "top_p", strategy.get("top_p", 0.95), 0.0, 1.0, low_open=True)
+    else:
+        values["temperature"] = source_range(SOURCE, "temperature", strategy.get("temperature", 1.0), 0.0, 3.4e38)
+        values["top_k"] = strategy.get("top_k")
+    max_tokens = sp.get("max_tokens")
+    stop = sp.get("stop")
+    metadata = {k: sp[k] for k in ("additional_params", "max_parallel_requests", "timeout") if k in sp}
+    return SamplingParams(**drop_none(dict(
+        values,
+        repetition_penalty=sp.get("repetition_penalty"),
+        max_tokens=max_tokens if max_tokens else None,
+        stop=stop,
+        metadata=metadata,
+    )))

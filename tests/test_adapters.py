@@ -1,0 +1,198 @@
+"""Adapters on the example request bodies the OpenAI / NIM / vLLM, transformers, Bedrock and
+Llama Stack documentation shows, plus each source's range boundaries and typo'd fields."""
+import pytest
+
+import fastsample
+from fastsample import Manual, SamplingParams, Uniform
+
+MESSAGES = [{"role": "user", "content": "Hello!"}]
+
+
+# --- OpenAI / NIM / vLLM ---------------------------------------------------------------------
+
+def test_openai_chat_example_defaults():
+    p = fastsample.from_openai({"model": "gpt-4o", "messages": MESSAGES})
+    assert (p.temperature, p.top_p, p.top_k, p.logprobs) == (1.0, 1.0, 0, None)
+    assert p.metadata["model"] == "gpt-4o"
+
+
+def test_openai_logprobs_example():
+    p = fastsample.from_openai({"model": "gpt-4o", "messages": MESSAGES, "logprobs": True,
+                                "top_logprobs": 2})
+    assert p.logprobs == 2
+    assert fastsample.from_openai({"messages": MESSAGES, "logprobs": True}).logprobs == 0
+    with pytest.raises(ValueError, match="top_logprobs=2 needs logprobs=true"):
+        fastsample.from_openai({"messages": MESSAGES, "logprobs": False, "top_logprobs": 2})
+
+
+def test_nim_example_with_nvext():
+    body = {"model": "meta/llama3-8b-instruct", "messages": MESSAGES, "top_p": 1, "n": 1,
+            "max_tokens": 15, "stream": False, "frequency_penalty": 0.0, "stop": ["hello"],
+            "nvext": {"top_k": 40, "repetition_penalty": 1.1,
+                      "guided_json": {"type": "object"}}}
+    p = fastsample.from_openai(body)
+    assert (p.max_tokens, p.top_k, p.repetition_penalty, p.stop) == (15, 40, 1.1, ("hello",))
+    assert p.structured_output["guided_json"] == {"type": "object"}
+    assert p.metadata["n"] == 1 and p.metadata["stream"] is False
+
+
+def test_vllm_extra_body_example():
+    body = {"model": "m", "messages": MESSAGES, "temperature": 0.8, "top_p": 0.95, "seed": 7,
+            "stop": "###", "logit_bias": {"50256": -100},
+            "extra_body": {"top_k": -1, "min_p": 0.05, "repetition_penalty": 1.05,
+                           "min_tokens": 2, "ignore_eos": True, "stop_token_ids": [2],
+                           "guided_choice": ["yes", "no"], "prompt_logprobs": 1}}
+    p = fastsample.from_openai(body)
+    assert (p.temperature, p.top_p, p.top_k, p.min_p, p.seed) == (0.8, 0.95, -1, 0.05, 7)
+    assert (p.min_tokens, p.ignore_eos, p.stop_token_ids, p.stop) == (2, True, (2,), ("###",))
+    assert dict(p.logit_bias) == {50256: -100.0} and p.prompt_logprobs == 1
+    assert p.structured_output["guided_choice"] == ["yes", "no"]
+
+
+@pytest.mark.parametrize("field,good,bad", [
+    ("temperature", [0, 2], [-0.01, 2.01]),
+    ("top_p", [1e-6, 1], [0, 1.01]),
+    ("presence_penalty", [-2, 2], [-2.01, 2.01]),
+    ("frequency_penalty", [-2, 2], [-2.5, 3]),
+])
+def test_openai_ranges(field, good, bad):
+    for v in good:
+        fastsample.from_openai({field: v})
+    for v in bad:
+        with pytest.raises(ValueError, match=field):
+            fastsample.from_openai({field: v})
+
+
+def test_openai_logit_bias_range_and_typo():
+    fastsample.from_openai({"logit_bias": {"1": 100, "2": -100}})
+    with pytest.raises(ValueError, match="logit_bias"):
+        fastsample.from_openai({"logit_bias": {"1": 100.5}})
+    with pytest.raises(ValueError, match="'top_pp'.*did you mean 'top_p'"):
+        fastsample.from_openai({"top_pp": 0.9})
+    p = fastsample.from_openai({"top_pp": 0.9, "temperature": 0.1}, lenient=True)
+    assert p.temperature == 0.1 and p.top_p == 1.0
+
+
+def test_openai_accepts_distributions_and_keeps_generator_metadata():
+    body = {"temperature": {"distribution_type": "uniform", "params": {"low": 0.5, "high": 1.5}},
+            "top_p": {"distribution_type": "manual", "params": {"values": [0.9, 1.0]}},
+            "max_parallel_requests": 4, "timeout": 30}
+    p = fastsample.from_openai(body)
+    assert p.temperature == Uniform(0.5, 1.5) and p.top_p == Manual([0.9, 1.0])
+    assert p.metadata["max_parallel_requests"] == 4 and p.metadata["timeout"] == 30
+    with pytest.raises(ValueError, match="temperature"):
+        fastsample.from_openai({"temperature": {"distribution_type": "uniform",
+                                                "params": {"low": 0.5, "high": 2.5}}})
+
+
+# --- transformers ------------------------------------------------------------------------------
+
+LLAMA_31_GENERATION_CONFIG = {"bos_token_id": 128000, "do_sample": True,
+                              "eos_token_id": [128001, 128008, 128009], "temperature": 0.6,
+                              "top_p": 0.9, "transformers_version": "4.42.3"}
+
+
+def test_hf_llama_generation_config_json():
+    p = fastsample.from_hf(LLAMA_31_GENERATION_CONFIG)
+    # top_k is unset there, so transformers' default 50 applies.
+    assert (p.temperature, p.top_p, p.top_k) == (0.6, 0.9, 50)
+    assert p.eos_token_ids == (128001, 128008, 128009)
+    assert p.max_tokens is None and p.metadata["max_length"] == 20
+
+
+def test_hf_do_sample_false_is_greedy_whatever_else():
+    p = fastsample.from_hf({"do_sample": False, "temperature": 0.7, "top_k": 5, "top_p": 0.5})
+    assert p.greedy and p.top_k == 0 and p.top_p == 1.0
+    assert fastsample.from_hf({}).greedy  # transformers' default: do_sample=False
+
+
+def test_hf_generation_config_object():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.GenerationConfig(do_sample=True, top_k=20, min_p=0.1, max_new_tokens=32,
+                                        min_new_tokens=4, repetition_penalty=1.3,
+                                        suppress_tokens=[5, 6], bad_words_ids=[[9]],
+                                        eos_token_id=2)
+    p = fastsample.from_hf(cfg)
+    assert (p.top_k, p.min_p, p.max_tokens, p.min_tokens) == (20, 0.1, 32, 4)
+    assert p.repetition_penalty == 1.3 and p.banned_token_ids == (5, 6, 9)
+    assert p.eos_token_ids == (2,)
+
+
+@pytest.mark.parametrize("field,value", [("typical_p", 0.9), ("penalty_alpha", 0.6),
+                                         ("no_repeat_ngram_size", 3),
+                                         ("bad_words_ids", [[1, 2]])])
+def test_hf_unsupported_fields_are_not_silently_dropped(field, value):
+    with pytest.raises(ValueError, match=field):
+        fastsample.from_hf({"do_sample": True, field: value})
+    p = fastsample.from_hf({"do_sample": True, field: value}, lenient=True)
+    assert field in p.metadata["ignored"][0]
+
+
+def test_hf_seed_and_typo():
+    assert fastsample.from_hf({"seed": -1}).seed is None
+    assert fastsample.from_hf({"seed": 5}).seed == 5
+    with pytest.raises(ValueError, match="'temprature'.*'temperature'"):
+        fastsample.from_hf({"temprature": 0.5})
+    with pytest.raises(ValueError, match="top_p"):
+        fastsample.from_hf({"do_sample": True, "top_p": 1.5})
+
+
+# --- Bedrock -----------------------------------------------------------------------------------
+
+def test_bedrock_converse_example():
+    request = {"modelId": "anthropic.claude-3-haiku", "messages": MESSAGES,
+               "inferenceConfig": {"maxTokens": 512, "temperature": 0.5, "topP": 0.9,
+                                   "stopSequences": ["\n\nHuman:"]},
+               "additionalModelRequestFields": {"top_k": 200}}
+    p = fastsample.from_bedrock(request)
+    assert (p.max_tokens, p.temperature, p.top_p, p.top_k) == (512, 0.5, 0.9, 200)
+    assert p.stop == ("\n\nHuman:",)
+
+
+def test_bedrock_snake_case_and_ranges():
+    p = fastsample.from_bedrock({"max_tokens": 100, "temperature": 1.0, "top_p": 1.0,
+                                 "stop_sequences": ["a"]})
+    assert (p.max_tokens, p.temperature, p.stop) == (100, 1.0, ("a",))
+    for bad in ({"temperature": 1.01}, {"temperature": -0.1}, {"topP": 1.2}, {"topP": 0},
+                {"maxTokens": 0}, {"stopSequences": list("abcde")}):
+        with pytest.raises(ValueError):
+            fastsample.from_bedrock(bad)
+    with pytest.raises(ValueError, match="'maxToken'.*'maxTokens'"):
+        fastsample.from_bedrock({"maxToken": 10})
+
+
+# --- Llama Stack -------------------------------------------------------------------------------
+
+def test_llama_stack_object_form():
+    p = fastsample.from_llama_stack({"strategy": {"type": "top_p", "temperature": 0.7,
+                                                  "top_p": 0.95}, "max_tokens": 512})
+    assert (p.temperature, p.top_p, p.max_tokens) == (0.7, 0.95, 512)
+    assert fastsample.from_llama_stack({"strategy": {"type": "greedy"}}).greedy
+    p = fastsample.from_llama_stack({"strategy": {"type": "top_k", "top_k": 5},
+                                     "repetition_penalty": 1.2})
+    assert (p.top_k, p.temperature, p.repetition_penalty) == (5, 1.0, 1.2)
+
+
+def test_llama_stack_flat_form():
+    p = fastsample.from_llama_stack({"strategy": "greedy", "temperature": 0.0, "top_p": 0.95,
+                                     "top_k": 0, "repetition_penalty": 1.0, "max_tokens": 0})
+    assert p.greedy and p.max_tokens is None
+    p = fastsample.from_llama_stack({"strategy": "top_p", "temperature": 0.9, "top_p": 0.8})
+    assert (p.temperature, p.top_p) == (0.9, 0.8)
+
+
+def test_llama_stack_rejections():
+    with pytest.raises(ValueError, match="strategy 'beam'"):
+        fastsample.from_llama_stack({"strategy": {"type": "beam"}})
+    with pytest.raises(ValueError, match="'topp'"):
+        fastsample.from_llama_stack({"strategy": {"type": "top_p", "topp": 0.9}})
+    with pytest.raises(ValueError, match="top_p"):
+        fastsample.from_llama_stack({"strategy": {"type": "top_p", "top_p": 0}})
+    with pytest.raises(ValueError, match="top_k"):
+        fastsample.from_llama_stack({"strategy": {"type": "top_k", "top_k": -3}})
+
+
+def test_every_adapter_returns_sampling_params():
+    for make, body in ((fastsample.from_openai, {}), (fastsample.from_hf, {}),
+                       (fastsample.from_bedrock, {}), (fastsample.from_llama_stack, {})):
+        assert isinstance(make(body), SamplingParams)
