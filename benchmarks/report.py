@@ -1,26 +1,35 @@
-"""Prints each group's ratios (fastsample / floor, HF chain / fastsample) from a
-pytest-benchmark JSON file: python benchmarks/report.py .benchmarks/cpu.json"""
+"""Prints each group's ratios from a pytest-benchmark JSON file:
+python benchmarks/report.py .benchmarks/kernels.json
+
+CPU groups use the median wall-clock time; CUDA groups the CUDA-event time per call
+(extra_info["cuda_event_ms"]). Ratios: fastsample / floor (one torch.amax pass over the logits),
+and each peer's time / fastsample's (HF chain, pure-torch reference, FlashInfer)."""
 import json
 import sys
 from collections import defaultdict
 
 
+def seconds(bench: dict) -> float:
+    event_ms = bench.get("extra_info", {}).get("cuda_event_ms")
+    return event_ms / 1e3 if event_ms is not None else bench["stats"]["median"]
+
+
 def main(path: str) -> None:
     groups = defaultdict(dict)
     for b in json.load(open(path))["benchmarks"]:
-        groups[b["group"]][b["params"]["impl"]] = b["stats"]["median"]
-    print(f"{'group':44} {'fastsample ms':>13} {'x floor':>8} {'HF / fs':>8} {'ref / fs':>8}")
+        groups[b["group"]][b["params"]["impl"]] = seconds(b)
+    print(f"{'group':48} {'fastsample ms':>13} {'x floor':>8} {'HF / fs':>8} {'ref / fs':>8}"
+          f" {'FI / fs':>8}")
+    fmt = lambda v: f"{v:8.2f}" if v else "       -"  # noqa: E731
     for group, t in sorted(groups.items()):
         fs = t.get("fastsample")
         if not fs:
             continue
+        ratio = lambda peer: t[peer] / fs if t.get(peer) else None  # noqa: E731
         floor = t.get("floor-amax")
-        hf = t.get("hf-chain")
-        ref = t.get("reference")
-        fmt = lambda v: f"{v:8.1f}" if v else "       -"  # noqa: E731
-        print(f"{group:44} {fs * 1e3:13.3f} {fmt(fs / floor if floor else None)} "
-              f"{fmt(hf / fs if hf else None)} {fmt(ref / fs if ref else None)}")
+        print(f"{group:48} {fs * 1e3:13.3f} {fmt(fs / floor if floor else None)} "
+              f"{fmt(ratio('hf-chain'))} {fmt(ratio('reference'))} {fmt(ratio('flashinfer'))}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ".benchmarks/cpu.json")
+    main(sys.argv[1] if len(sys.argv) > 1 else ".benchmarks/kernels.json")

@@ -22,27 +22,27 @@ CASES = {
 @pytest.mark.parametrize("vocab", [1, 7, 1000, 32000, 128256])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("case", list(CASES))
-def test_keep_set_matches_reference(vocab, dtype, case):
-    logits = random_logits(3, vocab, dtype, seed=vocab, special=True)
+def test_keep_set_matches_reference(vocab, dtype, case, device):
+    logits = random_logits(3, vocab, dtype, seed=vocab, special=True, device=device)
     params = CASES[case]
     assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bf16_ties_everywhere(case, threads):
-    logits = tied_bf16_logits(4, 50000, seed=1)
+def test_bf16_ties_everywhere(case, threads, device):
+    logits = tied_bf16_logits(4, 50000, seed=1, device=device)
     params = CASES[case]
     assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
 
 
-def test_team_of_threads_equals_single_thread(threads):
-    logits = random_logits(1, 128256, seed=5)
+def test_team_of_threads_equals_single_thread(threads, device):
+    logits = random_logits(1, 128256, seed=5, device=device)
     params = CASES["top-p-only"]
     assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
 
 
-def test_per_row_parameters_mixed_with_greedy():
-    logits = random_logits(5, 5000, seed=2)
+def test_per_row_parameters_mixed_with_greedy(device):
+    logits = random_logits(5, 5000, seed=2, device=device)
     params = dict(temperature=[0.0, 0.7, 1.0, 1.3, 0.0], top_k=[0, 50, -1, 3000, 7],
                   top_p=[1.0, 0.9, 0.5, 0.95, 0.3], min_p=[0.0, 0.05, 0.0, 0.2, 0.0])
     got = fastsample.process_logits(logits, **params)
@@ -50,8 +50,8 @@ def test_per_row_parameters_mixed_with_greedy():
     assert int((got[0] > -float("inf")).sum()) == 1 and int((got[4] > -float("inf")).sum()) == 1
 
 
-def test_rows_with_nan_inf_and_all_masked():
-    x = torch.randn(4, 100)
+def test_rows_with_nan_inf_and_all_masked(device):
+    x = torch.randn(4, 100, generator=torch.Generator().manual_seed(0)).to(device)
     x[0] = -float("inf")
     x[1] = float("nan")
     x[2, 10] = float("inf")
@@ -69,14 +69,14 @@ def test_rows_with_nan_inf_and_all_masked():
     assert int(res.tokens[2]) in (10, 20) and int(res.tokens[3]) == 42
 
 
-def test_strided_and_expanded_rows_and_input_untouched():
-    base = random_logits(6, 3000, seed=3)
+def test_strided_and_expanded_rows_and_input_untouched(device):
+    base = random_logits(6, 3000, seed=3, device=device)
     strided = base[::2]  # row stride 6000
     before = strided.clone()
     got = fastsample.process_logits(strided, temperature=0.7, top_k=50)
     assert torch.equal(strided, before)
     assert_keep_sets_match(strided.contiguous(), got, temperature=0.7, top_k=50)
-    col = random_logits(3000, 2, seed=4).t()  # column stride != 1: copied, then sampled
+    col = random_logits(3000, 2, seed=4, device=device).t()  # column stride != 1: copied, then sampled
     assert_keep_sets_match(col, fastsample.process_logits(col, top_k=10), top_k=10)
     expanded = base[:1].expand(4, -1)  # row stride 0
     tokens = fastsample.sample(expanded, temperature=0.8, seed=[1, 1, 2, 2])
@@ -90,7 +90,38 @@ def test_numpy_input():
     assert fastsample.sample(x.numpy(), seed=3).tolist() == fastsample.sample(x, seed=3).tolist()
 
 
-def test_empty_batch():
-    x = torch.empty(0, 100)
+def test_empty_batch(device):
+    x = torch.empty(0, 100, device=device)
     assert fastsample.sample(x).shape == (0,)
     assert fastsample.process_logits(x).shape == (0, 100)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_boundary_bin_larger_than_its_list(dtype, threads, device):
+    # Rows where the top-p boundary bin holds more than kBinListCap (16384) elements: a flat
+    # row (every token in bin 0) and a near-flat one. The cut then runs over the row itself.
+    flat = torch.zeros(1, 40000)
+    g = torch.Generator().manual_seed(11)
+    near_flat = torch.rand(1, 40000, generator=g) * 0.01
+    logits = torch.cat([flat, near_flat]).to(device=device, dtype=dtype)
+    for top_p in (0.3, 0.9):
+        params = dict(temperature=1.0, top_p=top_p)
+        got = fastsample.process_logits(logits, **params)
+        assert_keep_sets_match(logits, got, **params)
+        assert int((got[0] > -float("inf")).sum()) == 40000  # all tied: all kept
+
+
+def test_keep_set_comparison_detects_errors():
+    """The comparison every keep-set test relies on flags a wrong value and a wrong keep-set."""
+    from fastsample._verify import keep_set_mismatch
+    logits = random_logits(2, 1000, seed=8)
+    params = dict(temperature=0.7, top_k=50, top_p=0.9)
+    good = fastsample.process_logits(logits, **params)
+    assert keep_set_mismatch(logits, good, **params) is None
+    wrong_value = good.clone()
+    kept = (wrong_value[0] > -float("inf")).nonzero()[0, 0]
+    wrong_value[0, kept] += 1.0
+    assert "values differ" in keep_set_mismatch(logits, wrong_value, **params)
+    dropped = good.clone()
+    dropped[1, good[1].argmax()] = -float("inf")  # the top token: far from the top-p boundary
+    assert "keep-set differs" in keep_set_mismatch(logits, dropped, **params)

@@ -19,15 +19,15 @@ def _exact_probs(logits_row, **params):
     dict(temperature=1.0),
     dict(temperature=1.7, min_p=0.02),
 ], ids=["hf-default", "top-p", "plain", "min-p"])
-def test_chi_square_goodness_of_fit(params):
+def test_chi_square_goodness_of_fit(params, device):
     """20,000 draws from one row (seeds 0..19999) against the exact keep-set distribution.
     Tolerance: reject at p < 1e-3 (fixed seeds, so the outcome is deterministic)."""
-    logits = random_logits(1, 64, seed=11, scale=1.5)
-    probs = _exact_probs(logits[0], **params)
+    logits = random_logits(1, 64, seed=11, scale=1.5, device=device)
+    probs = _exact_probs(logits[0], **params).cpu()
     n = 20000
     batch = logits.expand(n, -1)
     tokens = fastsample.sample(batch, seed=list(range(n)), **params)
-    counts = torch.bincount(tokens, minlength=64).double()
+    counts = torch.bincount(tokens, minlength=64).double().cpu()
     kept = probs > 0
     assert bool((counts[~kept] == 0).all()), "a token outside the keep-set was sampled"
     expected = probs[kept] * n
@@ -47,8 +47,8 @@ def test_chi_square_goodness_of_fit(params):
     assert p_value > 1e-3, f"chi-square p={p_value:.2e}"
 
 
-def test_same_seed_same_tokens_and_offset_changes_draw():
-    logits = random_logits(8, 32000, seed=12)
+def test_same_seed_same_tokens_and_offset_changes_draw(device):
+    logits = random_logits(8, 32000, seed=12, device=device)
     a = fastsample.sample(logits, temperature=1.0, top_p=0.95, seed=1234)
     b = fastsample.sample(logits, temperature=1.0, top_p=0.95, seed=1234)
     assert torch.equal(a, b)
@@ -57,10 +57,10 @@ def test_same_seed_same_tokens_and_offset_changes_draw():
     assert len(draws) == 5
 
 
-def test_generator_reproducible_for_unseeded_rows():
-    logits = random_logits(4, 5000, seed=13)
-    a = fastsample.sample(logits, generator=torch.Generator().manual_seed(7))
-    b = fastsample.sample(logits, generator=torch.Generator().manual_seed(7))
+def test_generator_reproducible_for_unseeded_rows(device):
+    logits = random_logits(4, 5000, seed=13, device=device)
+    a = fastsample.sample(logits, generator=torch.Generator(device).manual_seed(7))
+    b = fastsample.sample(logits, generator=torch.Generator(device).manual_seed(7))
     assert torch.equal(a, b)
     torch.manual_seed(3)
     c = fastsample.sample(logits)
@@ -68,21 +68,21 @@ def test_generator_reproducible_for_unseeded_rows():
     assert torch.equal(c, fastsample.sample(logits))
 
 
-def test_unseeded_draw_same_for_scalar_and_per_row_arguments():
+def test_unseeded_draw_same_for_scalar_and_per_row_arguments(device):
     # Scalar arguments take a shorter validation path; both draw the rows' seeds the same way.
-    logits = random_logits(6, 3000, seed=15)
-    a = fastsample.sample(logits, temperature=0.9, generator=torch.Generator().manual_seed(9))
-    b = fastsample.sample(logits, temperature=[0.9] * 6, generator=torch.Generator().manual_seed(9))
+    logits = random_logits(6, 3000, seed=15, device=device)
+    a = fastsample.sample(logits, temperature=0.9, generator=torch.Generator(device).manual_seed(9))
+    b = fastsample.sample(logits, temperature=[0.9] * 6, generator=torch.Generator(device).manual_seed(9))
     c = fastsample.reference.sample(logits, temperature=0.9,
-                                    generator=torch.Generator().manual_seed(9))
+                                    generator=torch.Generator(device).manual_seed(9))
     assert torch.equal(a, b)
     assert (a == c).float().mean() >= 5 / 6  # the reference's float64 draw may differ at a boundary
 
 
 @pytest.mark.parametrize("vocab", [1000, 128256])
-def test_row_token_independent_of_batch(vocab, threads):
+def test_row_token_independent_of_batch(vocab, threads, device):
     """A seeded row's token does not change with batch size, position, neighbours or threads."""
-    logits = random_logits(16, vocab, seed=14)
+    logits = random_logits(16, vocab, seed=14, device=device)
     params = dict(temperature=[0.8] * 16, top_k=[0, 50] * 8, top_p=0.9)
     seeds = list(range(100, 116))
     full = fastsample.sample(logits, seed=seeds, **params)
@@ -90,30 +90,30 @@ def test_row_token_independent_of_batch(vocab, threads):
         alone = fastsample.sample(logits[row:row + 1], seed=seeds[row],
                                   temperature=0.8, top_k=params["top_k"][row], top_p=0.9)
         assert int(alone) == int(full[row])
-    perm = torch.randperm(16, generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(0)).to(device)
     shuffled = fastsample.sample(logits[perm], seed=[seeds[i] for i in perm],
                                  temperature=0.8, top_k=[params["top_k"][i] for i in perm], top_p=0.9)
     assert torch.equal(shuffled, full[perm])
     neighbours = logits.clone()
-    neighbours[1:] = random_logits(15, vocab, seed=99)
+    neighbours[1:] = random_logits(15, vocab, seed=99, device=device)
     changed = fastsample.sample(neighbours, seed=seeds, **params)
     assert int(changed[0]) == int(full[0])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_kernel_token_equals_reference_token(dtype):
+def test_kernel_token_equals_reference_token(dtype, device):
     """Same Philox draw, same inverse CDF: tokens agree except at float-rounding boundaries.
     Tolerance: at least 99.5% of 400 rows (a mismatch needs the draw within ~1e-6 of a
     cumulative-mass step)."""
-    logits = random_logits(400, 4096, dtype, seed=15)
+    logits = random_logits(400, 4096, dtype, seed=15, device=device)
     params = dict(temperature=0.9, top_k=200, top_p=0.95, min_p=0.01)
     got = fastsample.sample(logits, seed=list(range(400)), **params)
     want = fastsample.reference.sample(logits, seed=list(range(400)), **params)
     assert float((got == want).double().mean()) >= 0.995
 
 
-def test_greedy_is_argmax_lowest_index():
-    x = torch.zeros(2, 10)
+def test_greedy_is_argmax_lowest_index(device):
+    x = torch.zeros(2, 10, device=device)
     x[0, 3] = x[0, 7] = 5.0
     x[1, 9] = 1.0
     assert fastsample.sample(x, temperature=0.0).tolist() == [3, 9]
@@ -135,8 +135,8 @@ def test_philox_known_answers():
         assert _C.philox_u64(seed, offset) == _philox.row_random_u64([seed], [offset])[0]
 
 
-def test_invalid_row_raises_without_return_valid():
-    x = torch.full((2, 10), -float("inf"))
+def test_invalid_row_raises_without_return_valid(device):
+    x = torch.full((2, 10), -float("inf"), device=device)
     x[0, 0] = 0.0
     with pytest.raises(ValueError, match=r"rows \[1\] have no valid token"):
         fastsample.sample(x)

@@ -8,6 +8,9 @@
 #include "../cpu/cpu_backend.h"
 #include "../cpu/thread_pool.h"
 #include "fastsample/philox.h"
+#ifdef FASTSAMPLE_WITH_CUDA
+#include "../cuda/cuda_backend.h"
+#endif
 
 #ifndef FASTSAMPLE_VERSION
 #define FASTSAMPLE_VERSION "0.0.0"
@@ -15,7 +18,7 @@
 
 namespace py = pybind11;
 using fastsample::DType;
-using fastsample::cpu::BatchArgs;
+using fastsample::BatchArgs;
 
 namespace {
 
@@ -49,6 +52,8 @@ BatchArgs batch_args(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, 
   return a;
 }
 
+// The CPU backend counts rows without a valid token; the CUDA backend (which never waits for the
+// device) leaves that to out_valid / the token -1.
 int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
                    float temperature, uintptr_t temperature_ptr, int64_t top_k,
                    uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
@@ -83,6 +88,44 @@ int64_t cpu_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, i
   return fastsample::cpu::process_batch(a);
 }
 
+#ifdef FASTSAMPLE_WITH_CUDA
+void check_launch(const std::string& error) {
+  if (!error.empty()) throw std::runtime_error("fastsample: CUDA kernel launch failed: " + error);
+}
+
+void cuda_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
+                 float temperature, uintptr_t temperature_ptr, int64_t top_k, uintptr_t top_k_ptr,
+                 float top_p, uintptr_t top_p_ptr, float min_p, uintptr_t min_p_ptr, int64_t seed,
+                 uintptr_t seed_ptr, int64_t offset, uintptr_t offset_ptr, uintptr_t out_tokens,
+                 uintptr_t out_valid, uintptr_t workspace, int64_t blocks, uintptr_t stream) {
+  BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
+                           top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, seed, seed_ptr,
+                           offset, offset_ptr, 0);
+  require(out_tokens != 0 || batch == 0, "output tokens pointer is null");
+  require(workspace != 0 || batch == 0, "workspace pointer is null");
+  a.out_tokens = reinterpret_cast<int64_t*>(out_tokens);
+  a.out_valid = reinterpret_cast<uint8_t*>(out_valid);
+  check_launch(fastsample::cuda::launch_sample(a, reinterpret_cast<void*>(workspace), blocks,
+                                               stream));
+}
+
+void cuda_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
+                  float temperature, uintptr_t temperature_ptr, int64_t top_k,
+                  uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                  uintptr_t min_p_ptr, uintptr_t out_logits, int64_t out_row_stride,
+                  uintptr_t workspace, int64_t blocks, uintptr_t stream) {
+  BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
+                           top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, 0, 0, 0, 0, 0);
+  require(out_logits != 0 || batch == 0, "output logits pointer is null");
+  require(out_row_stride >= vocab, "output row stride must be >= vocab");
+  require(workspace != 0 || batch == 0, "workspace pointer is null");
+  a.out_logits = reinterpret_cast<float*>(out_logits);
+  a.out_row_stride = out_row_stride;
+  check_launch(fastsample::cuda::launch_process(a, reinterpret_cast<void*>(workspace), blocks,
+                                                stream));
+}
+#endif
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -106,6 +149,10 @@ PYBIND11_MODULE(_C, m) {
   m.attr("version") = FASTSAMPLE_VERSION;
 #ifdef FASTSAMPLE_WITH_CUDA
   m.attr("cuda_compiled") = true;
+  m.def("cuda_sample", &cuda_sample);
+  m.def("cuda_process", &cuda_process);
+  m.def("cuda_workspace_bytes", &fastsample::cuda::workspace_bytes_per_block);
+  m.def("cuda_device_count", &fastsample::cuda::device_count);
   m.attr("cuda_architectures") = FASTSAMPLE_CUDA_ARCHS;
 #else
   m.attr("cuda_compiled") = false;

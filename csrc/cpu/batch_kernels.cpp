@@ -19,30 +19,13 @@ constexpr int64_t kTeamMinVocab = 32768;
 // Batches smaller than this many logits in all run on the calling thread.
 constexpr int64_t kParallelMinWork = 65536;
 
-RowParams row_params(const BatchArgs& a, int64_t row) {
-  RowParams p;
-  p.temperature = a.temperature.at(row);
-  p.top_k = a.top_k.at(row);
-  p.top_p = a.top_p.at(row);
-  p.min_p = a.min_p.at(row);
-  p.seed = uint64_t(a.seed.at(row));
-  p.offset = uint64_t(a.offset.at(row));
-  return normalize_params(p, a.vocab);
-}
-
-template <DType D>
-RowView<D> row_view(const BatchArgs& a, int64_t row) {
-  using Elem = typename KeyLoader<D>::Elem;
-  return RowView<D>{static_cast<const Elem*>(a.logits) + row * a.row_stride, a.vocab};
-}
-
 template <bool kProcess, DType D>
 bool run_row(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
-  const RowParams p = row_params(a, row);
+  const RowParams p = batch_row_params(a, row);
   if constexpr (kProcess) {
-    return process_row(ctx, row_view<D>(a, row), p, scratch, a.out_logits + row * a.out_row_stride);
+    return process_row(ctx, batch_row_view<D>(a, row), p, scratch, a.out_logits + row * a.out_row_stride);
   } else {
-    const RowSample s = sample_row(ctx, row_view<D>(a, row), p, scratch);
+    const RowSample s = sample_row(ctx, batch_row_view<D>(a, row), p, scratch);
     if (ctx.rank() == 0) {
       a.out_tokens[row] = s.token;
       if (a.out_valid) a.out_valid[row] = s.valid ? 1 : 0;

@@ -92,7 +92,8 @@ struct WorkerBuffers {
   RowScratch row_scratch(int64_t vocab) {
     return RowScratch{group_max.at_least(size_t(num_groups(vocab))),
                       cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
-                      bin_keys.at_least(size_t(vocab)), bin_tokens.at_least(size_t(vocab))};
+                      bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
+                      kBinListCap};
   }
 };
 
@@ -112,6 +113,7 @@ class CpuCtx {
     RowScratch own = team;
     own.bin_keys = buf_->solo_bin_keys.at_least(kFastListCap);
     own.bin_tokens = buf_->solo_bin_tokens.at_least(kFastListCap);
+    own.bin_cap = kFastListCap;
     return own;
   }
   int64_t size() const { return size_; }

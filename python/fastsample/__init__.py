@@ -5,7 +5,7 @@
 
 See docs/semantics.md for the exact contract every backend computes.
 """
-from . import adapters, reference
+from . import _C, adapters, reference
 from ._build_info import build_info, get_num_threads, set_num_threads
 from ._distributions import Manual, Uniform
 from ._output import SampleOutput
@@ -14,7 +14,7 @@ from ._sampling_batch import BatchFlags, SamplingBatch
 from ._sampling_params import SamplingParams
 from .adapters import from_bedrock, from_hf, from_llama_stack, from_openai
 
-__version__ = build_info()["version"]
+__version__ = str(_C.version)
 
 __all__ = [
     "BatchFlags",

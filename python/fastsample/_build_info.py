@@ -3,23 +3,25 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from . import _C
+from . import _C, _cuda
 
 
 def build_info() -> Dict[str, Any]:
     """Returns version, compiled backends, CUDA architectures, the CPU SIMD level in use and the
     CPU thread count.
 
-    `backends` lists the devices with compiled sampling kernels; other torch devices run the
-    pure-torch reference. `cuda_enabled` says whether the build found nvcc and enabled CUDA
-    (FASTSAMPLE_CUDA); it compiles csrc/cuda/*.cu, which holds no kernels until the CUDA backend.
+    `backends` lists the device types with compiled sampling kernels; other torch devices run
+    the pure-torch reference. `cuda_enabled` says whether the build found nvcc and compiled the
+    CUDA kernels (FASTSAMPLE_CUDA); `cuda_devices` how many GPUs they can use here (0 without a
+    driver or GPU: CUDA tensors cannot exist then either).
     """
     archs = [a for a in str(_C.cuda_architectures).split(",") if a]
     return {
         "version": _C.version,
-        "backends": ["cpu"],
+        "backends": ["cpu", "cuda"] if _cuda.COMPILED else ["cpu"],
         "cuda_enabled": bool(_C.cuda_compiled),
         "cuda_architectures": archs,
+        "cuda_devices": _cuda.device_count(),
         "simd": _C.simd_level(),
         "num_threads": _C.get_num_threads(),
     }

@@ -122,7 +122,25 @@ def _rows_tensor(name: str, v: Any, batch: int, dtype: torch.dtype) -> torch.Ten
     return t
 
 
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _check_capturable(name: str, t: torch.Tensor, device: torch.device) -> None:
+    """During CUDA-graph capture a host tensor would be copied once, at capture, and replayed
+    with stale values; per-row values must already live on the device."""
+    if t.device != device and _capturing():
+        raise ValueError(
+            f"{name}: per-row values are on {t.device} while a CUDA graph is being captured; "
+            f"put them on {device} before capture (e.g. a fastsample.SamplingBatch)"
+        )
+
+
 def _check_rows(name: str, t: torch.Tensor, rng: Range) -> None:
+    if t.device.type != "cpu" and _capturing():
+        # Reading device values would wait for the GPU, which capture forbids. The kernels
+        # normalize out-of-range values (row_params.h); SamplingBatch validated them at build.
+        return
     values = t.to("cpu", torch.float64)
     bad = ~torch.isfinite(values) if not rng.integer else torch.zeros_like(values, dtype=torch.bool)
     finite = values.clone()
@@ -156,6 +174,7 @@ def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Pa
         return Param(int(v) if rng.integer else float(v))
     dtype = torch.int64 if rng.integer else torch.float32
     t = _rows_tensor(name, v, batch, dtype)
+    _check_capturable(name, t, device)
     _check_rows(name, t, rng)
     t = t.to(device=device, dtype=dtype).contiguous()
     return Param(0 if rng.integer else 1.0, t)
@@ -202,20 +221,29 @@ def check_generator(generator: Any) -> None:
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
+def _draw_on(device: torch.device, batch: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """B seeds drawn where the generator lives (the device's default generator when None, so a
+    CUDA draw is captured into a graph correctly), returned on `device`."""
+    where = generator.device if generator is not None else device
+    return draw_seeds(torch.empty(batch, dtype=torch.int64, device=where), generator).to(device)
+
+
 def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,
           device: torch.device) -> Seeds:
     """Resolves seed/offset: seeded rows use (seed, offset or 0); each unseeded row draws its own
-    seed from `generator` (or torch's default generator), all rows in one draw of B values, and
-    uses the given offset (or 0)."""
+    seed from `generator` (or the default generator of the logits' device), all rows in one draw
+    of B values, and uses the given offset (or 0). Per-row seed/offset tensors stay on their
+    device (no host round trip when they are already on the logits' device)."""
     check_generator(generator)
+    if isinstance(seed, torch.Tensor) or isinstance(offset, torch.Tensor):
+        return _tensor_seeds(seed, offset, generator, batch, device)
     scalar_seed = seed is None or _is_int(seed)
     scalar_offset = offset is None or _is_int(offset)
     if scalar_seed and scalar_offset:
         s = _seed_value("seed", seed)
         o = Param(0 if offset is None else _offset_value("offset", offset))
         if s is None:
-            drawn = draw_seeds(torch.empty(batch, dtype=torch.int64), generator)
-            return Seeds(Param(0, drawn.to(device)), o)
+            return Seeds(Param(0, _draw_on(device, batch, generator)), o)
         return Seeds(Param(s), o)
 
     seed_list = _per_row_ints("seed", seed, batch)
@@ -224,20 +252,47 @@ def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: i
     resolved_offset = [_offset_value(f"offset[{r}]", v) for r, v in enumerate(offset_list)]
     drawn = None
     if any(s is None for s in resolved_seed):
-        drawn = draw_seeds(torch.empty(batch, dtype=torch.int64), generator).tolist()
+        drawn = _draw_on(torch.device("cpu"), batch, generator).tolist()
     seed_rows = [drawn[r] if s is None else s for r, s in enumerate(resolved_seed)]
     as_tensor = lambda vals: torch.tensor(vals, dtype=torch.int64, device=device)  # noqa: E731
     return Seeds(Param(0, as_tensor(seed_rows)), Param(0, as_tensor(resolved_offset)))
 
 
+_SEED_RANGE = Range("0 <= seed <= 2**63-1, or -1 for random", 0, MAX_SEED, integer=True,
+                    extra=(-1,))
+_OFFSET_RANGE = Range("0 <= offset <= 2**63-1", 0, MAX_SEED, integer=True)
+
+
+def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> torch.Tensor:
+    t = _rows_tensor(name, v, batch, torch.int64)
+    _check_capturable(name, t, device)
+    _check_rows(name, t, rng)
+    return t.to(device=device, dtype=torch.int64).contiguous()
+
+
+def _tensor_seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,
+                  device: torch.device) -> Seeds:
+    """seed and/or offset given as tensors: resolved on the device (-1 = random row)."""
+    if seed is None or _is_int(seed):
+        s = _seed_value("seed", seed)
+        seed_rows = torch.full((batch,), -1 if s is None else s, dtype=torch.int64, device=device)
+    else:
+        seed_rows = _int_rows("seed", seed, batch, _SEED_RANGE, device)
+    if offset is None or _is_int(offset):
+        offsets = Param(0 if offset is None else _offset_value("offset", offset))
+    else:
+        offsets = Param(0, _int_rows("offset", offset, batch, _OFFSET_RANGE, device))
+    # Outside capture, draw only when some row needs it (as the list form does); a graph always
+    # draws, since asking would wait for the GPU.
+    if _capturing() or bool((seed_rows == -1).any()):
+        seed_rows = torch.where(seed_rows == -1, _draw_on(device, batch, generator), seed_rows)
+    return Seeds(Param(0, seed_rows), offsets)
+
+
 def _per_row_ints(name: str, v: Any, batch: int) -> list:
     if v is None or _is_int(v):
         return [v if v is not None else (None if name == "seed" else 0)] * batch
-    if isinstance(v, torch.Tensor):
-        if v.is_floating_point() or v.dtype == torch.bool:
-            raise TypeError(f"{name}: per-row values must be an integer tensor, got dtype {v.dtype}")
-        v = v.detach().cpu().tolist()
-    elif isinstance(v, np.ndarray):
+    if isinstance(v, np.ndarray):
         v = v.tolist()
     if not isinstance(v, (list, tuple)):
         raise TypeError(f"{name} must be an int, None, or one value per row, got {type(v).__name__}")

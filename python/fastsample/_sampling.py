@@ -6,7 +6,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from . import _params, reference
+from . import _cuda, _params, reference
 from ._C import cpu_process, cpu_sample
 from ._output import SampleOutput
 
@@ -54,6 +54,11 @@ def sample(
         generator: torch.Generator for unseeded rows (default: torch's default generator).
         return_valid: also return which rows had a valid token.
 
+    On CUDA tensors (when built with CUDA) the fused CUDA kernels run on the current stream and
+    nothing waits for the GPU, except the check for rows with no valid token, which
+    return_valid=True leaves to the caller (and which is skipped during CUDA-graph capture).
+    Per-row parameters may then be tensors on the logits' device.
+
     Returns:
         int64 tensor [B] of token ids on the logits' device; with return_valid=True, a
         SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
@@ -64,17 +69,35 @@ def sample(
         tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
         return _run_sample(logits, tokens, *fast, generator, return_valid)
     logits = _params.as_logits(logits)
-    if logits.device.type != "cpu":
+    on_cuda = _cuda.runs_on(logits.device)
+    if logits.device.type != "cpu" and not on_cuda:
         return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                 min_p=min_p, seed=seed, offset=offset, generator=generator,
                                 return_valid=return_valid)
     batch = logits.shape[0]
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
     s = _params.seeds(seed, offset, generator, batch, logits.device)
+    args = (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
+            s.seed.scalar, s.seed.ptr(), s.offset.scalar, s.offset.ptr())
+    if on_cuda:
+        return _run_sample_cuda(logits, args, return_valid)
     tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
-    return _run_sample(logits, tokens, temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar,
-                       p.ptr(), m.scalar, m.ptr(), s.seed.scalar, s.seed.ptr(), s.offset.scalar,
-                       s.offset.ptr(), None, return_valid)
+    return _run_sample(logits, tokens, *args, None, return_valid)
+
+
+def _run_sample_cuda(logits: torch.Tensor, args: tuple, return_valid: bool):
+    batch = logits.shape[0]
+    tokens = torch.empty(batch, dtype=torch.int64, device=logits.device)
+    valid = torch.empty(batch, dtype=torch.bool, device=logits.device) if return_valid else None
+    _cuda.sample(logits, _params.FLOAT_DTYPES[logits.dtype], tokens,
+                 0 if valid is None else valid.data_ptr(), args)
+    if valid is not None:
+        return SampleOutput(tokens, valid)
+    # Invalid rows come back as -1. Checking waits for the GPU, which a captured graph cannot
+    # do: there (and with return_valid=True, the sync-free form) the caller checks.
+    if not _cuda.capturing() and not bool((tokens >= 0).all()):
+        raise ValueError(reference._invalid_rows_message(tokens >= 0))
+    return tokens
 
 
 def _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset, generator):
@@ -141,12 +164,18 @@ def process_logits(
     The input is never modified.
     """
     logits = _params.as_logits(logits)
-    if logits.device.type != "cpu":
+    on_cuda = _cuda.runs_on(logits.device)
+    if logits.device.type != "cpu" and not on_cuda:
         return reference.process_logits(logits, temperature=temperature, top_k=top_k,
                                         top_p=top_p, min_p=min_p)
     batch, vocab = logits.shape
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
-    out = torch.empty((batch, vocab), dtype=torch.float32)
+    out = torch.empty((batch, vocab), dtype=torch.float32, device=logits.device)
+    if on_cuda:
+        _cuda.process(logits, _params.FLOAT_DTYPES[logits.dtype], out,
+                      (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar,
+                       m.ptr()))
+        return out
     cpu_process(
         logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
         temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),

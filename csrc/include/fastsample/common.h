@@ -52,6 +52,11 @@ FS_HOST_DEVICE inline int64_t num_groups(int64_t n) { return (n + kGroup - 1) / 
 constexpr int kFastTopKMax = 1024;
 constexpr int kFastListCap = 8192;
 
+// The top-p boundary bin is compacted into a list of at most this many elements; a larger bin
+// (heavy ties, flat rows) is resolved by a radix select over the row instead. Every backend uses
+// the same cap, so the CPU tests take the same branch the GPU does.
+constexpr int kBinListCap = 16384;
+
 // A per-row parameter array or one scalar for the batch (ptr == nullptr).
 template <class T>
 struct ParamSource {

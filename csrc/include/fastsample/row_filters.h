@@ -127,11 +127,17 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
   }
   const uint32_t bin_lo = min_key_with_bin_at_most(mass, bin);
   const uint32_t bin_hi = bin == 0 ? kFloatMaxKey : min_key_with_bin_at_most(mass, bin - 1) - 1;
+  const uint32_t bin_floor = bin_lo > lo ? bin_lo : lo;
   const int64_t n_bin = ctx.compact(
-      view, bin_lo > lo ? bin_lo : lo, [&](uint32_t key) { return key <= bin_hi; },
-      scratch.bin_keys, scratch.bin_tokens, view.size(), gmax);
-  const ListView bin_view{scratch.bin_keys, scratch.bin_tokens, n_bin};
-  return radix_select_desc(ctx, bin_view, lo, need - above, mass);
+      view, bin_floor, [&](uint32_t key) { return key <= bin_hi; }, scratch.bin_keys,
+      scratch.bin_tokens, scratch.bin_cap, gmax);
+  if (n_bin <= scratch.bin_cap) {
+    const ListView bin_view{scratch.bin_keys, scratch.bin_tokens, n_bin};
+    return radix_select_desc(ctx, bin_view, lo, need - above, mass);
+  }
+  // Too many to list: the same cut over the row. Everything above the bin weighs `above` < need,
+  // so the largest key reaching `need` over {key >= bin_floor} lies in the bin and is the same.
+  return radix_select_desc(ctx, view, bin_floor, need, mass);
 }
 
 // The keep-set of one row over `view`, whose maximum is `m`. `view` holds every element of the row

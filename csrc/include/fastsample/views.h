@@ -39,8 +39,9 @@ struct RowScratch {
   uint32_t* group_max;     // num_groups(V) entries
   uint32_t* cand_keys;     // kFastListCap entries
   int32_t* cand_tokens;
-  uint32_t* bin_keys;      // V entries: the top-p boundary bin
+  uint32_t* bin_keys;      // bin_cap entries: the top-p boundary bin
   int32_t* bin_tokens;
+  int64_t bin_cap;         // kBinListCap, or kFastListCap for a solo context's short lists
 };
 
 FS_CODE_END

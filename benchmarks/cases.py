@@ -1,0 +1,44 @@
+"""What the CPU and GPU kernel benchmarks share: the parameter cases, LLM-like logits and the
+Hugging Face warper chain they are compared with."""
+import os
+
+import torch
+
+CASES = {
+    "hf-default": dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
+    "top-p-only": dict(temperature=0.8, top_p=0.9),
+}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def env_list(name, default):
+    """Comma-separated ints from the environment (to restrict a run), else the default list."""
+    return [int(v) for v in os.environ.get(name, default).split(",")]
+
+
+def make_logits(batch, vocab, dtype, device="cpu"):
+    g = torch.Generator().manual_seed(0)
+    # LLM-like: most logits in a broad normal bulk, a few standing well above it.
+    x = torch.randn(batch, vocab, generator=g) * 3.0
+    x[:, : vocab // 1000] += 8.0
+    return x.to(device=device, dtype=dtype)
+
+
+def hf_chain(params):
+    """transformers' warpers for `params`, then softmax + multinomial: a callable on logits."""
+    from transformers import (LogitsProcessorList, MinPLogitsWarper, TemperatureLogitsWarper,
+                              TopKLogitsWarper, TopPLogitsWarper)
+    warpers = [TemperatureLogitsWarper(params["temperature"])]
+    if params.get("top_k"):
+        warpers.append(TopKLogitsWarper(params["top_k"]))
+    if params.get("top_p", 1.0) < 1.0:
+        warpers.append(TopPLogitsWarper(params["top_p"]))
+    if params.get("min_p"):
+        warpers.append(MinPLogitsWarper(params["min_p"]))
+    chain = LogitsProcessorList(warpers)
+
+    def run(logits):
+        scores = chain(None, logits.float())
+        return torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
+
+    return run

@@ -1,0 +1,104 @@
+// The CUDA batch kernels: one block per row at a time, running the shared row algorithms
+// (include/fastsample/row_sampler.h) on a BlockCtx. Launch code only; no algorithm lives here.
+#include <cuda_runtime.h>
+
+#include "block_context.cuh"
+#include "cuda_backend.h"
+#include "fastsample/batch_args.h"
+#include "fastsample/row_sampler.h"
+
+namespace fastsample::cuda {
+namespace {
+
+// Where one block's RowScratch lives inside its share of the workspace (16-byte aligned parts).
+struct ScratchLayout {
+  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, bytes;
+
+  __host__ __device__ explicit ScratchLayout(int64_t vocab) {
+    const auto round16 = [](int64_t b) { return (b + 15) / 16 * 16; };
+    group_max = 0;
+    cand_keys = group_max + round16(4 * num_groups(vocab));
+    cand_tokens = cand_keys + round16(4 * int64_t(kFastListCap));
+    bin_keys = cand_tokens + round16(4 * int64_t(kFastListCap));
+    bin_tokens = bin_keys + round16(4 * int64_t(kBinListCap));
+    bytes = bin_tokens + round16(4 * int64_t(kBinListCap));
+  }
+
+  __device__ RowScratch at(unsigned char* base) const {
+    return RowScratch{reinterpret_cast<uint32_t*>(base + group_max),
+                      reinterpret_cast<uint32_t*>(base + cand_keys),
+                      reinterpret_cast<int32_t*>(base + cand_tokens),
+                      reinterpret_cast<uint32_t*>(base + bin_keys),
+                      reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap};
+  }
+};
+
+template <bool kProcess, DType D>
+__global__ void __launch_bounds__(kBlockThreads, 1) batch_kernel(const BatchArgs a,
+                                                              unsigned char* workspace) {
+  __shared__ BlockShared shared;
+  BlockCtx ctx(&shared);
+  const ScratchLayout layout(a.vocab);
+  const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes);
+  for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
+    // Every thread reads the row's parameters (and seed, which may share memory with
+    // out_tokens) before the first barrier inside the row algorithm; thread 0 writes after it.
+    const RowParams p = batch_row_params(a, row);
+    const RowView<D> view = batch_row_view<D>(a, row);
+    if constexpr (kProcess) {
+      process_row(ctx, view, p, scratch, a.out_logits + row * a.out_row_stride);
+    } else {
+      const RowSample s = sample_row(ctx, view, p, scratch);
+      if (threadIdx.x == 0) {
+        a.out_tokens[row] = s.token;
+        if (a.out_valid != nullptr) a.out_valid[row] = s.valid ? 1 : 0;
+      }
+    }
+    __syncthreads();  // the next row reuses the block's scratch
+  }
+}
+
+template <bool kProcess>
+std::string launch(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {
+  if (a.batch == 0) return "";
+  if (blocks < 1 || blocks > a.batch || blocks > 0x7fffffff) return "invalid block count";
+  const dim3 grid{static_cast<unsigned>(blocks)};
+  cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  auto* ws = static_cast<unsigned char*>(workspace);
+  switch (a.dtype) {
+    case DType::kFloat16:
+      batch_kernel<kProcess, DType::kFloat16><<<grid, kBlockThreads, 0, s>>>(a, ws);
+      break;
+    case DType::kBFloat16:
+      batch_kernel<kProcess, DType::kBFloat16><<<grid, kBlockThreads, 0, s>>>(a, ws);
+      break;
+    default:
+      batch_kernel<kProcess, DType::kFloat32><<<grid, kBlockThreads, 0, s>>>(a, ws);
+      break;
+  }
+  // Launch errors only (bad configuration, no device): reading them does not synchronize.
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? std::string() : std::string(cudaGetErrorString(err));
+}
+
+}  // namespace
+
+int64_t workspace_bytes_per_block(int64_t vocab) { return ScratchLayout(vocab).bytes; }
+
+std::string launch_sample(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {
+  return launch<false>(a, workspace, blocks, stream);
+}
+std::string launch_process(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {
+  return launch<true>(a, workspace, blocks, stream);
+}
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error so later calls start clean
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace fastsample::cuda

@@ -1,0 +1,26 @@
+// The CUDA backend's host entry points (plain C++: the bindings include this without nvcc).
+// Pointers in BatchArgs are device pointers; nothing here synchronizes with the host.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "fastsample/batch_args.h"
+
+namespace fastsample::cuda {
+
+// Bytes of global scratch one block needs for rows of `vocab` logits (the caller allocates
+// blocks * this, e.g. from torch's caching allocator, so graph capture sees no cudaMalloc).
+int64_t workspace_bytes_per_block(int64_t vocab);
+
+// Enqueue the batch on `stream` (a cudaStream_t as an integer; 0 is the legacy default stream)
+// with `blocks` blocks, each looping over rows blockIdx.x, blockIdx.x + blocks, ...
+// Returns "" on success, or the CUDA error text of the launch.
+std::string launch_sample(const BatchArgs& args, void* workspace, int64_t blocks,
+                          uintptr_t stream);
+std::string launch_process(const BatchArgs& args, void* workspace, int64_t blocks,
+                           uintptr_t stream);
+
+// Devices the runtime sees; 0 when there is no driver or no GPU (never throws).
+int device_count();
+
+}  // namespace fastsample::cuda

@@ -1,0 +1,74 @@
+"""Launching the CUDA kernels: the logits' device, its current stream and a workspace from
+torch's caching allocator. Nothing here waits for the GPU, so a decode step that calls
+fastsample.sample can be captured in a CUDA graph."""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+
+from . import _C
+
+COMPILED = bool(_C.cuda_compiled)
+
+# Blocks per multiprocessor: one 512-thread block fits per SM at the kernels' register use; two
+# let one block's barriers overlap another's loads.
+_BLOCKS_PER_SM = 2
+_sm_count: Dict[int, int] = {}
+
+
+def runs_on(device: torch.device) -> bool:
+    """True when tensors on `device` are sampled by the compiled CUDA kernels."""
+    return COMPILED and device.type == "cuda"
+
+
+def capturing() -> bool:
+    """True while the current CUDA stream is being captured into a graph (no syncs allowed)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _launch_shape(device: torch.device, batch: int, vocab: int) -> Tuple[torch.Tensor, int]:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    sms = _sm_count.get(index)
+    if sms is None:
+        sms = torch.cuda.get_device_properties(index).multi_processor_count
+        _sm_count[index] = sms
+    blocks = max(1, min(batch, _BLOCKS_PER_SM * sms))
+    workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(vocab)), dtype=torch.uint8,
+                            device=device)
+    return workspace, blocks
+
+
+def _stream(device: torch.device) -> int:
+    return int(torch.cuda.current_stream(device).cuda_stream)
+
+
+def sample(logits: torch.Tensor, dtype_code: int, tokens: torch.Tensor, valid_ptr: int,
+           params: tuple) -> None:
+    """Enqueues the fused sample kernel. params: (T, T_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed,
+    seed_ptr, offset, offset_ptr) as the CPU kernel takes them, pointers into device memory."""
+    batch, vocab = logits.shape
+    if batch == 0:
+        return
+    with torch.cuda.device(logits.device):
+        workspace, blocks = _launch_shape(logits.device, batch, vocab)
+        _C.cuda_sample(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
+                       tokens.data_ptr(), valid_ptr, workspace.data_ptr(), blocks,
+                       _stream(logits.device))
+
+
+def process(logits: torch.Tensor, dtype_code: int, out: torch.Tensor, params: tuple) -> None:
+    """Enqueues the fused process kernel (params: T, T_ptr, k, k_ptr, p, p_ptr, m, m_ptr)."""
+    batch, vocab = logits.shape
+    if batch == 0:
+        return
+    with torch.cuda.device(logits.device):
+        workspace, blocks = _launch_shape(logits.device, batch, vocab)
+        _C.cuda_process(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
+                        out.data_ptr(), out.stride(0), workspace.data_ptr(), blocks,
+                        _stream(logits.device))
+
+
+def device_count() -> int:
+    """GPUs the compiled backend can use (0 without CUDA support, a driver or a GPU)."""
+    return int(_C.cuda_device_count()) if COMPILED else 0

@@ -1,0 +1,56 @@
+"""Comparing a backend's output with the reference under SEMANTICS.md's tolerances; used by the
+test suite and by `python -m fastsample selftest`."""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import torch
+
+from . import reference
+
+# Top-p keep-sets may differ only for tokens whose cumulative mass (the mass of every token
+# ranked above them) lies within this of the boundary; everything else must be exact.
+TOP_P_MASS_TOL = 1e-4
+
+
+def _row_value(v: Any, row: int) -> Any:
+    if isinstance(v, (list, tuple)):
+        return v[row]
+    if isinstance(v, torch.Tensor) and v.dim() == 1:
+        return v[row].item()
+    return v
+
+
+def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) -> Optional[str]:
+    """got: process_logits output for `logits` [B, V] with `params` (scalars or per-row lists).
+    Returns None when its values and keep-set match the reference, else what differs."""
+    want = reference.process_logits(logits, **params).to(got.device)
+    got_keep = got > -math.inf
+    want_keep = want > -math.inf
+    both = got_keep & want_keep
+    if not torch.equal(got[both], want[both]):
+        return "kept values differ from z = x / T"
+    diff = got_keep ^ want_keep
+    if not bool(diff.any()):
+        return None
+    top_p = params.get("top_p", 1.0)
+    _, z, _, _, _ = reference.keep_set(logits, **params)
+    diff = diff.cpu()
+    z = z.cpu()
+    for row in diff.any(dim=1).nonzero().flatten().tolist():
+        p = float(_row_value(top_p, row))
+        if p >= 1.0:
+            return f"row {row}: keep-sets differ without top-p at {diff[row].nonzero()[:5].flatten().tolist()}"
+        row_params = {k: _row_value(v, row) for k, v in params.items()}
+        row_params.update(top_p=1.0, min_p=0.0)
+        k_keep = reference.process_logits(logits[row:row + 1], **row_params)[0].cpu() > -math.inf
+        zr = z[row].double()
+        q = torch.where(k_keep, torch.exp(zr - zr[k_keep].max()), torch.zeros_like(zr))
+        q = q / q.sum()
+        for tok in diff[row].nonzero().flatten().tolist():
+            above = float(q[zr > zr[tok]].sum())
+            if abs(above - p) > TOP_P_MASS_TOL:
+                return (f"row {row} token {tok}: keep-set differs with mass above {above:.6g} "
+                        f"vs top_p {p}")
+    return None

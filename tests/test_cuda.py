@@ -1,0 +1,124 @@
+"""CUDA-only behaviour: agreement with the CPU kernels, device-resident parameters, streams,
+CUDA-graph capture and torch.compile. Skipped (with the reason) where no GPU is present; the
+keep-set and sampling suites run on CUDA through the `device` fixture as well."""
+import pytest
+import torch
+
+import fastsample
+from conftest import requires_cuda
+from helpers import assert_keep_sets_match, random_logits
+
+pytestmark = requires_cuda
+
+HF_DEFAULT = dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("params", [HF_DEFAULT, dict(temperature=0.8, top_p=0.9),
+                                    dict(temperature=1.2, top_k=2000)],
+                         ids=["hf-default", "top-p", "top-k-large"])
+def test_cuda_token_equals_cpu_token(dtype, params):
+    """Same Philox stream and integer masses: tokens agree except at float-rounding boundaries.
+    Tolerance: at least 99.5% of 256 rows."""
+    logits = random_logits(256, 32000, dtype, seed=21)
+    seeds = list(range(256))
+    cpu = fastsample.sample(logits, seed=seeds, **params)
+    gpu = fastsample.sample(logits.cuda(), seed=seeds, **params)
+    assert gpu.device.type == "cuda"
+    assert float((gpu.cpu() == cpu).double().mean()) >= 0.995
+
+
+def test_cuda_keep_sets_equal_cpu_keep_sets():
+    logits = random_logits(8, 128256, seed=22)
+    cpu = fastsample.process_logits(logits, **HF_DEFAULT)
+    gpu = fastsample.process_logits(logits.cuda(), **HF_DEFAULT)
+    assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_device_tensor_parameters():
+    logits = random_logits(6, 5000, seed=23, device="cuda")
+    params = dict(temperature=torch.tensor([0.0, 0.7, 1.0, 1.3, 0.5, 0.9], device="cuda"),
+                  top_k=torch.tensor([0, 50, -1, 3000, 7, 1], device="cuda"),
+                  top_p=torch.tensor([1.0, 0.9, 0.5, 0.95, 0.3, 1.0], device="cuda"),
+                  min_p=torch.tensor([0.0, 0.05, 0.0, 0.2, 0.0, 0.0], device="cuda"))
+    got = fastsample.process_logits(logits, **params)
+    host = {k: v.tolist() for k, v in params.items()}
+    assert_keep_sets_match(logits.cpu(), got.cpu(), **host)
+    seeds = torch.arange(6, device="cuda")
+    offsets = torch.full((6,), 3, device="cuda")
+    a = fastsample.sample(logits, seed=seeds, offset=offsets, **params)
+    b = fastsample.sample(logits.cpu(), seed=list(range(6)), offset=3, **host)
+    assert float((a.cpu() == b).double().mean()) >= 5 / 6
+
+
+def test_runs_on_the_current_stream():
+    logits = random_logits(4, 50000, seed=24, device="cuda")
+    want = fastsample.sample(logits, seed=5, **HF_DEFAULT)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        got = fastsample.sample(logits, seed=5, return_valid=True, **HF_DEFAULT)
+    torch.cuda.current_stream().wait_stream(side)
+    assert torch.equal(got.tokens, want) and bool(got.valid.all())
+
+
+def test_cuda_graph_capture_and_replay():
+    """A decode step with device-resident parameters is captured once and replayed: no host
+    sync (capture would fail on one) and replays read the current logits, seeds and offsets."""
+    batch, vocab = 8, 32000
+    logits = random_logits(batch, vocab, seed=25, device="cuda")
+    temperature = torch.full((batch,), 0.8, device="cuda")
+    top_p = torch.full((batch,), 0.9, device="cuda")
+    seeds = torch.arange(batch, device="cuda")
+    offsets = torch.zeros(batch, dtype=torch.int64, device="cuda")
+
+    def step():
+        return fastsample.sample(logits, temperature=temperature, top_k=50, top_p=top_p,
+                                 seed=seeds, offset=offsets, return_valid=True)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()  # warm-up outside capture (allocator, lazy init)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = step()
+    for t in range(3):
+        logits.copy_(random_logits(batch, vocab, seed=100 + t, device="cuda"))
+        offsets.fill_(t)
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = fastsample.sample(logits, temperature=0.8, top_k=50, top_p=0.9,
+                                  seed=list(range(batch)), offset=t)
+        assert torch.equal(out.tokens, eager)
+        assert bool(out.valid.all())
+
+
+def test_graph_capture_rejects_host_per_row_values():
+    logits = random_logits(2, 1000, seed=26, device="cuda")
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(ValueError, match="being captured"):
+        with torch.cuda.graph(graph):
+            fastsample.sample(logits, temperature=[0.5, 0.7], seed=1, return_valid=True)
+
+
+def test_torch_compile_step_matches_eager():
+    logits = random_logits(4, 32000, seed=27, device="cuda")
+
+    def step(x):
+        return fastsample.sample(x * 1.0, seed=3, **HF_DEFAULT)
+
+    compiled = torch.compile(step)
+    assert torch.equal(compiled(logits), step(logits))
+
+
+def test_logits_on_a_second_gpu():
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    logits = random_logits(3, 1000, seed=28)
+    want = fastsample.sample(logits, seed=4, **HF_DEFAULT)
+    got = fastsample.sample(logits.to("cuda:1"), seed=4, **HF_DEFAULT)
+    assert got.device == torch.device("cuda:1")
+    assert float((got.cpu() == want).double().mean()) >= 2 / 3

@@ -1,0 +1,36 @@
+"""`python -m fastsample selftest`: passes on a good install, exits 1 when a backend is wrong."""
+import subprocess
+import sys
+
+import torch
+
+from fastsample import _selftest
+
+
+def test_selftest_passes_here():
+    proc = subprocess.run([sys.executable, "-m", "fastsample", "selftest"], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "selftest: all passed" in proc.stdout
+    assert " pass" in proc.stdout and "FAIL" not in proc.stdout
+
+
+def test_selftest_reports_a_broken_backend(monkeypatch):
+    real = _selftest.process_logits
+
+    def off_by_one(x, **params):
+        out = real(x, **params)
+        return torch.where(out > -float("inf"), out + 1.0, out)
+
+    monkeypatch.setattr(_selftest, "process_logits", off_by_one)
+    monkeypatch.setattr(_selftest, "VOCABS", (1000,))
+    monkeypatch.setattr(_selftest, "DTYPES", {"f32": torch.float32})
+    lines = []
+    assert _selftest.run(lines.append) == 1
+    assert any("FAIL: keep-set: kept values differ" in line for line in lines)
+    assert lines[-1].startswith("selftest:") and "FAILED" in lines[-1]
+
+
+def test_cli_usage():
+    proc = subprocess.run([sys.executable, "-m", "fastsample"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "usage" in proc.stderr
