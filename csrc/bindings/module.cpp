@@ -153,6 +153,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_process", &cuda_process);
   m.def("cuda_workspace_bytes", &fastsample::cuda::workspace_bytes_per_block);
   m.def("cuda_device_count", &fastsample::cuda::device_count);
+  m.def("cuda_resident_blocks_per_sm", &fastsample::cuda::resident_blocks_per_sm);
   m.attr("cuda_architectures") = FASTSAMPLE_CUDA_ARCHS;
 #else
   m.attr("cuda_compiled") = false;

@@ -92,6 +92,18 @@ std::string launch_process(const BatchArgs& a, void* workspace, int64_t blocks, 
   return launch<true>(a, workspace, blocks, stream);
 }
 
+int resident_blocks_per_sm() {
+  int blocks = 0;
+  // The six kernels share one body; the float32 sample kernel stands for them all.
+  const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &blocks, batch_kernel<false, DType::kFloat32>, kBlockThreads, 0);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return 1;
+  }
+  return blocks < 1 ? 1 : blocks;
+}
+
 int device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -20,6 +20,10 @@ std::string launch_sample(const BatchArgs& args, void* workspace, int64_t blocks
 std::string launch_process(const BatchArgs& args, void* workspace, int64_t blocks,
                            uintptr_t stream);
 
+// Blocks of the batch kernels that fit on one multiprocessor of the current device at once
+// (register and shared-memory limits); 1 if the runtime cannot tell.
+int resident_blocks_per_sm();
+
 // Devices the runtime sees; 0 when there is no driver or no GPU (never throws).
 int device_count();
 

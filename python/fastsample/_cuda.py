@@ -11,10 +11,9 @@ from . import _C
 
 COMPILED = bool(_C.cuda_compiled)
 
-# Blocks per multiprocessor: one 512-thread block fits per SM at the kernels' register use; two
-# let one block's barriers overlap another's loads.
-_BLOCKS_PER_SM = 2
-_sm_count: Dict[int, int] = {}
+# Resident blocks per device (SMs x blocks per SM, from the occupancy API): the grid never has
+# more blocks than run at once, since each block loops over rows and owns a scratch share.
+_resident_blocks: Dict[int, int] = {}
 
 
 def runs_on(device: torch.device) -> bool:
@@ -29,11 +28,12 @@ def capturing() -> bool:
 
 def _launch_shape(device: torch.device, batch: int, vocab: int) -> Tuple[torch.Tensor, int]:
     index = device.index if device.index is not None else torch.cuda.current_device()
-    sms = _sm_count.get(index)
-    if sms is None:
+    resident = _resident_blocks.get(index)
+    if resident is None:
         sms = torch.cuda.get_device_properties(index).multi_processor_count
-        _sm_count[index] = sms
-    blocks = max(1, min(batch, _BLOCKS_PER_SM * sms))
+        resident = sms * int(_C.cuda_resident_blocks_per_sm())
+        _resident_blocks[index] = resident
+    blocks = max(1, min(batch, resident))
     workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(vocab)), dtype=torch.uint8,
                             device=device)
     return workspace, blocks
