@@ -52,6 +52,66 @@ BatchArgs batch_args(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, 
   return a;
 }
 
+fastsample::IdLists id_lists(const py::tuple& t, size_t i, const char* what) {
+  fastsample::IdLists l;
+  l.ids = reinterpret_cast<const int64_t*>(t[i].cast<uintptr_t>());
+  l.stride = t[i + 1].cast<int64_t>();
+  l.len = t[i + 2].cast<int64_t>();
+  require(l.len >= 0 && (l.ids == nullptr || l.stride >= l.len),
+          std::string(what) + ": list length must be >= 0 and <= the row stride");
+  if (l.ids == nullptr) l.len = 0;
+  return l;
+}
+
+template <class T>
+fastsample::ParamSource<T> param_source(const py::tuple& t, size_t i) {
+  return {t[i].cast<T>(), reinterpret_cast<const T*>(t[i + 1].cast<uintptr_t>())};
+}
+
+// Stages 1-3, in the order _edits.py packs them (None: no edits).
+void set_edits(BatchArgs* a, const py::object& edits) {
+  if (edits.is_none()) return;
+  const py::tuple t = edits.cast<py::tuple>();
+  require(t.size() == 32, "edits must be a 32-tuple");
+  fastsample::EditArgs& e = a->edits;
+  e.enabled = true;
+  e.prompt = id_lists(t, 0, "prompt_token_ids");
+  e.output = id_lists(t, 3, "output_token_ids");
+  e.output_counts = reinterpret_cast<const int32_t*>(t[6].cast<uintptr_t>());
+  e.repetition = param_source<float>(t, 7);
+  e.frequency = param_source<float>(t, 9);
+  e.presence = param_source<float>(t, 11);
+  e.bias = id_lists(t, 13, "logit_bias");
+  e.bias_values = reinterpret_cast<const float*>(t[16].cast<uintptr_t>());
+  e.allowed = id_lists(t, 17, "allowed_token_ids");
+  e.banned = id_lists(t, 20, "banned_token_ids");
+  e.stop = id_lists(t, 23, "stop_token_ids");
+  e.min_tokens = param_source<int64_t>(t, 26);
+  e.num_generated = param_source<int64_t>(t, 28);
+  e.bitmask = reinterpret_cast<const int32_t*>(t[30].cast<uintptr_t>());
+  e.bitmask_stride = t[31].cast<int64_t>();
+  require(e.bitmask == nullptr || e.bitmask_stride * 32 >= a->vocab,
+          "token_bitmask rows must hold ceil(V / 32) words");
+}
+
+// Stage 7 outputs: (n, processed, logprob, top_ids, top_logprobs, given_tokens) or None.
+void set_logprobs(BatchArgs* a, const py::object& logprobs) {
+  if (logprobs.is_none()) return;
+  const py::tuple t = logprobs.cast<py::tuple>();
+  require(t.size() == 6, "logprobs must be a 6-tuple");
+  fastsample::LogprobArgs& l = a->logprobs;
+  l.n = t[0].cast<int32_t>();
+  require(l.n >= 0 && l.n <= 20, "logprobs n must be in [0, 20]");
+  l.processed = t[1].cast<bool>();
+  l.out_logprob = reinterpret_cast<float*>(t[2].cast<uintptr_t>());
+  l.out_top_ids = reinterpret_cast<int64_t*>(t[3].cast<uintptr_t>());
+  l.out_top_logprobs = reinterpret_cast<float*>(t[4].cast<uintptr_t>());
+  l.given_tokens = reinterpret_cast<const int64_t*>(t[5].cast<uintptr_t>());
+  require(l.out_logprob != nullptr || a->batch == 0, "logprob output pointer is null");
+  require(l.n == 0 || ((l.out_top_ids != nullptr && l.out_top_logprobs != nullptr) || a->batch == 0),
+          "top logprob output pointers are null");
+}
+
 // The CPU backend counts rows without a valid token; the CUDA backend (which never waits for the
 // device) leaves that to out_valid / the token -1.
 int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
@@ -59,7 +119,8 @@ int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, in
                    uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
                    uintptr_t min_p_ptr, int64_t seed, uintptr_t seed_ptr, int64_t offset,
                    uintptr_t offset_ptr, uintptr_t out_tokens,
-                   uintptr_t out_valid, int num_threads) {
+                   uintptr_t out_valid, int num_threads, const py::object& edits,
+                   const py::object& logprobs) {
   BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
                            top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, seed, seed_ptr,
                            offset, offset_ptr, num_threads);
@@ -68,6 +129,8 @@ int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, in
   // output): every row's seed is read before any worker writes that row's token.
   a.out_tokens = reinterpret_cast<int64_t*>(out_tokens);
   a.out_valid = reinterpret_cast<uint8_t*>(out_valid);
+  set_edits(&a, edits);
+  set_logprobs(&a, logprobs);
   py::gil_scoped_release release;
   return fastsample::cpu::sample_batch(a);
 }
@@ -76,7 +139,7 @@ int64_t cpu_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, i
                     float temperature, uintptr_t temperature_ptr, int64_t top_k,
                     uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
                     uintptr_t min_p_ptr, uintptr_t out_logits, int64_t out_row_stride,
-                    int num_threads) {
+                    int num_threads, const py::object& edits) {
   BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
                            top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, 0, 0, 0, 0,
                            num_threads);
@@ -84,6 +147,7 @@ int64_t cpu_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, i
   require(out_row_stride >= vocab, "output row stride must be >= vocab");
   a.out_logits = reinterpret_cast<float*>(out_logits);
   a.out_row_stride = out_row_stride;
+  set_edits(&a, edits);
   py::gil_scoped_release release;
   return fastsample::cpu::process_batch(a);
 }
@@ -97,7 +161,8 @@ void cuda_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int6
                  float temperature, uintptr_t temperature_ptr, int64_t top_k, uintptr_t top_k_ptr,
                  float top_p, uintptr_t top_p_ptr, float min_p, uintptr_t min_p_ptr, int64_t seed,
                  uintptr_t seed_ptr, int64_t offset, uintptr_t offset_ptr, uintptr_t out_tokens,
-                 uintptr_t out_valid, uintptr_t workspace, int64_t blocks, uintptr_t stream) {
+                 uintptr_t out_valid, uintptr_t workspace, int64_t blocks, uintptr_t stream,
+                 const py::object& edits, const py::object& logprobs) {
   BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
                            top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, seed, seed_ptr,
                            offset, offset_ptr, 0);
@@ -105,6 +170,8 @@ void cuda_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int6
   require(workspace != 0 || batch == 0, "workspace pointer is null");
   a.out_tokens = reinterpret_cast<int64_t*>(out_tokens);
   a.out_valid = reinterpret_cast<uint8_t*>(out_valid);
+  set_edits(&a, edits);
+  set_logprobs(&a, logprobs);
   check_launch(fastsample::cuda::launch_sample(a, reinterpret_cast<void*>(workspace), blocks,
                                                stream));
 }
@@ -113,7 +180,8 @@ void cuda_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int
                   float temperature, uintptr_t temperature_ptr, int64_t top_k,
                   uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
                   uintptr_t min_p_ptr, uintptr_t out_logits, int64_t out_row_stride,
-                  uintptr_t workspace, int64_t blocks, uintptr_t stream) {
+                  uintptr_t workspace, int64_t blocks, uintptr_t stream,
+                  const py::object& edits) {
   BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
                            top_k, top_k_ptr, top_p, top_p_ptr, min_p, min_p_ptr, 0, 0, 0, 0, 0);
   require(out_logits != 0 || batch == 0, "output logits pointer is null");
@@ -130,8 +198,17 @@ void cuda_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastsample compiled kernels (raw-pointer interface; use the fastsample package)";
-  m.def("cpu_sample", &cpu_sample);
-  m.def("cpu_process", &cpu_process);
+  m.def("cpu_sample", &cpu_sample, py::arg("logits"), py::arg("dtype"), py::arg("batch"),
+        py::arg("vocab"), py::arg("row_stride"), py::arg("temperature"), py::arg("temperature_ptr"),
+        py::arg("top_k"), py::arg("top_k_ptr"), py::arg("top_p"), py::arg("top_p_ptr"),
+        py::arg("min_p"), py::arg("min_p_ptr"), py::arg("seed"), py::arg("seed_ptr"),
+        py::arg("offset"), py::arg("offset_ptr"), py::arg("out_tokens"), py::arg("out_valid"),
+        py::arg("num_threads"), py::arg("edits") = py::none(), py::arg("logprobs") = py::none());
+  m.def("cpu_process", &cpu_process, py::arg("logits"), py::arg("dtype"), py::arg("batch"),
+        py::arg("vocab"), py::arg("row_stride"), py::arg("temperature"), py::arg("temperature_ptr"),
+        py::arg("top_k"), py::arg("top_k_ptr"), py::arg("top_p"), py::arg("top_p_ptr"),
+        py::arg("min_p"), py::arg("min_p_ptr"), py::arg("out_logits"), py::arg("out_row_stride"),
+        py::arg("num_threads"), py::arg("edits") = py::none());
   m.def("philox_u64", [](uint64_t seed, uint64_t offset) {
     return fastsample::row_random_u64(seed, offset);
   });

@@ -22,10 +22,15 @@ constexpr int64_t kParallelMinWork = 65536;
 template <bool kProcess, DType D>
 bool run_row(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
   const RowParams p = batch_row_params(a, row);
+  const RowEdits edits = batch_row_edits(a, row);
+  const RowView<D> view = batch_row_view<D>(a, row);
   if constexpr (kProcess) {
-    return process_row(ctx, batch_row_view<D>(a, row), p, scratch, a.out_logits + row * a.out_row_stride);
+    return process_row(ctx, view, edits, p, scratch, a.out_logits + row * a.out_row_stride);
   } else {
-    const RowSample s = sample_row(ctx, batch_row_view<D>(a, row), p, scratch);
+    const RowLogprobs lp = batch_row_logprobs<RowLogprobs>(a, row);
+    const RowSample s = a.logprobs.given_tokens != nullptr
+                            ? score_row(ctx, view, a.logprobs.given_tokens[row], scratch, lp.out)
+                            : sample_row(ctx, view, edits, p, scratch, lp);
     if (ctx.rank() == 0) {
       a.out_tokens[row] = s.token;
       if (a.out_valid) a.out_valid[row] = s.valid ? 1 : 0;
@@ -70,7 +75,7 @@ int64_t run_batch(const BatchArgs& a) {
       TeamShared& sh = shared[row];
       WorkerBuffers& buf = worker_buffers();
       CpuCtx ctx(rank, team, &sh, &buf);
-      if (rank == 0) sh.scratch = buf.row_scratch(a.vocab);
+      if (rank == 0) sh.scratch = buf.row_scratch(a.vocab, a.edits.enabled);
       ctx.sync();
       if (!run_row_any_dtype<kProcess>(ctx, a, row, sh.scratch) && rank == 0) invalid++;
     });
@@ -80,7 +85,7 @@ int64_t run_batch(const BatchArgs& a) {
   const int workers = int(min_of<int64_t>(threads, a.batch < 1 ? 1 : a.batch));
   pool.run(workers, [&](int) {
     WorkerBuffers& buf = worker_buffers();
-    const RowScratch scratch = buf.row_scratch(a.vocab);
+    const RowScratch scratch = buf.row_scratch(a.vocab, a.edits.enabled);
     CpuCtx ctx(0, 1, nullptr, &buf);
     int64_t local_invalid = 0;
     for (int64_t row = next++; row < a.batch; row = next++) {

@@ -52,9 +52,10 @@ template <class T>
 struct Buffer {
   std::unique_ptr<T[]> data;
   size_t size = 0;
+  // Zero-filled when (re)allocated: the marks of row_edits.h rely on it.
   T* at_least(size_t n) {
     if (n > size) {
-      data.reset(new T[n]);
+      data.reset(new T[n]());
       size = n;
     }
     return data.get();
@@ -89,11 +90,21 @@ struct WorkerBuffers {
   Buffer<uint32_t> solo_bin_keys;
   Buffer<int32_t> solo_bin_tokens;
 
-  RowScratch row_scratch(int64_t vocab) {
-    return RowScratch{group_max.at_least(size_t(num_groups(vocab))),
-                      cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
-                      bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
-                      kBinListCap};
+  Buffer<float> edited;
+  Buffer<int32_t> marks;
+  Buffer<uint32_t> raw_group_max;
+
+  RowScratch row_scratch(int64_t vocab, bool edits) {
+    RowScratch s{group_max.at_least(size_t(num_groups(vocab))),
+                 cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
+                 bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
+                 kBinListCap, nullptr, nullptr, nullptr};
+    if (edits) {
+      s.edited = edited.at_least(size_t(vocab));
+      s.marks = marks.at_least(size_t(vocab));
+      s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
+    }
+    return s;
   }
 };
 
@@ -125,6 +136,23 @@ class CpuCtx {
 
   void sync() {
     if (size_ > 1) shared_->barrier.wait(&sense_);
+  }
+
+  int32_t exchange_i32(int32_t* p, int32_t v) const {
+    if (size_ == 1) {
+      const int32_t old = *p;
+      *p = v;
+      return old;
+    }
+    return __atomic_exchange_n(p, v, __ATOMIC_RELAXED);
+  }
+  int32_t fetch_add_i32(int32_t* p, int32_t v) const {
+    if (size_ == 1) {
+      const int32_t old = *p;
+      *p += v;
+      return old;
+    }
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
   }
 
   uint64_t sum_u64(uint64_t v) {

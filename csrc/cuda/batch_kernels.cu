@@ -11,44 +11,66 @@ namespace fastsample::cuda {
 namespace {
 
 // Where one block's RowScratch lives inside its share of the workspace (16-byte aligned parts).
+// The stage 1-3 buffers (edited row, marks, raw group maxima) exist only when a call has edits.
 struct ScratchLayout {
-  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, bytes;
+  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, edited, marks, raw_group_max,
+      bytes;
+  bool edits;
 
-  __host__ __device__ explicit ScratchLayout(int64_t vocab) {
+  __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits) : edits(with_edits) {
     const auto round16 = [](int64_t b) { return (b + 15) / 16 * 16; };
     group_max = 0;
     cand_keys = group_max + round16(4 * num_groups(vocab));
     cand_tokens = cand_keys + round16(4 * int64_t(kFastListCap));
     bin_keys = cand_tokens + round16(4 * int64_t(kFastListCap));
     bin_tokens = bin_keys + round16(4 * int64_t(kBinListCap));
-    bytes = bin_tokens + round16(4 * int64_t(kBinListCap));
+    edited = bin_tokens + round16(4 * int64_t(kBinListCap));
+    marks = edited + (edits ? round16(4 * vocab) : 0);
+    raw_group_max = marks + (edits ? round16(4 * vocab) : 0);
+    bytes = raw_group_max + (edits ? round16(4 * num_groups(vocab)) : 0);
   }
 
   __device__ RowScratch at(unsigned char* base) const {
-    return RowScratch{reinterpret_cast<uint32_t*>(base + group_max),
-                      reinterpret_cast<uint32_t*>(base + cand_keys),
-                      reinterpret_cast<int32_t*>(base + cand_tokens),
-                      reinterpret_cast<uint32_t*>(base + bin_keys),
-                      reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap};
+    RowScratch s{reinterpret_cast<uint32_t*>(base + group_max),
+                 reinterpret_cast<uint32_t*>(base + cand_keys),
+                 reinterpret_cast<int32_t*>(base + cand_tokens),
+                 reinterpret_cast<uint32_t*>(base + bin_keys),
+                 reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
+                 nullptr, nullptr, nullptr};
+    if (edits) {
+      s.edited = reinterpret_cast<float*>(base + edited);
+      s.marks = reinterpret_cast<int32_t*>(base + marks);
+      s.raw_group_max = reinterpret_cast<uint32_t*>(base + raw_group_max);
+    }
+    return s;
   }
 };
 
 template <bool kProcess, DType D>
 __global__ void __launch_bounds__(kBlockThreads, 1) batch_kernel(const BatchArgs a,
-                                                              unsigned char* workspace) {
+                                                                 unsigned char* workspace) {
   __shared__ BlockShared shared;
   BlockCtx ctx(&shared);
-  const ScratchLayout layout(a.vocab);
+  const ScratchLayout layout(a.vocab, a.edits.enabled);
   const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes);
+  if (a.edits.enabled) {
+    // row_edits.h keeps marks zero between rows; the workspace arrives uninitialized.
+    for (int64_t i = threadIdx.x; i < a.vocab; i += kBlockThreads) scratch.marks[i] = 0;
+    __syncthreads();
+  }
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
     // Every thread reads the row's parameters (and seed, which may share memory with
     // out_tokens) before the first barrier inside the row algorithm; thread 0 writes after it.
     const RowParams p = batch_row_params(a, row);
+    const RowEdits edits = batch_row_edits(a, row);
     const RowView<D> view = batch_row_view<D>(a, row);
     if constexpr (kProcess) {
-      process_row(ctx, view, p, scratch, a.out_logits + row * a.out_row_stride);
+      process_row(ctx, view, edits, p, scratch, a.out_logits + row * a.out_row_stride);
     } else {
-      const RowSample s = sample_row(ctx, view, p, scratch);
+      const RowLogprobs lp = batch_row_logprobs<RowLogprobs>(a, row);
+      const RowSample s = a.logprobs.given_tokens != nullptr
+                              ? score_row(ctx, view, a.logprobs.given_tokens[row], scratch, lp.out)
+                              : sample_row(ctx, view, edits, p, scratch, lp);
       if (threadIdx.x == 0) {
         a.out_tokens[row] = s.token;
         if (a.out_valid != nullptr) a.out_valid[row] = s.valid ? 1 : 0;
@@ -83,7 +105,9 @@ std::string launch(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_
 
 }  // namespace
 
-int64_t workspace_bytes_per_block(int64_t vocab) { return ScratchLayout(vocab).bytes; }
+int64_t workspace_bytes_per_block(int64_t vocab, bool edits) {
+  return ScratchLayout(vocab, edits).bytes;
+}
 
 std::string launch_sample(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {
   return launch<false>(a, workspace, blocks, stream);

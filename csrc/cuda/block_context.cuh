@@ -79,6 +79,10 @@ class BlockCtx {
     *end = boundary(n, threadIdx.x + 1);
   }
 
+  __device__ void sync() const { __syncthreads(); }
+  __device__ int32_t exchange_i32(int32_t* p, int32_t v) const { return atomicExch(p, v); }
+  __device__ int32_t fetch_add_i32(int32_t* p, int32_t v) const { return atomicAdd(p, v); }
+
   __device__ uint64_t sum_u64(uint64_t v) {
     const uint64_t s = ReduceU64(sh_->cub.reduce_u64).Sum(v);
     if (threadIdx.x == 0) sh_->u64 = s;

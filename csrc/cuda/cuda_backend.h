@@ -8,9 +8,10 @@
 
 namespace fastsample::cuda {
 
-// Bytes of global scratch one block needs for rows of `vocab` logits (the caller allocates
-// blocks * this, e.g. from torch's caching allocator, so graph capture sees no cudaMalloc).
-int64_t workspace_bytes_per_block(int64_t vocab);
+// Bytes of global scratch one block needs for rows of `vocab` logits, with or without stages
+// 1-3 (the caller allocates blocks * this from torch's caching allocator, so graph capture sees
+// no cudaMalloc).
+int64_t workspace_bytes_per_block(int64_t vocab, bool edits);
 
 // Enqueue the batch on `stream` (a cudaStream_t as an integer; 0 is the legacy default stream)
 // with `blocks` blocks, each looping over rows blockIdx.x, blockIdx.x + blocks, ...

@@ -9,6 +9,7 @@ from . import _C, adapters, reference
 from ._build_info import build_info, get_num_threads, set_num_threads
 from ._distributions import Manual, Uniform
 from ._output import SampleOutput
+from ._prompt_logprobs import PromptLogprobs, prompt_logprobs
 from ._sampling import process_logits, sample
 from ._sampling_batch import BatchFlags, SamplingBatch
 from ._sampling_params import SamplingParams
@@ -31,6 +32,8 @@ __all__ = [
     "build_info",
     "get_num_threads",
     "process_logits",
+    "prompt_logprobs",
+    "PromptLogprobs",
     "reference",
     "sample",
     "set_num_threads",

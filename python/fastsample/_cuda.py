@@ -3,7 +3,7 @@ torch's caching allocator. Nothing here waits for the GPU, so a decode step that
 fastsample.sample can be captured in a CUDA graph."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -26,7 +26,8 @@ def capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
-def _launch_shape(device: torch.device, batch: int, vocab: int) -> Tuple[torch.Tensor, int]:
+def _launch_shape(device: torch.device, batch: int, vocab: int,
+                  edits: bool) -> Tuple[torch.Tensor, int]:
     index = device.index if device.index is not None else torch.cuda.current_device()
     resident = _resident_blocks.get(index)
     if resident is None:
@@ -34,8 +35,8 @@ def _launch_shape(device: torch.device, batch: int, vocab: int) -> Tuple[torch.T
         resident = sms * int(_C.cuda_resident_blocks_per_sm())
         _resident_blocks[index] = resident
     blocks = max(1, min(batch, resident))
-    workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(vocab)), dtype=torch.uint8,
-                            device=device)
+    workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(vocab, edits)),
+                            dtype=torch.uint8, device=device)
     return workspace, blocks
 
 
@@ -44,29 +45,31 @@ def _stream(device: torch.device) -> int:
 
 
 def sample(logits: torch.Tensor, dtype_code: int, tokens: torch.Tensor, valid_ptr: int,
-           params: tuple) -> None:
+           params: tuple, edits: Optional[tuple] = None, logprobs: Optional[tuple] = None) -> None:
     """Enqueues the fused sample kernel. params: (T, T_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed,
-    seed_ptr, offset, offset_ptr) as the CPU kernel takes them, pointers into device memory."""
+    seed_ptr, offset, offset_ptr) as the CPU kernel takes them, pointers into device memory;
+    edits / logprobs: the packed stage 1-3 and stage 7 tuples, or None."""
     batch, vocab = logits.shape
     if batch == 0:
         return
     with torch.cuda.device(logits.device):
-        workspace, blocks = _launch_shape(logits.device, batch, vocab)
+        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits is not None)
         _C.cuda_sample(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
                        tokens.data_ptr(), valid_ptr, workspace.data_ptr(), blocks,
-                       _stream(logits.device))
+                       _stream(logits.device), edits, logprobs)
 
 
-def process(logits: torch.Tensor, dtype_code: int, out: torch.Tensor, params: tuple) -> None:
+def process(logits: torch.Tensor, dtype_code: int, out: torch.Tensor, params: tuple,
+            edits: Optional[tuple] = None) -> None:
     """Enqueues the fused process kernel (params: T, T_ptr, k, k_ptr, p, p_ptr, m, m_ptr)."""
     batch, vocab = logits.shape
     if batch == 0:
         return
     with torch.cuda.device(logits.device):
-        workspace, blocks = _launch_shape(logits.device, batch, vocab)
+        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits is not None)
         _C.cuda_process(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
                         out.data_ptr(), out.stride(0), workspace.data_ptr(), blocks,
-                        _stream(logits.device))
+                        _stream(logits.device), edits)
 
 
 def device_count() -> int:

@@ -6,9 +6,10 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from . import _cuda, _params, reference
+from . import _cuda, _edits, _params, reference
 from ._C import cpu_process, cpu_sample
 from ._output import SampleOutput
+from ._sampling_params import LOGPROBS, LOGPROBS_MODES
 
 _threads = 0  # 0: the pool's size (see set_num_threads)
 
@@ -35,6 +36,23 @@ def sample(
     offset: Any = None,
     generator: Optional[torch.Generator] = None,
     return_valid: bool = False,
+    repetition_penalty: Any = 1.0,
+    presence_penalty: Any = 0.0,
+    frequency_penalty: Any = 0.0,
+    prompt_token_ids: Any = None,
+    output_token_ids: Any = None,
+    output_token_counts: Any = None,
+    logit_bias: Any = None,
+    allowed_token_ids: Any = None,
+    banned_token_ids: Any = None,
+    token_bitmask: Optional[torch.Tensor] = None,
+    min_tokens: Any = 0,
+    eos_token_id: Any = None,
+    stop_token_ids: Any = None,
+    num_generated: Any = None,
+    ignore_eos: bool = False,
+    logprobs: Optional[int] = None,
+    logprobs_mode: str = "raw",
 ) -> Union[torch.Tensor, SampleOutput]:
     """Samples one token per row: temperature, top-k, top-p, min-p and the draw in one fused call.
 
@@ -53,6 +71,26 @@ def sample(
             A decode loop advances it every step so that a seeded row does not repeat its draw.
         generator: torch.Generator for unseeded rows (default: torch's default generator).
         return_valid: also return which rows had a valid token.
+        repetition_penalty: > 0, default 1.0 (off); HF/CTRL rule over the distinct tokens of
+            prompt_token_ids and output_token_ids. Scalar or per row.
+        presence_penalty, frequency_penalty: finite, default 0.0 (off); OpenAI rule over
+            output_token_ids: x -= frequency * count + presence. Scalar or per row.
+        prompt_token_ids, output_token_ids: the history, an int64 tensor [B, L] padded with -1,
+            or one list of ids per row. Ids must lie in [0, V).
+        output_token_counts: instead of repeated ids: int [B, L] counts beside unique
+            output_token_ids (counts kept by the caller).
+        logit_bias: {token_id: bias} for every row, or one dict per row; biases clamped to
+            [-100, 100].
+        allowed_token_ids, banned_token_ids: one list of ids for every row, one list per row, or
+            an int64 tensor [B, L] padded with -1. An empty allowed list is rejected.
+        token_bitmask: int32 [B, ceil(V/32)]; bit j of word w allows token 32w + j (xgrammar /
+            llguidance layout).
+        min_tokens: >= 0, default 0; while num_generated < min_tokens, eos_token_id (unless
+            ignore_eos) and stop_token_ids are masked. num_generated defaults to the number of
+            output_token_ids of the row (0 without them). Scalars or per row.
+        logprobs: None (off) or n in [0, 20]: return the sampled token's logprob and the top n.
+        logprobs_mode: "raw" (default; log_softmax of the logits after stage 0) or "processed"
+            (log_softmax of z over the keep-set).
 
     On CUDA tensors (when built with CUDA) the fused CUDA kernels run on the current stream and
     nothing waits for the GPU, except the check for rows with no valid token, which
@@ -64,8 +102,14 @@ def sample(
         SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
         all -inf/NaN. Without return_valid, such a row raises ValueError.
     """
-    fast = _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset, generator)
-    if fast is not None:
+    plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
+             and banned_token_ids is None and token_bitmask is None
+             and _edits.is_default(repetition_penalty, 1.0)
+             and _edits.is_default(presence_penalty, 0.0)
+             and _edits.is_default(frequency_penalty, 0.0) and _edits.is_default(min_tokens, 0))
+    fast = plain and _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset,
+                                  generator)
+    if fast:
         tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
         return _run_sample(logits, tokens, *fast, generator, return_valid)
     logits = _params.as_logits(logits)
@@ -74,23 +118,64 @@ def sample(
         return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                 min_p=min_p, seed=seed, offset=offset, generator=generator,
                                 return_valid=return_valid)
-    batch = logits.shape[0]
+    batch, vocab = logits.shape
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
+    edits = None if plain else _edits.build(
+        batch, vocab, logits.device, repetition_penalty=repetition_penalty,
+        presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
+        prompt_token_ids=prompt_token_ids, output_token_ids=output_token_ids,
+        output_token_counts=output_token_counts, logit_bias=logit_bias,
+        allowed_token_ids=allowed_token_ids, banned_token_ids=banned_token_ids,
+        token_bitmask=token_bitmask, min_tokens=min_tokens, eos_token_id=eos_token_id,
+        stop_token_ids=stop_token_ids, num_generated=num_generated, ignore_eos=ignore_eos)
+    lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
     s = _params.seeds(seed, offset, generator, batch, logits.device)
     args = (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
             s.seed.scalar, s.seed.ptr(), s.offset.scalar, s.offset.ptr())
     if on_cuda:
-        return _run_sample_cuda(logits, args, return_valid)
+        return _run_sample_cuda(logits, args, return_valid, edits, lp)
     tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
-    return _run_sample(logits, tokens, *args, None, return_valid)
+    return _run_sample(logits, tokens, *args, None, return_valid, edits, lp)
 
 
-def _run_sample_cuda(logits: torch.Tensor, args: tuple, return_valid: bool):
+class _LogprobOutputs:
+    """Output tensors of stage 7 and the tuple the kernels take (module.cpp, set_logprobs)."""
+
+    def __init__(self, n: int, processed: bool, batch: int, device: torch.device,
+                 given: Optional[torch.Tensor] = None):
+        self.logprob = torch.empty(batch, dtype=torch.float32, device=device)
+        self.top_ids = torch.empty((batch, n), dtype=torch.int64, device=device)
+        self.top_logprobs = torch.empty((batch, n), dtype=torch.float32, device=device)
+        self.given = given
+        self.packed = (n, processed, self.logprob.data_ptr(),
+                       self.top_ids.data_ptr() if n else 0,
+                       self.top_logprobs.data_ptr() if n else 0,
+                       0 if given is None else given.data_ptr())
+
+    def output(self, tokens: torch.Tensor, valid: torch.Tensor) -> SampleOutput:
+        return SampleOutput(tokens, valid, self.logprob, self.top_ids, self.top_logprobs)
+
+
+def _logprob_outputs(n: Any, mode: Any, batch: int, device: torch.device):
+    if n is None:
+        return None
+    _params._check_scalar("logprobs", n, LOGPROBS)
+    if mode not in LOGPROBS_MODES:
+        raise ValueError(f"logprobs_mode={mode!r} is not allowed; use one of {LOGPROBS_MODES}")
+    return _LogprobOutputs(int(n), mode == "processed", batch, device)
+
+
+def _run_sample_cuda(logits: torch.Tensor, args: tuple, return_valid: bool, edits=None,
+                     lp: Optional[_LogprobOutputs] = None):
     batch = logits.shape[0]
     tokens = torch.empty(batch, dtype=torch.int64, device=logits.device)
-    valid = torch.empty(batch, dtype=torch.bool, device=logits.device) if return_valid else None
+    want_valid = return_valid or lp is not None
+    valid = torch.empty(batch, dtype=torch.bool, device=logits.device) if want_valid else None
     _cuda.sample(logits, _params.FLOAT_DTYPES[logits.dtype], tokens,
-                 0 if valid is None else valid.data_ptr(), args)
+                 0 if valid is None else valid.data_ptr(), args,
+                 None if edits is None else edits.packed(), None if lp is None else lp.packed)
+    if lp is not None:
+        return lp.output(tokens, valid)
     if valid is not None:
         return SampleOutput(tokens, valid)
     # Invalid rows come back as -1. Checking waits for the GPU, which a captured graph cannot
@@ -129,18 +214,21 @@ _SEEDS_IN_OUTPUT = -1  # marker: unseeded rows' seeds are drawn into the output 
 
 
 def _run_sample(logits, tokens, t, t_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed, seed_ptr, offset,
-                offset_ptr, generator, return_valid):
+                offset_ptr, generator, return_valid, edits=None, lp=None):
     batch, vocab = logits.shape
     if seed_ptr == _SEEDS_IN_OUTPUT:
         # One draw of B seeds, as _params.seeds makes for unseeded rows, straight into the output
         # (the kernel reads each row's seed before writing its token).
         seed_ptr = _params.draw_seeds(tokens, generator).data_ptr()
-    valid = torch.empty(batch, dtype=torch.bool) if return_valid else None
+    valid = torch.empty(batch, dtype=torch.bool) if return_valid or lp is not None else None
     invalid = cpu_sample(
         logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
         t, t_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed, seed_ptr, offset, offset_ptr,
         tokens.data_ptr(), 0 if valid is None else valid.data_ptr(), _threads,
+        None if edits is None else edits.packed(), None if lp is None else lp.packed,
     )
+    if lp is not None:
+        return lp.output(tokens, valid)
     if valid is not None:
         return SampleOutput(tokens, valid)
     if invalid:
@@ -155,10 +243,25 @@ def process_logits(
     top_k: Any = 0,
     top_p: Any = 1.0,
     min_p: Any = 0.0,
+    repetition_penalty: Any = 1.0,
+    presence_penalty: Any = 0.0,
+    frequency_penalty: Any = 0.0,
+    prompt_token_ids: Any = None,
+    output_token_ids: Any = None,
+    output_token_counts: Any = None,
+    logit_bias: Any = None,
+    allowed_token_ids: Any = None,
+    banned_token_ids: Any = None,
+    token_bitmask: Optional[torch.Tensor] = None,
+    min_tokens: Any = 0,
+    eos_token_id: Any = None,
+    stop_token_ids: Any = None,
+    num_generated: Any = None,
+    ignore_eos: bool = False,
 ) -> torch.Tensor:
     """The sample() chain without the draw: what a transformers logits processor returns.
 
-    Same parameters as `sample`. Returns a new float32 tensor [B, V] on the logits' device:
+    Same parameters as `sample` (stages 1-3 included). Returns a new float32 tensor [B, V] on the logits' device:
     z = logits / temperature on the keep-set, -inf elsewhere. Greedy rows (temperature 0) keep
     only their argmax, unscaled; rows whose logits are all -inf/NaN come back all -inf.
     The input is never modified.
@@ -170,15 +273,24 @@ def process_logits(
                                         top_p=top_p, min_p=min_p)
     batch, vocab = logits.shape
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
+    edits = _edits.build(
+        batch, vocab, logits.device, repetition_penalty=repetition_penalty,
+        presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
+        prompt_token_ids=prompt_token_ids, output_token_ids=output_token_ids,
+        output_token_counts=output_token_counts, logit_bias=logit_bias,
+        allowed_token_ids=allowed_token_ids, banned_token_ids=banned_token_ids,
+        token_bitmask=token_bitmask, min_tokens=min_tokens, eos_token_id=eos_token_id,
+        stop_token_ids=stop_token_ids, num_generated=num_generated, ignore_eos=ignore_eos)
+    packed = None if edits is None else edits.packed()
     out = torch.empty((batch, vocab), dtype=torch.float32, device=logits.device)
     if on_cuda:
         _cuda.process(logits, _params.FLOAT_DTYPES[logits.dtype], out,
                       (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar,
-                       m.ptr()))
+                       m.ptr()), packed)
         return out
     cpu_process(
         logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
         temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
-        out.data_ptr(), vocab, _threads,
+        out.data_ptr(), vocab, _threads, packed,
     )
     return out

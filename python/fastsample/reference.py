@@ -29,10 +29,67 @@ def _rows(p: _params.Param, batch: int, device: torch.device, dtype: torch.dtype
     return torch.full((batch,), p.scalar, device=device, dtype=dtype)
 
 
+def _row_values(p: _params.Param, batch: int) -> list:
+    return p.rows.tolist() if p.rows is not None else [p.scalar] * batch
+
+
+def _id_lists(t: torch.Tensor) -> list:
+    return [row[row >= 0].tolist() for row in t.cpu()]
+
+
+def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
+    """Stages 1-3 on sanitized float32 logits x [B, V]; e: the packed arguments (_edits.Edits).
+    Returns a new tensor. All arithmetic in float32, in the contract's order."""
+    x = x.clone()
+    batch, vocab = x.shape
+    f32 = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    prompt, output = _id_lists(e.prompt.ids), _id_lists(e.output.ids)
+    counts = None if e.output_counts is None else e.output_counts.cpu()
+    bias_ids, bias_values = _id_lists(e.bias.ids), e.bias_values.cpu()
+    allowed, banned, stop = _id_lists(e.allowed.ids), _id_lists(e.banned.ids), _id_lists(e.stop.ids)
+    rep, freq, pres = (_row_values(p, batch) for p in (e.repetition, e.frequency, e.presence))
+    min_tokens, generated = _row_values(e.min_tokens, batch), _row_values(e.num_generated, batch)
+    for r in range(batch):
+        row = x[r]
+        # Stage 1: hard masks.
+        if e.bitmask is not None:
+            words = e.bitmask[r].cpu().to(torch.int64)
+            bits = (words[:, None] >> torch.arange(32)) & 1
+            row[~bits.flatten()[:vocab].bool()] = -math.inf
+        if allowed[r]:
+            outside = torch.ones(vocab, dtype=torch.bool)
+            outside[allowed[r]] = False
+            row[outside.to(row.device)] = -math.inf
+        row[banned[r]] = -math.inf
+        if generated[r] < min_tokens[r]:
+            row[stop[r]] = -math.inf
+        # Stage 2: logit_bias.
+        for j, tok in enumerate(bias_ids[r]):
+            row[tok] = row[tok] + bias_values[r, j].to(row.device)
+        # Stage 3: repetition once per distinct token of prompt + output, then frequency/presence.
+        if rep[r] != 1.0:
+            for tok in dict.fromkeys(prompt[r] + output[r]):
+                v = row[tok]
+                row[tok] = v / f32(rep[r]) if v > 0 else v * f32(rep[r])
+        if freq[r] != 0.0 or pres[r] != 0.0:
+            if counts is not None:
+                tok_counts = {t: int(counts[r, j]) for j, t in enumerate(output[r])}
+            else:
+                tok_counts = {}
+                for t in output[r]:
+                    tok_counts[t] = tok_counts.get(t, 0) + 1
+            for tok, c in tok_counts.items():
+                if c > 0:
+                    row[tok] = row[tok] - (f32(freq[r]) * f32(float(c)) + f32(pres[r]))
+    # A penalty can overflow to +inf; it then counts as the largest finite float, like stage 0.
+    return x.clamp(max=FLT_MAX)
+
+
 def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-             min_p: Any = 0.0):
-    """Stages 0, 4 and 5. Returns (x, z, keep, valid, greedy) for logits [B, V]:
-    x the sanitized logits, z = x / T, keep the bool keep-set [B, V], valid [B], greedy [B]."""
+             min_p: Any = 0.0, edits: Any = None):
+    """Stages 0-5. Returns (x, z, keep, valid, greedy) for logits [B, V]: x the logits after
+    stages 0-3 (edits: _edits.Edits or None), z = x / T, keep the bool keep-set [B, V], valid
+    [B], greedy [B]."""
     logits = _params.as_logits(logits)
     batch, vocab = logits.shape
     dev = logits.device
@@ -42,6 +99,8 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     m = _rows(_params.param("min_p", min_p, batch, _params.MIN_P, dev), batch, dev, torch.float64)
 
     x = sanitize(logits)
+    if edits is not None:
+        x = apply_edits(x, edits)
     finite = x > -math.inf
     valid = finite.any(dim=1)
     greedy = temp == 0
@@ -82,23 +141,61 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     return x, z, keep, valid, greedy
 
 
+def _edits(logits: torch.Tensor, edit_kwargs: dict):
+    from . import _edits
+    return _edits.build(logits.shape[0], logits.shape[1], logits.device, **edit_kwargs)
+
+
 def process_logits(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-                   min_p: Any = 0.0) -> torch.Tensor:
+                   min_p: Any = 0.0, **edit_kwargs: Any) -> torch.Tensor:
     """Reference for fastsample.process_logits: float32 [B, V], z on the keep-set, -inf elsewhere
-    (greedy rows: the unscaled logit at the argmax)."""
-    x, z, keep, _, greedy = keep_set(logits, temperature, top_k, top_p, min_p)
+    (greedy rows: the logit at the argmax after stages 0-3, unscaled). edit_kwargs: the stage 1-3
+    keywords of fastsample.sample."""
+    logits = _params.as_logits(logits)
+    x, z, keep, _, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
+                                     _edits(logits, edit_kwargs))
     kept_value = torch.where(greedy[:, None], x, z)
     return torch.where(keep, kept_value, torch.full_like(z, -math.inf))
 
 
+def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor, n: int, processed: bool,
+                z: Optional[torch.Tensor] = None, keep: Optional[torch.Tensor] = None,
+                greedy: Optional[torch.Tensor] = None):
+    """Stage 7: (logprob [B], top_ids [B, n], top_logprobs [B, n]) of `tokens` (-1: none).
+    raw: log_softmax of the sanitized logits; processed: of z over the keep-set (one-hot on the
+    argmax for greedy rows). Top entries: most likely first, lower id first among ties, only
+    finite logprobs (then id -1, logprob -inf)."""
+    if processed:
+        zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+        lp = torch.log_softmax(zk, dim=1)
+        one_hot = torch.where(keep, 0.0, -math.inf).double()
+        lp = torch.where(greedy[:, None], one_hot, lp)
+    else:
+        lp = torch.log_softmax(sanitize(logits).double(), dim=1)
+    lp = torch.nan_to_num(lp, nan=-math.inf, neginf=-math.inf)  # rows with nothing finite
+    batch = lp.shape[0]
+    safe = tokens.clamp(min=0).to(lp.device)
+    token_lp = torch.where(tokens.to(lp.device) >= 0, lp.gather(1, safe[:, None])[:, 0],
+                           torch.full((batch,), -math.inf, dtype=torch.float64, device=lp.device))
+    values, ids = lp.sort(dim=1, descending=True, stable=True)
+    values, ids = values[:, :n], ids[:, :n]
+    ids = torch.where(values > -math.inf, ids, torch.full_like(ids, -1))
+    invalid = tokens.to(lp.device) < 0
+    values = torch.where(invalid[:, None], -math.inf, values)
+    ids = torch.where(invalid[:, None], -1, ids)
+    return token_lp.float(), ids, values.float()
+
+
 def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
            min_p: Any = 0.0, seed: Any = None, offset: Any = None,
-           generator: Optional[torch.Generator] = None, return_valid: bool = False):
+           generator: Optional[torch.Generator] = None, return_valid: bool = False,
+           logprobs: Optional[int] = None, logprobs_mode: str = "raw", **edit_kwargs: Any):
     """Reference for fastsample.sample: inverse CDF over the keep-set in token order, with the
     row's Philox draw u = r / 2^64 and float64 probabilities."""
     logits = _params.as_logits(logits)
     batch = logits.shape[0]
-    _, z, keep, valid, greedy = keep_set(logits, temperature, top_k, top_p, min_p)
+    _, z, keep, valid, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
+                                         _edits(logits, edit_kwargs))
     s = _params.seeds(seed, offset, generator, batch, torch.device("cpu"))
     seed_rows = _rows(s.seed, batch, torch.device("cpu"), torch.int64)
     offset_rows = _rows(s.offset, batch, torch.device("cpu"), torch.int64)
@@ -121,6 +218,9 @@ def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 
         while not bool(kept[tokens[row]]):  # a zero-mass step can land on a dropped token
             tokens[row] -= 1
     tokens = tokens.to(logits.device)
+    if logprobs is not None:
+        lp = logprobs_of(logits, tokens, logprobs, logprobs_mode == "processed", z, keep, greedy)
+        return SampleOutput(tokens, valid, *lp)
     if return_valid:
         return SampleOutput(tokens, valid)
     if not bool(valid.all()):

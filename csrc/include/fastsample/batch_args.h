@@ -1,12 +1,51 @@
 // A batch call as every backend receives it, and how a row's parameters and logits are read
 // from it. Pointers are host memory for the CPU backend and device memory for CUDA.
 #pragma once
+#include "fastsample/row_edits.h"
+#include "fastsample/row_logprobs.h"
 #include "fastsample/row_params.h"
 #include "fastsample/views.h"
 
 namespace fastsample {
 
-// Outside the per-instruction-set namespaces: one type that every backend object agrees on.
+// Outside the per-instruction-set namespaces: types that every backend object agrees on.
+
+// One padded id list per row: row r holds ids[r * stride + j], j < len. Negative entries are
+// padding. Ids >= V are ignored (Python rejects them first): a kernel never indexes out of bounds.
+struct IdLists {
+  const int64_t* ids = nullptr;
+  int64_t stride = 0, len = 0;
+};
+
+// Stages 1-3 (hard masks, logit_bias, penalties); see row_edits.h.
+struct EditArgs {
+  bool enabled = false;                    // false: none of the below is read
+  IdLists prompt, output;                  // penalty history
+  const int32_t* output_counts = nullptr;  // one count per `output` entry (ids then unique per
+                                           // row); null: every occurrence counts once
+  ParamSource<float> repetition{1.0f, nullptr};
+  ParamSource<float> frequency{0.0f, nullptr};
+  ParamSource<float> presence{0.0f, nullptr};
+  IdLists bias;                            // logit_bias ids, values in bias_values (same layout)
+  const float* bias_values = nullptr;
+  IdLists allowed, banned;
+  IdLists stop;                            // EOS and stop ids: -inf while generated < min_tokens
+  ParamSource<int64_t> min_tokens{0, nullptr};
+  ParamSource<int64_t> num_generated{0, nullptr};
+  const int32_t* bitmask = nullptr;        // [B, bitmask_stride] int32 words, bit set = allowed
+  int64_t bitmask_stride = 0;
+};
+
+// Stage 7 outputs (row_logprobs.h).
+struct LogprobArgs {
+  int32_t n = -1;                          // -1: off; else 0..20 top alternatives
+  bool processed = false;                  // false: raw (log_softmax of the sanitized logits)
+  float* out_logprob = nullptr;            // [B]
+  int64_t* out_top_ids = nullptr;          // [B, n]
+  float* out_top_logprobs = nullptr;       // [B, n]
+  const int64_t* given_tokens = nullptr;   // prompt scoring: each row's token is given, not drawn
+};
+
 struct BatchArgs {
   const void* logits = nullptr;
   DType dtype = DType::kFloat32;
@@ -22,6 +61,8 @@ struct BatchArgs {
   float* out_logits = nullptr;    // process: [batch, out_row_stride]
   int64_t out_row_stride = 0;
   int num_threads = 0;            // CPU only; 0: the pool's size
+  EditArgs edits;
+  LogprobArgs logprobs;
 };
 
 FS_CODE_BEGIN
@@ -35,6 +76,44 @@ FS_HOST_DEVICE inline RowParams batch_row_params(const BatchArgs& a, int64_t row
   p.seed = uint64_t(a.seed.at(row));
   p.offset = uint64_t(a.offset.at(row));
   return normalize_params(p, a.vocab);
+}
+
+FS_HOST_DEVICE inline RowList batch_row_list(const IdLists& l, int64_t row) {
+  return l.ids == nullptr ? RowList{nullptr, 0} : RowList{l.ids + row * l.stride, l.len};
+}
+
+FS_HOST_DEVICE inline RowEdits batch_row_edits(const BatchArgs& a, int64_t row) {
+  const EditArgs& e = a.edits;
+  RowEdits r;
+  if (!e.enabled) return r;
+  r.prompt = batch_row_list(e.prompt, row);
+  r.output = batch_row_list(e.output, row);
+  r.output_counts = e.output_counts ? e.output_counts + row * e.output.stride : nullptr;
+  r.repetition = e.repetition.at(row);
+  r.frequency = e.frequency.at(row);
+  r.presence = e.presence.at(row);
+  r.bias = batch_row_list(e.bias, row);
+  r.bias_values = e.bias_values ? e.bias_values + row * e.bias.stride : nullptr;
+  if (r.bias_values == nullptr) r.bias.len = 0;
+  r.allowed = batch_row_list(e.allowed, row);
+  r.banned = batch_row_list(e.banned, row);
+  if (e.num_generated.at(row) < e.min_tokens.at(row)) r.suppressed = batch_row_list(e.stop, row);
+  r.bitmask = e.bitmask ? e.bitmask + row * e.bitmask_stride : nullptr;
+  return normalize_edits(r, a.vocab);
+}
+
+// Defined in row_sampler.h's terms; here so every backend fills it the same way.
+template <class RowLogprobsT>
+FS_HOST_DEVICE inline RowLogprobsT batch_row_logprobs(const BatchArgs& a, int64_t row) {
+  RowLogprobsT lp;
+  const LogprobArgs& l = a.logprobs;
+  if (l.n < 0 || l.out_logprob == nullptr) return lp;
+  lp.on = true;
+  lp.processed = l.processed && l.given_tokens == nullptr;
+  const int n = l.n > kMaxTopLogprobs ? kMaxTopLogprobs : l.n;
+  lp.out = LogprobOut{l.out_logprob + row, l.out_top_ids + row * l.n,
+                      l.out_top_logprobs + row * l.n, l.out_top_ids ? n : 0};
+  return lp;
 }
 
 template <DType D>

@@ -11,6 +11,10 @@
 //       maxima): every worker may run the same work on it without communicating, or it may be
 //       this context itself. Its bin buffers hold kFastListCap elements.
 //   void segment(int64_t n, int64_t* begin, int64_t* end) const   contiguous share of [0, n)
+//   void sync()                                  every worker's memory writes so far are
+//                                                visible to every worker after it
+//   int32_t exchange_i32(int32_t* p, int32_t v) / fetch_add_i32(int32_t* p, int32_t v)
+//                                                atomic among the group's workers; return the old value
 //   uint64_t sum_u64(uint64_t)                 group-wide sum, result on every worker
 //   void argmax(uint32_t* key, int64_t* token)  max key; lowest token among equal keys
 //   uint64_t exclusive_scan_u64(uint64_t v, uint64_t* total)      prefix over ranks in order

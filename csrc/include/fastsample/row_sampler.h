@@ -1,7 +1,8 @@
 // One row, end to end: keep-set (row_filters.h), then the draw (stage 6) or the processed logits.
 #pragma once
 #include "fastsample/philox.h"
-#include "fastsample/row_filters.h"
+#include "fastsample/row_edits.h"
+#include "fastsample/row_logprobs.h"
 
 namespace fastsample {
 FS_CODE_BEGIN
@@ -11,27 +12,20 @@ struct RowSample {
   bool valid;
 };
 
+struct RowDraw {
+  int64_t token;
+  uint64_t total;  // fixed-point mass of the keep-set (max = 2^38): the processed normalizer
+};
+
 // Inverse CDF over the keep-set in token order, with integer masses: the token depends only on
 // the row's logits, parameters, seed and offset. The second pass skips whole chunks by their
 // mass and looks inside only the one where the cumulative mass passes the target.
 template <class Ctx, class View>
-FS_HOST_DEVICE int64_t draw_from_keep_set(Ctx& ctx, const View& view, const RowKeep& keep,
+FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowKeep& keep,
                                           const RowParams& p) {
   const Temperature temp(p.temperature);
   const MassWeight mass{temp, temp.z_of_key(keep.max_key)};
-  const auto chunk_masses = [&](const uint32_t* keys, int n, uint32_t* hi, uint32_t* lo) {
-    float d[Ctx::kChunk], w[Ctx::kChunk];
-    chunk_distance(keys, n, keep.lo_key, temp, mass.z_max, d);
-    chunk_mass_float(d, n, w);
-    chunk_mass_split(w, n, hi, lo);
-  };
-  uint64_t local = 0;
-  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
-    if (chunk_max(keys, n) < keep.lo_key) return;
-    uint32_t hi[Ctx::kChunk], lo[Ctx::kChunk];
-    chunk_masses(keys, n, hi, lo);
-    local += chunk_mass_sum(hi, lo, n);
-  });
+  const uint64_t local = local_keep_set_mass(ctx, view, keep.lo_key, mass);
   uint64_t total = 0;
   const uint64_t before = ctx.exclusive_scan_u64(local, &total);
   const uint64_t target = scale_u64(row_random_u64(p.seed, p.offset), total);
@@ -40,8 +34,11 @@ FS_HOST_DEVICE int64_t draw_from_keep_set(Ctx& ctx, const View& view, const RowK
     uint64_t cum = before;
     ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t first, int n) {
       if (found != INT64_MAX || chunk_max(keys, n) < keep.lo_key) return;
+      float d[Ctx::kChunk], w[Ctx::kChunk];
       uint32_t hi[Ctx::kChunk], lo[Ctx::kChunk];
-      chunk_masses(keys, n, hi, lo);
+      chunk_distance(keys, n, keep.lo_key, temp, mass.z_max, d);
+      chunk_mass_float(d, n, w);
+      chunk_mass_split(w, n, hi, lo);
       const uint64_t sum = chunk_mass_sum(hi, lo, n);
       if (cum + sum <= target) {
         cum += sum;
@@ -56,7 +53,7 @@ FS_HOST_DEVICE int64_t draw_from_keep_set(Ctx& ctx, const View& view, const RowK
       }
     });
   }
-  return ctx.min_i64(found);
+  return RowDraw{ctx.min_i64(found), total};
 }
 
 // Small top-k: the k-th largest group maximum is a lower bound tau on the k-th largest key (k
@@ -96,24 +93,96 @@ FS_HOST_DEVICE RowKeep row_keep_set_fast(Ctx& ctx, const RowView<D>& row, const 
   return keep;
 }
 
+// Stage 7 as one row asks for it.
+struct RowLogprobs {
+  bool on = false;
+  bool processed = false;
+  LogprobOut out{};
+};
+
+// Processed logprobs: log_softmax of z over the keep-set (one-hot for greedy rows).
 template <class Ctx, DType D>
-FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& row, const RowParams& p,
-                                    const RowScratch& scratch) {
+FS_HOST_DEVICE void processed_logprobs(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+                                       const RowKeep& keep, const RowDraw& draw, bool on_list,
+                                       const ListView& list, const RowScratch& scratch,
+                                       const LogprobOut& out) {
+  uint32_t keys[kMaxTopLogprobs];
+  int64_t tokens[kMaxTopLogprobs];
+  if (!keep.valid) {
+    write_logprobs(ctx, out, LogSoftmax{Temperature(1.0f), 0.0, 0.0}, -1, 0, keys, tokens, 0);
+    return;
+  }
+  const Temperature temp(keep.greedy ? 1.0f : p.temperature);
+  const double z_max = temp.z_of_key(keep.max_key);
+  if (keep.greedy) {
+    // The keep-set is {argmax}: logprob 0 for it, -inf for every other token.
+    keys[0] = keep.max_key;
+    tokens[0] = keep.argmax;
+    write_logprobs(ctx, out, LogSoftmax{temp, z_max, 0.0}, keep.argmax, keep.max_key, keys,
+                   tokens, out.n > 0 ? 1 : 0);
+    return;
+  }
+  const int found = on_list ? select_top_n(list, out.n, keep.lo_key, keys, tokens)
+                            : row_top_n(ctx, row, out.n, keep.lo_key, scratch.group_max, scratch,
+                                        keys, tokens);
+  write_logprobs(ctx, out, LogSoftmax{temp, z_max, log_mass(draw.total)}, draw.token,
+                 row.key(draw.token), keys, tokens, found);
+}
+
+template <class Ctx, DType D, DType R>
+FS_HOST_DEVICE RowSample sample_edited_row(Ctx& ctx, const RowView<D>& row,
+                                           const RowView<R>& raw, bool edited,
+                                           const RowParams& p, const RowScratch& scratch,
+                                           const RowLogprobs& lp) {
   ListView list{};
   bool on_list = false;
   const RowKeep keep = row_keep_set_fast(ctx, row, p, scratch, &list, &on_list);
-  if (!keep.valid) return RowSample{-1, false};
-  if (keep.greedy) return RowSample{keep.argmax, true};
-  if (on_list) {
+  RowDraw draw{-1, 0};
+  if (keep.valid && keep.greedy) {
+    draw.token = keep.argmax;
+  } else if (keep.valid && on_list) {
     auto solo = ctx.solo();
-    return RowSample{draw_from_keep_set(solo, list, keep, p), true};
+    draw = draw_from_keep_set(solo, list, keep, p);
+  } else if (keep.valid) {
+    draw = draw_from_keep_set(ctx, row, keep, p);
   }
-  return RowSample{draw_from_keep_set(ctx, row, keep, p), true};
+  if (lp.on && lp.processed) {
+    processed_logprobs(ctx, row, p, keep, draw, on_list, list, scratch, lp.out);
+  } else if (lp.on) {
+    // Unedited, the row is the raw row: its maximum and group maxima are known already.
+    raw_logprobs(ctx, raw, draw.token, edited ? scratch.raw_group_max : scratch.group_max, edited,
+                 RowMax{keep.max_key, keep.argmax}, scratch, lp.out);
+  }
+  return RowSample{draw.token, keep.valid};
+}
+
+// One row end to end: stages 0-3 (when the row has edits, into scratch.edited), the keep-set,
+// the draw, and stage 7 when asked.
+template <class Ctx, DType D>
+FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
+                                    const RowParams& p, const RowScratch& scratch,
+                                    const RowLogprobs& lp) {
+  if (edits.any) {
+    edit_row(ctx, raw, edits, scratch.edited, scratch.marks);
+    const RowView<DType::kFloat32> row{reinterpret_cast<const uint32_t*>(scratch.edited),
+                                       raw.size()};
+    return sample_edited_row(ctx, row, raw, true, p, scratch, lp);
+  }
+  return sample_edited_row(ctx, raw, raw, false, p, scratch, lp);
+}
+
+// Prompt scoring: the token is given; only raw logprobs are computed.
+template <class Ctx, DType D>
+FS_HOST_DEVICE RowSample score_row(Ctx& ctx, const RowView<D>& raw, int64_t token,
+                                   const RowScratch& scratch, const LogprobOut& out) {
+  if (token < 0 || token >= raw.size()) token = -1;
+  raw_logprobs(ctx, raw, token, scratch.group_max, true, RowMax{}, scratch, out);
+  return RowSample{token, token >= 0 && raw.key(token) > kNegInfKey};
 }
 
 // process_logits: z where kept, -inf elsewhere (greedy rows keep their argmax, unscaled).
 template <class Ctx, DType D>
-FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+FS_HOST_DEVICE bool process_view(Ctx& ctx, const RowView<D>& row, const RowParams& p,
                                 const RowScratch& scratch, float* out) {
   ListView list{};
   bool on_list = false;
@@ -134,6 +203,19 @@ FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& row, const RowParams
     }
   });
   return true;
+}
+
+// process_logits for one row, after stages 0-3 when the row has edits.
+template <class Ctx, DType D>
+FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
+                                const RowParams& p, const RowScratch& scratch, float* out) {
+  if (edits.any) {
+    edit_row(ctx, raw, edits, scratch.edited, scratch.marks);
+    const RowView<DType::kFloat32> row{reinterpret_cast<const uint32_t*>(scratch.edited),
+                                       raw.size()};
+    return process_view(ctx, row, p, scratch, out);
+  }
+  return process_view(ctx, raw, p, scratch, out);
 }
 
 FS_CODE_END

@@ -42,6 +42,10 @@ struct RowScratch {
   uint32_t* bin_keys;      // bin_cap entries: the top-p boundary bin
   int32_t* bin_tokens;
   int64_t bin_cap;         // kBinListCap, or kFastListCap for a solo context's short lists
+  // Rows with stages 1-3 (row_edits.h) only:
+  float* edited;           // V entries: the row after stages 0-3
+  int32_t* marks;          // V entries, zero between rows
+  uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
 };
 
 FS_CODE_END

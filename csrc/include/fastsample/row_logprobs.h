@@ -1,0 +1,142 @@
+// Stage 7: the sampled token's logprob and the top-n alternatives, raw (log_softmax of the
+// sanitized logits) or processed (log_softmax of z over the keep-set). The normalizer is the
+// same exact fixed-point mass sum the draw uses, so no extra float reduction order creeps in.
+#pragma once
+#include <cmath>
+#include "fastsample/row_filters.h"
+
+namespace fastsample {
+FS_CODE_BEGIN
+
+constexpr int kMaxTopLogprobs = 20;
+
+// The n largest keys >= min_key of a list, in (key desc, token asc) order; returns how many.
+// Serial and identical on every worker: lists here are short.
+FS_HOST_DEVICE inline int select_top_n(const ListView& list, int n, uint32_t min_key,
+                                       uint32_t* keys, int64_t* tokens) {
+  int count = 0;
+  for (int64_t i = 0; i < list.n; ++i) {
+    const uint32_t k = list.keys[i];
+    if (k < min_key || (count == n && k <= keys[n - 1])) continue;
+    int at = count < n ? count++ : n - 1;
+    // The list is in token order, so among equal keys the earlier token stays ahead.
+    while (at > 0 && keys[at - 1] < k) {
+      keys[at] = keys[at - 1];
+      tokens[at] = tokens[at - 1];
+      --at;
+    }
+    keys[at] = k;
+    tokens[at] = list.tokens[i];
+  }
+  return count;
+}
+
+// Top n (<= kMaxTopLogprobs) of a row's keys >= min_key. gmax: the view's group maxima. The n-th
+// largest group maximum bounds the n-th largest key from below, so only groups reaching it are
+// listed; a list over the bin buffers' capacity (massive ties) is rebuilt from the exact n-th key.
+template <class Ctx, class View>
+FS_HOST_DEVICE int row_top_n(Ctx& ctx, const View& view, int n, uint32_t min_key,
+                             const uint32_t* gmax, const RowScratch& scratch, uint32_t* keys,
+                             int64_t* tokens) {
+  if (n <= 0) return 0;
+  auto solo = ctx.solo();
+  const KeysView groups{gmax, num_groups(view.size())};
+  uint32_t tau = min_key;
+  if (view_count_at_least(solo, groups, min_key) >= uint64_t(n)) {
+    const uint32_t bound = radix_select_desc(solo, groups, min_key, uint64_t(n), CountWeight{}, 2);
+    tau = bound > min_key ? bound : min_key;
+  }
+  const auto all = [](uint32_t) { return true; };
+  int64_t count = ctx.compact(view, tau, all, scratch.bin_keys, scratch.bin_tokens,
+                              scratch.bin_cap, gmax);
+  if (count > scratch.bin_cap) {
+    // More than bin_cap keys tie at the top: those above the n-th key (fewer than n), then the
+    // first n tokens equal to it.
+    const uint32_t kth = radix_select_desc(ctx, view, min_key, uint64_t(n), CountWeight{});
+    int64_t above = 0;
+    if (kth != 0xffffffffu) {
+      above = ctx.compact(view, kth + 1, all, scratch.bin_keys, scratch.bin_tokens, n, gmax);
+    }
+    const int64_t ties = ctx.compact(view, kth, [&](uint32_t k) { return k == kth; },
+                                     scratch.bin_keys + above, scratch.bin_tokens + above, n, gmax);
+    count = above + (ties < n ? ties : n);
+  }
+  return select_top_n(ListView{scratch.bin_keys, scratch.bin_tokens, count}, n, min_key, keys,
+                      tokens);
+}
+
+// Mass of {key >= lo} relative to the max, as fixed point; the draw's first pass.
+template <class Ctx, class View>
+FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t lo,
+                                            const MassWeight& mass) {
+  uint64_t local = 0;
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+    if (chunk_max(keys, n) < lo) return;
+    float d[Ctx::kChunk], w[Ctx::kChunk];
+    uint32_t hi[Ctx::kChunk], lo_part[Ctx::kChunk];
+    chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
+    chunk_mass_float(d, n, w);
+    chunk_mass_split(w, n, hi, lo_part);
+    local += chunk_mass_sum(hi, lo_part, n);
+  });
+  return local;
+}
+
+// log of a fixed-point mass total (>= 2^38: the max itself weighs exactly one).
+FS_HOST_DEVICE inline double log_mass(uint64_t total) {
+  return log(double(total)) - double(kMassFracBits) * 0.69314718055994530942;
+}
+
+// Where a row's logprobs go, and how the values are computed from keys.
+struct LogprobOut {
+  float* logprob;      // the row's token
+  int64_t* top_ids;    // n entries
+  float* top_logprobs;
+  int n;
+};
+
+struct LogSoftmax {
+  Temperature temp;    // identity for raw logprobs
+  double z_max, log_total;
+  FS_HOST_DEVICE float operator()(uint32_t key) const {
+    return float(double(temp.z_of_key(key)) - z_max - log_total);
+  }
+};
+
+// Writes the row's logprob for `token` (key token_key) and its top-n; rank 0 writes.
+template <class Ctx>
+FS_HOST_DEVICE void write_logprobs(Ctx& ctx, const LogprobOut& out, const LogSoftmax& ls,
+                                   int64_t token, uint32_t token_key, const uint32_t* keys,
+                                   const int64_t* tokens, int found) {
+  if (ctx.rank() != 0) return;
+  const float neg_inf = bits_float(kNegInfBits);
+  *out.logprob = token < 0 ? neg_inf : ls(token_key);
+  for (int j = 0; j < out.n; ++j) {
+    out.top_ids[j] = j < found ? tokens[j] : -1;
+    out.top_logprobs[j] = j < found ? ls(keys[j]) : neg_inf;
+  }
+}
+
+// Raw logprobs of `raw` (stage 0 only) for `token`. gmax: raw's group maxima (filled here when
+// fill_gmax), m: raw's maximum when known (fill_gmax false).
+template <class Ctx, class View>
+FS_HOST_DEVICE void raw_logprobs(Ctx& ctx, const View& raw, int64_t token, uint32_t* gmax,
+                                 bool fill_gmax, RowMax m, const RowScratch& scratch,
+                                 const LogprobOut& out) {
+  if (fill_gmax) m = row_max(ctx, raw, gmax);
+  uint32_t keys[kMaxTopLogprobs];
+  int64_t tokens[kMaxTopLogprobs];
+  if (m.key <= kNegInfKey || token < 0) {
+    write_logprobs(ctx, out, LogSoftmax{Temperature(1.0f), 0.0, 0.0}, -1, 0, keys, tokens, 0);
+    return;
+  }
+  const Temperature identity(1.0f);
+  const MassWeight mass{identity, key_to_float(m.key)};
+  const uint64_t total = ctx.sum_u64(local_keep_set_mass(ctx, raw, kNegInfKey + 1, mass));
+  const LogSoftmax ls{identity, double(mass.z_max), log_mass(total)};
+  const int found = row_top_n(ctx, raw, out.n, kNegInfKey + 1, gmax, scratch, keys, tokens);
+  write_logprobs(ctx, out, ls, token, raw.key(token), keys, tokens, found);
+}
+
+FS_CODE_END
+}  // namespace fastsample

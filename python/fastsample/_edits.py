@@ -1,0 +1,243 @@
+"""Stages 1-3 arguments (hard masks, logit_bias, penalties) of sample()/process_logits():
+validated, packed as padded per-row tensors on the logits' device, and handed to the kernels as
+one tuple (csrc/bindings/module.cpp, set_edits). The reference reads the same packed form."""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+import torch
+
+from . import _params
+from ._sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, REPETITION_PENALTY
+
+PENALTY = _params.Range("a finite number (0 = off)", -3.4e38, 3.4e38)
+
+
+@dataclass
+class IdRows:
+    """[B, L] int64 ids, -1 = padding (L may be 0)."""
+
+    ids: torch.Tensor
+
+    def packed(self) -> tuple:
+        return (self.ids.data_ptr() if self.ids.shape[1] else 0, self.ids.stride(0), self.ids.shape[1])
+
+
+@dataclass
+class Edits:
+    """Every stage 1-3 input of one call, on the logits' device."""
+
+    prompt: IdRows
+    output: IdRows
+    output_counts: Optional[torch.Tensor]  # int32 [B, L] beside `output`
+    repetition: _params.Param
+    frequency: _params.Param
+    presence: _params.Param
+    bias: IdRows
+    bias_values: torch.Tensor  # float32 [B, L] beside `bias`
+    allowed: IdRows
+    banned: IdRows
+    stop: IdRows               # EOS (unless ignore_eos) and stop ids
+    min_tokens: _params.Param
+    num_generated: _params.Param
+    bitmask: Optional[torch.Tensor]
+    keep: List[torch.Tensor] = field(default_factory=list)
+
+    def packed(self) -> tuple:
+        bm = self.bitmask
+        return (*self.prompt.packed(), *self.output.packed(),
+                0 if self.output_counts is None else self.output_counts.data_ptr(),
+                self.repetition.scalar, self.repetition.ptr(),
+                self.frequency.scalar, self.frequency.ptr(),
+                self.presence.scalar, self.presence.ptr(),
+                *self.bias.packed(), self.bias_values.data_ptr() if self.bias.ids.shape[1] else 0,
+                *self.allowed.packed(), *self.banned.packed(), *self.stop.packed(),
+                self.min_tokens.scalar, self.min_tokens.ptr(),
+                self.num_generated.scalar, self.num_generated.ptr(),
+                0 if bm is None else bm.data_ptr(), 0 if bm is None else bm.stride(0))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _check_ids(name: str, t: torch.Tensor, vocab: int) -> None:
+    if t.numel() == 0 or (t.device.type != "cpu" and _params._capturing()):
+        return
+    bad = (t < -1) | (t >= vocab)
+    if bool(bad.any()):
+        row, col = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{name}[{row}][{col}]={int(t[row, col])} is out of range; allowed: "
+                         f"token ids 0 <= id < V={vocab} (-1 = padding)")
+
+
+def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
+            shared_ok: bool) -> IdRows:
+    """A [B, L] tensor (-1 padding), a list of per-row lists, or (shared_ok) one flat list of ids
+    for every row. None = no ids."""
+    if v is None:
+        return IdRows(torch.empty((batch, 0), dtype=torch.int64, device=device))
+    if isinstance(v, torch.Tensor):
+        if v.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool):
+            raise TypeError(f"{name}: token ids must be an integer tensor, got dtype {v.dtype}")
+        if v.dim() == 1 and shared_ok:
+            v = v.unsqueeze(0).expand(batch, -1)
+        if v.dim() != 2 or v.shape[0] != batch:
+            raise ValueError(f"{name}: expected shape [{batch}, L] (one row of ids per row, -1 "
+                             f"padding), got {tuple(v.shape)}")
+        _params._check_capturable(name, v, device)
+        t = v.to(device=device, dtype=torch.int64).contiguous()
+        _check_ids(name, t, vocab)
+        return IdRows(t)
+    if not isinstance(v, (list, tuple)):
+        raise TypeError(f"{name} must be a list of token ids, a list of per-row lists, or an "
+                        f"int64 tensor [B, L]; got {type(v).__name__}")
+    if shared_ok and all(_is_int(i) for i in v):
+        rows = [list(v)] * batch
+    else:
+        if len(v) != batch:
+            raise ValueError(f"{name}: expected one list of ids per row ({batch}), got {len(v)}")
+        rows = []
+        for r, row in enumerate(v):
+            if isinstance(row, torch.Tensor):
+                row = row.tolist()
+            if not isinstance(row, (list, tuple)) or not all(_is_int(i) for i in row):
+                raise TypeError(f"{name}[{r}] must be a list of int token ids, got {row!r}")
+            rows.append(list(row))
+    for r, row in enumerate(rows):
+        for c, i in enumerate(row):
+            if not 0 <= i < vocab:
+                raise ValueError(f"{name}[{r}][{c}]={i} is out of range; allowed: token ids "
+                                 f"0 <= id < V={vocab}")
+    width = max((len(row) for row in rows), default=0)
+    t = torch.full((batch, width), -1, dtype=torch.int64)
+    for r, row in enumerate(rows):
+        t[r, :len(row)] = torch.tensor(row, dtype=torch.int64)
+    return IdRows(t.to(device))
+
+
+def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
+    """logit_bias: one dict {token: bias} for every row, or one dict (or None) per row."""
+    if v is None:
+        return IdRows(torch.empty((batch, 0), dtype=torch.int64, device=device)), \
+            torch.empty((batch, 0), dtype=torch.float32, device=device)
+    if isinstance(v, dict):
+        dicts = [v] * batch
+    elif isinstance(v, (list, tuple)) and len(v) == batch and all(d is None or isinstance(d, dict) for d in v):
+        dicts = [d or {} for d in v]
+    else:
+        raise TypeError("logit_bias must be a dict {token_id: bias} for every row, or a list of "
+                        f"one dict (or None) per row ({batch}); got {type(v).__name__}")
+    ids, values = [], []
+    for r, d in enumerate(dicts):
+        row_ids, row_values = [], []
+        for tok, bias in d.items():
+            tok = int(tok) if isinstance(tok, str) and tok.lstrip("-").isdigit() else tok
+            if not _is_int(tok) or not 0 <= tok < vocab:
+                raise ValueError(f"logit_bias[{r}]: token {tok!r} is out of range; allowed: "
+                                 f"token ids 0 <= id < V={vocab}")
+            if not isinstance(bias, numbers.Real) or isinstance(bias, bool) or not math.isfinite(bias):
+                raise ValueError(f"logit_bias[{r}][{tok}]={bias!r} is not allowed; use a finite "
+                                 f"number (clamped to [-{LOGIT_BIAS_LIMIT:g}, {LOGIT_BIAS_LIMIT:g}])")
+            row_ids.append(tok)
+            row_values.append(max(-LOGIT_BIAS_LIMIT, min(LOGIT_BIAS_LIMIT, float(bias))))
+        ids.append(row_ids)
+        values.append(row_values)
+    width = max((len(r) for r in ids), default=0)
+    id_t = torch.full((batch, width), -1, dtype=torch.int64)
+    val_t = torch.zeros((batch, width), dtype=torch.float32)
+    for r in range(batch):
+        id_t[r, :len(ids[r])] = torch.tensor(ids[r], dtype=torch.int64)
+        val_t[r, :len(values[r])] = torch.tensor(values[r], dtype=torch.float32)
+    return IdRows(id_t.to(device)), val_t.to(device)
+
+
+def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tensor]:
+    if v is None:
+        return None
+    t = v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=torch.int32)
+    if t.shape != output.ids.shape or t.is_floating_point():
+        raise ValueError(f"output_token_counts: expected an integer tensor of the shape of "
+                         f"output_token_ids {tuple(output.ids.shape)}, got {tuple(t.shape)} {t.dtype}")
+    t = t.to(device=device, dtype=torch.int32).contiguous()
+    if t.device.type == "cpu" or not _params._capturing():
+        ids = output.ids.cpu()
+        if bool((t.cpu() < 0).any()):
+            raise ValueError("output_token_counts: counts must be >= 0")
+        for r in range(ids.shape[0]):
+            row = ids[r][ids[r] >= 0]
+            if row.unique().numel() != row.numel():
+                raise ValueError(f"output_token_ids[{r}]: with output_token_counts, each token "
+                                 "id may appear once per row")
+    return t
+
+
+def _bitmask(v: Any, batch: int, vocab: int, device: torch.device) -> Optional[torch.Tensor]:
+    if v is None:
+        return None
+    words = (vocab + 31) // 32
+    if not isinstance(v, torch.Tensor) or v.dtype != torch.int32:
+        raise TypeError(f"token_bitmask must be an int32 tensor [B, ceil(V/32)] = [{batch}, "
+                        f"{words}] (xgrammar/llguidance layout), got {type(v).__name__} "
+                        f"{getattr(v, 'dtype', '')}")
+    if v.dim() != 2 or v.shape[0] != batch or v.shape[1] < words:
+        raise ValueError(f"token_bitmask: expected shape [{batch}, {words}], got {tuple(v.shape)}")
+    _params._check_capturable("token_bitmask", v, device)
+    v = v.to(device)
+    return v if v.stride(1) == 1 else v.contiguous()
+
+
+def _stop_ids(eos_token_id: Any, stop_token_ids: Any, ignore_eos: bool) -> Any:
+    eos = [] if eos_token_id is None or ignore_eos else (
+        [eos_token_id] if _is_int(eos_token_id) else list(eos_token_id))
+    if stop_token_ids is None:
+        return eos or None
+    if isinstance(stop_token_ids, torch.Tensor) or (stop_token_ids and not _is_int(stop_token_ids[0])):
+        if eos:
+            raise ValueError("eos_token_id with per-row stop_token_ids: put the EOS ids in each "
+                             "row's stop_token_ids instead")
+        return stop_token_ids
+    return eos + list(stop_token_ids)
+
+
+def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: Any = 1.0,
+          presence_penalty: Any = 0.0, frequency_penalty: Any = 0.0, prompt_token_ids: Any = None,
+          output_token_ids: Any = None, output_token_counts: Any = None, logit_bias: Any = None,
+          allowed_token_ids: Any = None, banned_token_ids: Any = None, token_bitmask: Any = None,
+          min_tokens: Any = 0, eos_token_id: Any = None, stop_token_ids: Any = None,
+          num_generated: Any = None, ignore_eos: bool = False) -> Optional[Edits]:
+    """Validates stages 1-3 arguments; None when none of them changes anything."""
+    if (is_default(repetition_penalty, 1.0) and is_default(presence_penalty, 0.0)
+            and is_default(frequency_penalty, 0.0) and logit_bias is None
+            and allowed_token_ids is None and banned_token_ids is None and token_bitmask is None
+            and is_default(min_tokens, 0)):
+        return None
+    prompt = id_rows("prompt_token_ids", prompt_token_ids, batch, vocab, device, False)
+    output = id_rows("output_token_ids", output_token_ids, batch, vocab, device, False)
+    if isinstance(allowed_token_ids, (list, tuple)) and len(allowed_token_ids) == 0:
+        raise ValueError("allowed_token_ids=[] would mask every token; pass None for no restriction")
+    if num_generated is None:
+        num_generated = (output.ids >= 0).sum(dim=1) if output.ids.shape[1] else 0
+    bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
+    return Edits(
+        prompt=prompt, output=output, output_counts=_counts(output_token_counts, output, device),
+        repetition=_params.param("repetition_penalty", repetition_penalty, batch, REPETITION_PENALTY, device),
+        frequency=_params.param("frequency_penalty", frequency_penalty, batch, PENALTY, device),
+        presence=_params.param("presence_penalty", presence_penalty, batch, PENALTY, device),
+        bias=bias, bias_values=bias_values,
+        allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True),
+        banned=id_rows("banned_token_ids", banned_token_ids, batch, vocab, device, True),
+        stop=id_rows("stop_token_ids", _stop_ids(eos_token_id, stop_token_ids, ignore_eos),
+                     batch, vocab, device, True),
+        min_tokens=_params.param("min_tokens", min_tokens, batch, MIN_TOKENS, device),
+        num_generated=_params.param("num_generated", num_generated, batch, MIN_TOKENS, device),
+        bitmask=_bitmask(token_bitmask, batch, vocab, device),
+    )
+
+
+def is_default(v: Any, default: float) -> bool:
+    """v is a plain number equal to the parameter's off value."""
+    return isinstance(v, numbers.Number) and not isinstance(v, bool) and v == default

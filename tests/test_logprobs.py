@@ -1,0 +1,107 @@
+"""Stage 7: the sampled token's logprob and the top-n, raw and processed, and prompt_logprobs.
+Tolerance: 1e-5 absolute (the kernels normalize with the draw's 2^-38 fixed-point mass sum and
+their own exp; torch computes log_softmax in float64 here)."""
+import math
+
+import pytest
+import torch
+
+import fastsample
+from helpers import random_logits
+
+TOL = 1e-5
+
+
+def _close(a, b):
+    a, b = a.cpu().double(), b.cpu().double()
+    both_inf = torch.isinf(a) & torch.isinf(b) & (a == b)
+    return bool((((a - b).abs() <= TOL) | both_inf).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("n", [0, 1, 5, 20])
+def test_raw_logprobs_equal_log_softmax(dtype, n, device):
+    logits = random_logits(5, 32000, dtype, seed=41, special=True, device=device)
+    # special=True puts +inf in row 1: every other logprob there is -3.4e38 in float64 and the
+    # reference's order among them is rounding; keep NaN and -inf rows, not that one.
+    logits[1, 3] = 0.0
+    out = fastsample.sample(logits, temperature=0.8, top_p=0.9, seed=list(range(5)), logprobs=n)
+    lsm = torch.log_softmax(fastsample.reference.sanitize(logits).double(), dim=1).cpu()
+    tokens = out.tokens.cpu()
+    assert _close(out.logprobs, lsm.gather(1, tokens[:, None])[:, 0])
+    assert out.top_ids.shape == (5, n) and out.top_logprobs.shape == (5, n)
+    values, ids = lsm.sort(dim=1, descending=True, stable=True)
+    assert torch.equal(out.top_ids.cpu(), ids[:, :n])
+    assert _close(out.top_logprobs, values[:, :n])
+    want = fastsample.reference.sample(logits, temperature=0.8, top_p=0.9, seed=list(range(5)),
+                                       logprobs=n)
+    assert torch.equal(out.top_ids.cpu(), want.top_ids.cpu())
+
+
+@pytest.mark.parametrize("params", [dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
+                                    dict(temperature=1.3, top_p=0.5), dict(temperature=0.5),
+                                    dict(temperature=0.0)],
+                         ids=["hf-default", "top-p", "plain", "greedy"])
+def test_processed_logprobs_over_the_keep_set(params, device):
+    logits = random_logits(4, 20000, seed=42, device=device)
+    kw = dict(params, seed=[5, 6, 7, 8], logprobs=8, logprobs_mode="processed")
+    out = fastsample.sample(logits, **kw)
+    want = fastsample.reference.sample(logits, **kw)
+    assert torch.equal(out.tokens.cpu(), want.tokens.cpu())
+    assert _close(out.logprobs, want.logprobs)
+    assert torch.equal(out.top_ids.cpu(), want.top_ids.cpu())
+    assert _close(out.top_logprobs, want.top_logprobs)
+    if params["temperature"] == 0.0:
+        assert out.logprobs.tolist() == [0.0] * 4
+        assert bool((out.top_ids[:, 1:] == -1).all())
+    # Consistent with process_logits: the sampled token's logprob is its log_softmax there.
+    if params["temperature"] > 0:
+        kept = fastsample.process_logits(logits, **params).double().cpu()
+        lsm = torch.log_softmax(kept, dim=1).gather(1, out.tokens.cpu()[:, None])[:, 0]
+        assert _close(out.logprobs, lsm)
+
+
+def test_logprobs_with_edits_and_invalid_rows():
+    logits = random_logits(3, 500, seed=43)
+    banned = [list(range(500)), [1, 2], []]
+    kw = dict(temperature=0.9, seed=1, logprobs=3, banned_token_ids=banned, repetition_penalty=1.4,
+              prompt_token_ids=[[3, 4], [5], [6, 6]])
+    for mode in ("raw", "processed"):
+        out = fastsample.sample(logits, logprobs_mode=mode, **kw)
+        want = fastsample.reference.sample(logits, logprobs_mode=mode, **kw)
+        assert out.valid.tolist() == [False, True, True]
+        assert out.logprobs[0] == -math.inf and out.top_ids[0].tolist() == [-1, -1, -1]
+        assert torch.equal(out.tokens, want.tokens)
+        assert _close(out.logprobs, want.logprobs)
+        assert torch.equal(out.top_ids, want.top_ids) and _close(out.top_logprobs, want.top_logprobs)
+
+
+def test_top_n_padding_and_ties():
+    x = torch.full((2, 100), -math.inf)
+    x[0, [3, 50]] = 1.0          # two finite tokens: the rest of the top 5 is padding
+    x[1] = 0.0                   # all tied: lowest ids first
+    out = fastsample.sample(x, seed=0, logprobs=5)
+    assert out.top_ids[0].tolist() == [3, 50, -1, -1, -1]
+    assert out.top_logprobs[0, 2:].tolist() == [-math.inf] * 3
+    assert out.top_ids[1].tolist() == [0, 1, 2, 3, 4]
+    assert _close(out.top_logprobs[1], torch.full((5,), -math.log(100)))
+
+
+def test_logprobs_validation():
+    x = torch.zeros(1, 10)
+    with pytest.raises(ValueError, match=r"logprobs=21 is out of range"):
+        fastsample.sample(x, logprobs=21)
+    with pytest.raises(ValueError, match=r"logprobs_mode='final'"):
+        fastsample.sample(x, logprobs=1, logprobs_mode="final")
+
+
+def test_prompt_logprobs(device):
+    logits = random_logits(7, 5000, torch.bfloat16, seed=44, device=device)
+    targets = torch.tensor([0, 10, 4999, 7, 7, 123, 2], device=device)
+    out = fastsample.prompt_logprobs(logits, targets, n=4)
+    lsm = torch.log_softmax(logits.double(), dim=1).cpu()
+    assert _close(out.logprobs, lsm.gather(1, targets.cpu()[:, None])[:, 0])
+    values, ids = lsm.sort(dim=1, descending=True, stable=True)
+    assert torch.equal(out.top_ids.cpu(), ids[:, :4]) and _close(out.top_logprobs, values[:, :4])
+    with pytest.raises(ValueError, match=r"target_ids\[0\]=5000 is out of range"):
+        fastsample.prompt_logprobs(logits, torch.full((7,), 5000, device=device))
