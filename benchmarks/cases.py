@@ -10,6 +10,20 @@ CASES = {
 }
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
+# "penalties-heavy" (issue 4): 4096 history tokens, repetition 1.1, frequency 0.5, presence 0.5,
+# logit_bias on 100 tokens, T 1.0, top_p 0.95, logprobs 5; compared with "penalties-off", the
+# same call without penalties, bias or logprobs.
+PENALTY_BASE = dict(temperature=1.0, top_p=0.95)
+
+
+def penalty_kwargs(batch, vocab, device="cpu"):
+    g = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, vocab, (batch, 3072), generator=g).to(device)
+    output = torch.randint(0, vocab, (batch, 1024), generator=g).to(device)
+    bias = {int(t): 2.0 for t in torch.randint(0, vocab, (100,), generator=g)}
+    return dict(PENALTY_BASE, repetition_penalty=1.1, frequency_penalty=0.5, presence_penalty=0.5,
+                prompt_token_ids=prompt, output_token_ids=output, logit_bias=bias, logprobs=5)
+
 
 def env_list(name, default):
     """Comma-separated ints from the environment (to restrict a run), else the default list."""

@@ -22,6 +22,10 @@ def main(path: str) -> None:
           f" {'FI / fs':>8}")
     fmt = lambda v: f"{v:8.2f}" if v else "       -"  # noqa: E731
     for group, t in sorted(groups.items()):
+        if "penalties-heavy" in t and t.get("penalties-off"):
+            print(f"{group:48} penalties-heavy / penalties-off = "
+                  f"{t['penalties-heavy'] / t['penalties-off']:.3f}")
+            continue
         fs = t.get("fastsample")
         if not fs:
             continue

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import fastsample
-from cases import CASES, DTYPES, env_list, hf_chain, make_logits
+from cases import (CASES, DTYPES, PENALTY_BASE, env_list, hf_chain, make_logits,
+                   penalty_kwargs)
 
 DEVICE = "cpu"
 BATCHES = env_list("FASTSAMPLE_BENCH_BATCHES", "1,16,64")
@@ -38,3 +39,17 @@ def test_sample(benchmark, case, batch, vocab, dtype, impl):
         run = hf_chain(params)
         fn = lambda: run(logits)  # noqa: E731
     benchmark(fn)
+
+
+PENALTY_BATCHES = env_list("FASTSAMPLE_BENCH_PENALTY_BATCHES", "64")
+
+
+@pytest.mark.parametrize("impl", ["penalties-off", "penalties-heavy"])
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("batch", PENALTY_BATCHES)
+def test_penalties(benchmark, batch, dtype, impl):
+    vocab = 128256
+    logits = make_logits(batch, vocab, DTYPES[dtype])
+    benchmark.group = f"penalties B={batch} V={vocab} {dtype}"
+    kwargs = PENALTY_BASE if impl == "penalties-off" else penalty_kwargs(batch, vocab)
+    benchmark(lambda: fastsample.sample(logits, **kwargs))

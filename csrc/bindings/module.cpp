@@ -57,8 +57,8 @@ fastsample::IdLists id_lists(const py::tuple& t, size_t i, const char* what) {
   l.ids = reinterpret_cast<const int64_t*>(t[i].cast<uintptr_t>());
   l.stride = t[i + 1].cast<int64_t>();
   l.len = t[i + 2].cast<int64_t>();
-  require(l.len >= 0 && (l.ids == nullptr || l.stride >= l.len),
-          std::string(what) + ": list length must be >= 0 and <= the row stride");
+  require(l.len >= 0 && (l.ids == nullptr || l.stride >= l.len || l.stride == 0),
+          std::string(what) + ": list length must be >= 0 and <= the row stride (or stride 0)");
   if (l.ids == nullptr) l.len = 0;
   return l;
 }

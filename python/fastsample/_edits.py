@@ -23,6 +23,7 @@ class IdRows:
     ids: torch.Tensor
 
     def packed(self) -> tuple:
+        # Row stride 0: one list shared by every row.
         return (self.ids.data_ptr() if self.ids.shape[1] else 0, self.ids.stride(0), self.ids.shape[1])
 
 
@@ -96,7 +97,8 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
         raise TypeError(f"{name} must be a list of token ids, a list of per-row lists, or an "
                         f"int64 tensor [B, L]; got {type(v).__name__}")
     if shared_ok and all(_is_int(i) for i in v):
-        rows = [list(v)] * batch
+        # One list for every row: packed once, read by every row (row stride 0).
+        return IdRows(id_rows(name, [list(v)], 1, vocab, device, False).ids.expand(batch, -1))
     else:
         if len(v) != batch:
             raise ValueError(f"{name}: expected one list of ids per row ({batch}), got {len(v)}")
@@ -125,7 +127,9 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
         return IdRows(torch.empty((batch, 0), dtype=torch.int64, device=device)), \
             torch.empty((batch, 0), dtype=torch.float32, device=device)
     if isinstance(v, dict):
-        dicts = [v] * batch
+        # One dict for every row: validated and packed once, read by every row (row stride 0).
+        ids, values = _bias_rows([v], 1, vocab, device)
+        return IdRows(ids.ids.expand(batch, -1)), values.expand(batch, -1)
     elif isinstance(v, (list, tuple)) and len(v) == batch and all(d is None or isinstance(d, dict) for d in v):
         dicts = [d or {} for d in v]
     else:
