@@ -13,6 +13,8 @@ from ._prompt_logprobs import PromptLogprobs, prompt_logprobs
 from ._sampling import process_logits, sample
 from ._sampling_batch import BatchFlags, SamplingBatch
 from ._sampling_params import SamplingParams
+from ._sampler import Sampler, StepOutput
+from ._generate import GenerationResult, StreamEvent, generate
 from .adapters import from_bedrock, from_hf, from_llama_stack, from_openai
 
 __version__ = str(_C.version)
@@ -23,6 +25,11 @@ __all__ = [
     "SampleOutput",
     "SamplingBatch",
     "SamplingParams",
+    "Sampler",
+    "GenerationResult",
+    "StreamEvent",
+    "generate",
+    "StepOutput",
     "Uniform",
     "adapters",
     "from_bedrock",

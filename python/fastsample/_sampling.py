@@ -6,7 +6,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from . import _cuda, _edits, _params, reference
+from . import _cuda, _edits, _ops, _params, reference
 from ._C import cpu_process, cpu_sample
 from ._output import SampleOutput
 from ._sampling_params import LOGPROBS, LOGPROBS_MODES
@@ -107,6 +107,13 @@ def sample(
              and _edits.is_default(repetition_penalty, 1.0)
              and _edits.is_default(presence_penalty, 0.0)
              and _edits.is_default(frequency_penalty, 0.0) and _edits.is_default(min_tokens, 0))
+    if torch.compiler.is_compiling():
+        # Traced by torch.compile: the custom op keeps the step in one graph.
+        if not plain or generator is not None or return_valid:
+            raise ValueError("inside torch.compile, fastsample.sample supports temperature, "
+                             "top_k, top_p, min_p, seed and offset; call it outside the "
+                             "compiled region for penalties, masks, logprobs or return_valid")
+        return _ops.compiled_sample(logits, temperature, top_k, top_p, min_p, seed, offset)
     fast = plain and _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset,
                                   generator)
     if fast:
@@ -266,6 +273,15 @@ def process_logits(
     only their argmax, unscaled; rows whose logits are all -inf/NaN come back all -inf.
     The input is never modified.
     """
+    if torch.compiler.is_compiling():
+        if not (logit_bias is None and allowed_token_ids is None and banned_token_ids is None
+                and token_bitmask is None and _edits.is_default(repetition_penalty, 1.0)
+                and _edits.is_default(presence_penalty, 0.0)
+                and _edits.is_default(frequency_penalty, 0.0) and _edits.is_default(min_tokens, 0)):
+            raise ValueError("inside torch.compile, fastsample.process_logits supports "
+                             "temperature, top_k, top_p and min_p; apply penalties and masks "
+                             "outside the compiled region")
+        return _ops.compiled_process(logits, temperature, top_k, top_p, min_p)
     logits = _params.as_logits(logits)
     on_cuda = _cuda.runs_on(logits.device)
     if logits.device.type != "cpu" and not on_cuda:
@@ -294,3 +310,21 @@ def process_logits(
         out.data_ptr(), vocab, _threads, packed,
     )
     return out
+
+
+def run_prepared(logits: torch.Tensor, filters: tuple, seeds: _params.Seeds,
+                 edits: Optional[_edits.Edits], logprobs: Optional[_LogprobOutputs]) -> SampleOutput:
+    """One fused sample call with arguments validated before and already on the logits' device
+    (the Sampler's per-step path: no validation and no host-to-device copies). filters: the
+    temperature, top_k, top_p, min_p Params. Returns a SampleOutput with `valid`."""
+    logits = _params.as_logits(logits)
+    temp, k, p, m = filters
+    args = (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
+            seeds.seed.scalar, seeds.seed.ptr(), seeds.offset.scalar, seeds.offset.ptr())
+    if _cuda.runs_on(logits.device):
+        return _run_sample_cuda(logits, args, True, edits, logprobs)
+    if logits.device.type != "cpu":
+        raise ValueError(f"the Sampler runs on CPU or CUDA tensors (compiled kernels); got "
+                         f"logits on {logits.device}")
+    tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
+    return _run_sample(logits, tokens, *args, None, True, edits, logprobs)

@@ -1,0 +1,318 @@
+"""fastsample.Sampler: the per-step object of a decode loop over a changing batch of requests."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Hashable, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from . import _edits, _params
+from ._sampling import _LogprobOutputs, run_prepared
+from ._sampling_params import SamplingParams
+
+
+@dataclass
+class StepOutput:
+    """One request's result of a step.
+
+    token: the sampled id. finished / finish_reason: "length" (max_tokens reached), "eos", or
+    "stop" (a stop token id or stop string); None while running. text: the decoded output so far
+    with a stop string and a final EOS/stop token excluded (None without a tokenizer).
+    logprob, top_ids, top_logprobs: when the request asked for logprobs (else None).
+    """
+
+    request_id: Hashable
+    token: int
+    finished: bool
+    finish_reason: Optional[str]
+    text: Optional[str] = None
+    logprob: Optional[float] = None
+    top_ids: Optional[List[int]] = None
+    top_logprobs: Optional[List[float]] = None
+
+
+@dataclass
+class _Request:
+    id: Hashable
+    params: SamplingParams
+    prompt: List[int]
+    seed: int
+    eos: tuple
+    output: List[int] = field(default_factory=list)
+    text: Optional[str] = None
+    finish_reason: Optional[str] = None
+
+
+_FLOAT_ROWS = {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0,
+               "frequency_penalty": 0.0, "presence_penalty": 0.0}
+_INT_ROWS = {"top_k": 0, "seed": 0, "offset": 0, "min_tokens": 0, "generated": 0}
+_LIST_ROWS = ("prompt", "output", "bias_ids", "allowed", "banned", "stop")
+
+
+class Sampler:
+    """Samples every active request of a decode loop in one fused call per step.
+
+    Requests join (`add`) and leave (`remove`, or by finishing) between steps; rows of the
+    logits given to `step` follow `request_ids`. Per-row parameters, histories, offsets and the
+    generated counts live on `device`: a step copies nothing to the device once the batch is
+    stable; joining builds only the new rows, leaving drops rows on the device.
+
+    Args:
+        vocab_size: V of the logits.
+        device: where the logits are (CPU or CUDA).
+        tokenizer: optional; needed for stop strings and `text`.
+        eos_token_id: default EOS id(s) for requests whose params have no eos_token_ids
+            (else the tokenizer's).
+        generator: draws the seed of requests without one (default: torch's default generator).
+    """
+
+    def __init__(self, vocab_size: int, *, device: Any = "cpu", tokenizer: Any = None,
+                 eos_token_id: Any = None, generator: Optional[torch.Generator] = None):
+        if not isinstance(vocab_size, int) or not 1 <= vocab_size <= _params.MAX_VOCAB:
+            raise ValueError(f"vocab_size={vocab_size!r} is out of range; allowed: 1 <= V <= "
+                             f"{_params.MAX_VOCAB}")
+        _params.check_generator(generator)
+        self.vocab_size = vocab_size
+        self.device = torch.device(device)
+        self.tokenizer = tokenizer
+        if eos_token_id is None and tokenizer is not None:
+            eos_token_id = getattr(tokenizer, "eos_token_id", None)
+        self._eos = () if eos_token_id is None else (
+            (int(eos_token_id),) if isinstance(eos_token_id, int) else tuple(int(e) for e in eos_token_id))
+        self._generator = generator
+        self._requests: List[_Request] = []
+        self._pending: List[_Request] = []
+        self._removed: set = set()
+        self._rows: Dict[str, torch.Tensor] = {}
+        self._cap = 0
+
+    # -- membership ----------------------------------------------------------------------
+    @property
+    def request_ids(self) -> List[Hashable]:
+        """Ids of the active requests, in the row order `step` expects."""
+        return [r.id for r in self._requests if r.id not in self._removed] + [r.id for r in self._pending]
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def add(self, request_id: Hashable, params: SamplingParams,
+            prompt_token_ids: Sequence[int] = ()) -> None:
+        """Adds a request (its row is last). prompt_token_ids feed the repetition penalty."""
+        if not isinstance(params, SamplingParams):
+            raise TypeError(f"params must be a fastsample.SamplingParams, got {type(params).__name__}")
+        if request_id in self.request_ids:
+            raise ValueError(f"request {request_id!r} is already in the batch")
+        prompt = [int(t) for t in prompt_token_ids]
+        for i, t in enumerate(prompt):
+            if not 0 <= t < self.vocab_size:
+                raise ValueError(f"request {request_id!r}: prompt_token_ids[{i}]={t} is out of "
+                                 f"range; allowed: 0 <= id < V={self.vocab_size}")
+        for name in ("allowed_token_ids", "banned_token_ids", "stop_token_ids", "eos_token_ids"):
+            for t in getattr(params, name) or ():
+                if not 0 <= t < self.vocab_size:
+                    raise ValueError(f"request {request_id!r}: {name} holds {t}, out of range; "
+                                     f"allowed: 0 <= id < V={self.vocab_size}")
+        for t, _ in params.logit_bias or ():
+            if not 0 <= t < self.vocab_size:
+                raise ValueError(f"request {request_id!r}: logit_bias token {t} is out of range; "
+                                 f"allowed: 0 <= id < V={self.vocab_size}")
+        if params.stop and self.tokenizer is None:
+            raise ValueError(f"request {request_id!r}: stop strings need a tokenizer "
+                             "(Sampler(..., tokenizer=...))")
+        seed = params.seed
+        if seed is None:
+            seed = int(_params.draw_seeds(torch.empty(1, dtype=torch.int64), self._generator)[0])
+        resolved = params.resolve(seed)
+        eos = resolved.eos_token_ids if resolved.eos_token_ids is not None else self._eos
+        self._pending.append(_Request(request_id, resolved, prompt, seed, tuple(eos),
+                                      text="" if self.tokenizer is not None else None))
+
+    def remove(self, request_id: Hashable) -> None:
+        """Drops a request before the next step."""
+        if request_id not in self.request_ids:
+            raise KeyError(f"request {request_id!r} is not in the batch")
+        pending = [r for r in self._pending if r.id != request_id]
+        if len(pending) != len(self._pending):
+            self._pending = pending
+        else:
+            self._removed.add(request_id)
+
+    # -- per-row device state ------------------------------------------------------------
+    def _new_rows(self, reqs: List[_Request]) -> Dict[str, torch.Tensor]:
+        rows: Dict[str, Any] = {}
+        for name, default in _FLOAT_ROWS.items():
+            rows[name] = [float(getattr(r.params, name, default)) for r in reqs]
+        rows["top_k"] = [r.params.top_k for r in reqs]
+        rows["seed"] = [r.seed for r in reqs]
+        rows["offset"] = [len(r.output) for r in reqs]
+        rows["min_tokens"] = [r.params.min_tokens for r in reqs]
+        rows["generated"] = [len(r.output) for r in reqs]
+        lists = {
+            "prompt": [r.prompt for r in reqs],
+            "output": [r.output for r in reqs],
+            "bias_ids": [[t for t, _ in r.params.logit_bias or ()] for r in reqs],
+            "allowed": [list(r.params.allowed_token_ids or ()) for r in reqs],
+            "banned": [list(r.params.banned_token_ids or ()) for r in reqs],
+            "stop": [list(() if r.params.ignore_eos else r.eos) + list(r.params.stop_token_ids)
+                     for r in reqs],
+        }
+        out: Dict[str, torch.Tensor] = {}
+        for name in _FLOAT_ROWS:
+            out[name] = torch.tensor(rows[name], dtype=torch.float32)
+        for name in _INT_ROWS:
+            out[name] = torch.tensor(rows[name], dtype=torch.int64)
+        for name, values in lists.items():
+            out[name] = _padded(values, -1, torch.int64)
+        out["bias_values"] = _padded([[b for _, b in r.params.logit_bias or ()] for r in reqs],
+                                     0.0, torch.float32)
+        return {k: v.to(self.device) for k, v in out.items()}
+
+    def _apply_membership(self) -> None:
+        if not self._removed and not self._pending:
+            return
+        keep = [i for i, r in enumerate(self._requests) if r.id not in self._removed]
+        if self._rows and len(keep) != len(self._requests):
+            index = torch.tensor(keep, dtype=torch.int64, device=self.device)
+            self._rows = {k: v.index_select(0, index) for k, v in self._rows.items()}
+        self._requests = [self._requests[i] for i in keep]
+        self._removed = set()
+        if self._pending:
+            new = self._new_rows(self._pending)
+            self._rows = new if not self._requests else {
+                k: _cat_rows(self._rows[k], new[k]) for k in new}
+            self._requests += self._pending
+            self._pending = []
+        if not self._requests:
+            self._rows = {}
+        self._cap = self._rows["output"].shape[1] if self._rows else 0
+        params = [r.params for r in self._requests]
+        self._edits_on = any(
+            p.repetition_penalty != 1.0 or p.frequency_penalty != 0.0 or p.presence_penalty != 0.0
+            or p.logit_bias or p.allowed_token_ids or p.banned_token_ids or p.min_tokens > 0
+            for p in params)
+        asking = [p for p in params if p.logprobs is not None]
+        modes = {p.logprobs_mode for p in asking}
+        if len(modes) > 1:
+            raise ValueError("requests in one batch must share logprobs_mode; got "
+                             + ", ".join(f"{r.id!r}: {r.params.logprobs_mode}"
+                                         for r in self._requests if r.params.logprobs is not None))
+        self._logprobs = (max(p.logprobs for p in asking), modes.pop()) if asking else None
+
+    def _ensure_capacity(self) -> None:
+        longest = max((len(r.output) for r in self._requests), default=0)
+        if longest < self._cap:
+            return
+        new_cap = max(16, 2 * self._cap, longest + 1)
+        for name in ("output",):
+            self._rows[name] = F.pad(self._rows[name], (0, new_cap - self._cap), value=-1)
+        self._cap = new_cap
+
+    def _edits(self) -> Optional[_edits.Edits]:
+        if not self._edits_on:
+            return None
+        r = self._rows
+        P = _params.Param
+        return _edits.Edits(
+            prompt=_edits.IdRows(r["prompt"]), output=_edits.IdRows(r["output"]),
+            output_counts=None, repetition=P(1.0, r["repetition_penalty"]),
+            frequency=P(0.0, r["frequency_penalty"]), presence=P(0.0, r["presence_penalty"]),
+            bias=_edits.IdRows(r["bias_ids"]), bias_values=r["bias_values"],
+            allowed=_edits.IdRows(r["allowed"]), banned=_edits.IdRows(r["banned"]),
+            stop=_edits.IdRows(r["stop"]), min_tokens=P(0, r["min_tokens"]),
+            num_generated=P(0, r["generated"]), bitmask=None)
+
+    # -- the step --------------------------------------------------------------------------
+    def step(self, logits: torch.Tensor) -> List[StepOutput]:
+        """Samples one token for every active request. logits: [len(self), V] on `device`, row i
+        for request_ids[i]. Finished requests leave the batch after this step.
+        Raises ValueError naming the request when a row has no valid token."""
+        self._apply_membership()
+        batch = len(self._requests)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape != (batch, self.vocab_size):
+            raise ValueError(f"logits must have shape [{batch}, {self.vocab_size}] (one row per "
+                             f"active request, in request_ids order), got "
+                             f"{tuple(getattr(logits, 'shape', ()))}")
+        if logits.device != self.device:
+            raise ValueError(f"logits are on {logits.device}, the Sampler's state on {self.device}")
+        if batch == 0:
+            return []
+        self._ensure_capacity()
+        r = self._rows
+        P = _params.Param
+        filters = (P(1.0, r["temperature"]), P(0, r["top_k"]), P(1.0, r["top_p"]), P(0.0, r["min_p"]))
+        seeds = _params.Seeds(P(0, r["seed"]), P(0, r["offset"]))
+        lp = None
+        if self._logprobs is not None:
+            lp = _LogprobOutputs(self._logprobs[0], self._logprobs[1] == "processed", batch,
+                                 self.device)
+        out = run_prepared(logits, filters, seeds, self._edits(), lp)
+        # Device-side bookkeeping, queued after the kernel: history, counts, Philox offsets.
+        r["output"].scatter_(1, r["generated"].clamp(max=self._cap - 1)[:, None], out.tokens[:, None])
+        r["generated"] += 1
+        r["offset"] += 1
+        return self._finish(out)
+
+    def _finish(self, out) -> List[StepOutput]:
+        tokens = out.tokens.tolist()
+        valid = out.valid.tolist()
+        bad = [req.id for req, ok in zip(self._requests, valid) if not ok]
+        if bad:
+            raise ValueError(f"requests {bad!r} have no valid token: every token of their row is "
+                             "-inf/NaN or masked (allowed/banned ids, min_tokens, logit_bias)")
+        lp = None
+        if out.logprobs is not None:
+            lp = (out.logprobs.tolist(), out.top_ids.tolist(), out.top_logprobs.tolist())
+        results = []
+        for i, (req, token) in enumerate(zip(self._requests, tokens)):
+            req.output.append(token)
+            reason = self._finish_reason(req, token)
+            if reason is not None:
+                req.finish_reason = reason
+                self._removed.add(req.id)
+            res = StepOutput(req.id, token, reason is not None, reason, req.text)
+            if lp is not None and req.params.logprobs is not None:
+                n = req.params.logprobs
+                res.logprob, res.top_ids, res.top_logprobs = lp[0][i], lp[1][i][:n], lp[2][i][:n]
+            results.append(res)
+        return results
+
+    def _finish_reason(self, req: _Request, token: int) -> Optional[str]:
+        p = req.params
+        n = len(req.output)
+        reason = None
+        if n >= p.min_tokens:
+            if token in req.eos and not p.ignore_eos:
+                reason = "eos"
+            elif token in p.stop_token_ids:
+                reason = "stop"
+        if self.tokenizer is not None:
+            shown = req.output[:-1] if reason is not None else req.output
+            text = self.tokenizer.decode(shown, skip_special_tokens=True)
+            if reason is None and p.stop and n >= p.min_tokens:
+                hits = [(text.find(s), s) for s in p.stop if s in text]
+                if hits:
+                    text = text[:min(hits)[0]]
+                    reason = "stop"
+            req.text = text
+        if reason is None and p.max_tokens is not None and n >= p.max_tokens:
+            reason = "length"
+        return reason
+
+
+def _padded(rows: List[list], pad: Any, dtype: torch.dtype) -> torch.Tensor:
+    width = max((len(r) for r in rows), default=0)
+    t = torch.full((len(rows), width), pad, dtype=dtype)
+    for i, r in enumerate(rows):
+        if r:
+            t[i, :len(r)] = torch.tensor(r, dtype=dtype)
+    return t
+
+
+def _cat_rows(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    if old.dim() == 2 and old.shape[1] != new.shape[1]:
+        width = max(old.shape[1], new.shape[1])
+        pad = 0.0 if old.is_floating_point() else -1
+        old = F.pad(old, (0, width - old.shape[1]), value=pad)
+        new = F.pad(new, (0, width - new.shape[1]), value=pad)
+    return torch.cat([old, new])

@@ -1,0 +1,199 @@
+"""Decode loop: Sampler, generate(), the transformers integration and torch.compile, on tiny
+random-weight models (LlamaForCausalLM, GPT2LMHeadModel) with a locally built tokenizer."""
+import pytest
+import torch
+
+import fastsample
+from fastsample import Sampler, SamplingParams
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+from tiny_models import gpt2, llama, tokenizer  # noqa: E402
+
+PROMPTS = ["w1 w2 w3 w4", "w5 w6", "w7 w8 w9 w10 w11 w12"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tokenizer()
+
+
+@pytest.mark.parametrize("make", [llama, gpt2], ids=["llama", "gpt2"])
+def test_greedy_generate_equals_transformers(make, tok):
+    model = make()
+    params = SamplingParams(temperature=0.0, max_tokens=12, min_tokens=12)
+    got = fastsample.generate(model, PROMPTS, params, tokenizer=tok)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    want = model.generate(**enc, do_sample=False, max_new_tokens=12, min_new_tokens=12,
+                          pad_token_id=0)
+    for i, res in enumerate(got):
+        assert res.token_ids == want[i, enc["input_ids"].shape[1]:].tolist()
+        assert res.finish_reason == "length"
+        assert res.text == tok.decode(res.token_ids, skip_special_tokens=True)
+
+
+def test_sampled_generate_reproducible_and_batch_independent(tok):
+    model = llama()
+    params = [SamplingParams(temperature=0.9, top_p=0.95, seed=s, max_tokens=8, ignore_eos=True)
+              for s in (11, 12, 13)]
+    a = fastsample.generate(model, PROMPTS, params, tokenizer=tok)
+    b = fastsample.generate(model, PROMPTS, params, tokenizer=tok)
+    assert [r.token_ids for r in a] == [r.token_ids for r in b]
+    # A request's tokens do not depend on the other prompts of the batch.
+    alone = fastsample.generate(model, PROMPTS[1:2], params[1], tokenizer=tok)
+    assert alone[0].token_ids == a[1].token_ids
+    other = fastsample.generate(model, [PROMPTS[1], "w30 w31 w32"], [params[1], params[0]],
+                                tokenizer=tok)
+    assert other[0].token_ids == a[1].token_ids
+
+
+def _fixed_logits(rows, vocab, favourite):
+    """Logits where `favourite[i]` wins row i by far (a deterministic greedy script)."""
+    x = torch.zeros(rows, vocab)
+    for i, t in enumerate(favourite):
+        x[i, t] = 20.0
+    return x
+
+
+def test_sampler_stop_ids_eos_min_tokens_and_max_tokens():
+    s = Sampler(10, eos_token_id=1)
+    s.add("eos", SamplingParams(temperature=0.0))
+    s.add("stop", SamplingParams(temperature=0.0, stop_token_ids=(2,)))
+    s.add("min", SamplingParams(temperature=0.0, min_tokens=2))
+    s.add("ignore", SamplingParams(temperature=0.0, ignore_eos=True, max_tokens=2))
+    # Row favourites: EOS, stop id 2, EOS (suppressed below min_tokens), EOS (ignored).
+    out = s.step(_fixed_logits(4, 10, [1, 2, 1, 1]))
+    assert [(o.token, o.finish_reason) for o in out] == [(1, "eos"), (2, "stop"), (0, None), (1, None)]
+    assert s.request_ids == ["min", "ignore"]
+    out = s.step(_fixed_logits(2, 10, [1, 1]))
+    assert [(o.token, o.finish_reason) for o in out] == [(0, None), (1, "length")]
+    out = s.step(_fixed_logits(1, 10, [1]))
+    assert [(o.token, o.finish_reason) for o in out] == [(1, "eos")]
+    assert len(s) == 0
+
+
+def test_sampler_stop_strings_need_a_tokenizer_and_are_cut(tok):
+    with pytest.raises(ValueError, match="stop strings need a tokenizer"):
+        Sampler(123).add(0, SamplingParams(stop=("w7",)))
+    s = Sampler(123, tokenizer=tok)
+    s.add(0, SamplingParams(temperature=0.0, stop=("w7 w8",)))
+    script = [tok.convert_tokens_to_ids(w) for w in ("w5", "w6", "w7", "w8", "w9")]
+    outs = [s.step(_fixed_logits(1, 123, [t]))[0] for t in script[:4]]
+    assert [o.finish_reason for o in outs] == [None, None, None, "stop"]
+    assert outs[-1].text == "w5 w6 "  # the stop string and what follows are cut
+    assert len(s) == 0
+
+
+def test_requests_join_and_leave_mid_generation():
+    """A seeded request's tokens do not change when others join or leave around it."""
+    vocab = 200
+    g = torch.Generator().manual_seed(0)
+    steps = [torch.randn(1, vocab, generator=g) for _ in range(6)]
+    params = SamplingParams(temperature=1.0, top_k=40, seed=7, repetition_penalty=1.3,
+                            presence_penalty=0.2, logprobs=2)
+    alone = Sampler(vocab)
+    alone.add("a", params, [1, 2, 3])
+    want = [alone.step(x)[0] for x in steps]
+    s = Sampler(vocab)
+    s.add("x", SamplingParams(temperature=0.5, seed=1, banned_token_ids=(5,)), [9])
+    s.add("a", params, [1, 2, 3])
+    got = []
+    for i, x in enumerate(steps):
+        if i == 2:
+            s.remove("x")
+            s.add("y", SamplingParams(temperature=1.0, seed=2, logit_bias={4: 3.0}, logprobs=1))
+        if i == 4:
+            s.add("z", SamplingParams(temperature=0.0, min_tokens=1, max_tokens=1))
+        rows = [x if rid == "a" else torch.randn(1, vocab, generator=g) for rid in s.request_ids]
+        out = {o.request_id: o for o in s.step(torch.cat(rows))}
+        got.append(out["a"])
+    assert [o.token for o in got] == [o.token for o in want]
+    assert [o.logprob for o in got] == pytest.approx([o.logprob for o in want], abs=1e-6)
+    assert [o.top_ids for o in got] == [o.top_ids for o in want]
+
+
+def test_sampler_errors_name_the_request():
+    s = Sampler(10)
+    s.add("all-banned", SamplingParams(temperature=1.0, banned_token_ids=tuple(range(10))))
+    with pytest.raises(ValueError, match=r"requests \['all-banned'\] have no valid token"):
+        s.step(torch.zeros(1, 10))
+    s = Sampler(10)
+    with pytest.raises(ValueError, match=r"request 'r': prompt_token_ids\[1\]=10 is out of range"):
+        s.add("r", SamplingParams(), [1, 10])
+    s.add("r", SamplingParams())
+    with pytest.raises(ValueError, match="already in the batch"):
+        s.add("r", SamplingParams())
+    with pytest.raises(ValueError, match=r"logits must have shape \[1, 10\]"):
+        s.step(torch.zeros(2, 10))
+
+
+def test_stream_yields_every_token(tok):
+    model = gpt2()
+    params = SamplingParams(temperature=0.0, max_tokens=4, min_tokens=4)
+    events = list(fastsample.generate(model, PROMPTS[:2], params, tokenizer=tok, stream=True))
+    assert len(events) == 8 and {e.index for e in events} == {0, 1}
+    final = fastsample.generate(model, PROMPTS[:2], params, tokenizer=tok)
+    assert [e.output.token for e in events if e.index == 0] == final[0].token_ids
+
+
+def test_processor_equals_the_hf_chain():
+    from transformers import (LogitsProcessorList, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
+                              TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+    from fastsample.transformers import FastLogitsProcessor
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(4, 3000, generator=g) * 3
+    ids = torch.randint(0, 3000, (4, 40), generator=g)
+    proc = FastLogitsProcessor(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05,
+                               repetition_penalty=1.2)
+    chain = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.2), TemperatureLogitsWarper(0.7),
+                                 TopKLogitsWarper(50), TopPLogitsWarper(0.9), MinPLogitsWarper(0.05)])
+    assert torch.equal(proc(ids, scores.clone()), chain(ids, scores.clone()))
+
+
+def test_processor_in_generate_and_transformers_defaults(tok):
+    from transformers import GenerationConfig, LogitsProcessorList
+    from fastsample.transformers import FastLogitsProcessor, from_generation_config
+    model = llama()
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    proc = FastLogitsProcessor(temperature=0.8, top_k=5)
+    torch.manual_seed(0)
+    out = model.generate(**enc, logits_processor=LogitsProcessorList([proc]), max_new_tokens=4,
+                         pad_token_id=0, **proc.generate_kwargs())
+    assert out.shape == (3, enc["input_ids"].shape[1] + 4)
+    # generate_kwargs turn transformers' own warpers off; without them v5 adds its TopK(50).
+    kw = proc.generate_kwargs()
+    assert kw["top_k"] == 0 and kw["do_sample"] is True and kw["temperature"] == 1.0
+    p = from_generation_config(GenerationConfig(do_sample=True, temperature=0.6, top_p=0.8))
+    assert (p.params.temperature, p.params.top_k, p.params.top_p) == (0.6, 50, 0.8)
+
+
+def test_custom_generate_sample_loop(tok):
+    from fastsample.transformers import sample_loop
+    model = llama()
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    greedy = model.generate(**enc, custom_generate=sample_loop, do_sample=False,
+                            max_new_tokens=6, min_new_tokens=6, pad_token_id=0)
+    want = model.generate(**enc, do_sample=False, max_new_tokens=6, min_new_tokens=6,
+                          pad_token_id=0)
+    assert torch.equal(greedy, want)
+    sampled = model.generate(**enc, custom_generate=sample_loop, do_sample=True, temperature=0.9,
+                             top_k=20, seed=None, max_new_tokens=5, pad_token_id=0)
+    assert sampled.shape[0] == 3 and sampled.shape[1] <= enc["input_ids"].shape[1] + 5
+
+
+def test_torch_compile_traces_sample_without_graph_break():
+    x = torch.randn(4, 1000)
+
+    def step(logits):
+        return fastsample.sample(logits * 1.0, temperature=0.7, top_k=50, top_p=0.9, seed=3)
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")  # fails on a break
+    assert torch.equal(compiled(x), step(x))
+
+    def proc(logits):
+        return fastsample.process_logits(logits + 0.0, temperature=0.7, top_p=0.9)
+
+    assert torch.equal(torch.compile(proc, fullgraph=True, backend="aot_eager")(x), proc(x))
+    with pytest.raises(Exception, match="inside torch.compile"):
+        torch.compile(lambda t: fastsample.sample(t, logprobs=2), fullgraph=True,
+                      backend="aot_eager")(x)
