@@ -16,8 +16,16 @@ def seconds(bench: dict) -> float:
 
 def main(path: str) -> None:
     groups = defaultdict(dict)
+    shares = defaultdict(dict)
     for b in json.load(open(path))["benchmarks"]:
         groups[b["group"]][b["params"]["impl"]] = seconds(b)
+        if "sampling_share" in b.get("extra_info", {}):
+            shares[b["group"]][b["params"]["impl"]] = b["extra_info"]["sampling_share"]
+    for group, s in sorted(shares.items()):
+        if "fastsample" in s and "hf-sampling" in s:
+            print(f"{group}: sampling share of a step {s['fastsample']:.3f} (fastsample) vs "
+                  f"{s['hf-sampling']:.3f} (transformers) -> {s['hf-sampling'] / s['fastsample']:.1f}x smaller")
+        groups.pop(group, None)
     print(f"{'group':48} {'fastsample ms':>13} {'x floor':>8} {'HF / fs':>8} {'ref / fs':>8}"
           f" {'FI / fs':>8}")
     fmt = lambda v: f"{v:8.2f}" if v else "       -"  # noqa: E731

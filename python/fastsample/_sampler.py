@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _edits, _params
-from ._sampling import _LogprobOutputs, run_prepared
+from ._sampling import _LogprobOutputs, kernel_args, run_prepared
 from ._sampling_params import SamplingParams
 
 
@@ -86,6 +86,10 @@ class Sampler:
         self._removed: set = set()
         self._rows: Dict[str, torch.Tensor] = {}
         self._cap = 0
+        self._edits_on = False            # some request needs stages 1-3
+        self._history_on_device = False   # output/generated rows are kept current
+        self._logprobs = None             # (max n, mode) over the requests asking
+        self._prepared = None             # kernel argument wrappers over self._rows
 
     # -- membership ----------------------------------------------------------------------
     @property
@@ -185,12 +189,20 @@ class Sampler:
             self._pending = []
         if not self._requests:
             self._rows = {}
-        self._cap = self._rows["output"].shape[1] if self._rows else 0
         params = [r.params for r in self._requests]
         self._edits_on = any(
             p.repetition_penalty != 1.0 or p.frequency_penalty != 0.0 or p.presence_penalty != 0.0
             or p.logit_bias or p.allowed_token_ids or p.banned_token_ids or p.min_tokens > 0
             for p in params)
+        if self._rows and self._edits_on and not self._history_on_device:
+            # Histories were not kept on the device while no request needed them: build them
+            # once from the host copies now that one does.
+            self._rows["output"] = _padded([r.output for r in self._requests], -1,
+                                           torch.int64).to(self.device)
+            self._rows["generated"] = torch.tensor([len(r.output) for r in self._requests],
+                                                   dtype=torch.int64, device=self.device)
+        self._history_on_device = self._edits_on
+        self._cap = self._rows["output"].shape[1] if self._rows else 0
         asking = [p for p in params if p.logprobs is not None]
         modes = {p.logprobs_mode for p in asking}
         if len(modes) > 1:
@@ -198,15 +210,17 @@ class Sampler:
                              + ", ".join(f"{r.id!r}: {r.params.logprobs_mode}"
                                          for r in self._requests if r.params.logprobs is not None))
         self._logprobs = (max(p.logprobs for p in asking), modes.pop()) if asking else None
+        self._prepared = None
 
-    def _ensure_capacity(self) -> None:
-        longest = max((len(r.output) for r in self._requests), default=0)
+    def _ensure_capacity(self) -> bool:
+        """Room in the device history for this step's token; True when it had to grow."""
+        longest = max(len(r.output) for r in self._requests)
         if longest < self._cap:
-            return
+            return False
         new_cap = max(16, 2 * self._cap, longest + 1)
-        for name in ("output",):
-            self._rows[name] = F.pad(self._rows[name], (0, new_cap - self._cap), value=-1)
+        self._rows["output"] = F.pad(self._rows["output"], (0, new_cap - self._cap), value=-1)
         self._cap = new_cap
+        return True
 
     def _edits(self) -> Optional[_edits.Edits]:
         if not self._edits_on:
@@ -237,27 +251,35 @@ class Sampler:
             raise ValueError(f"logits are on {logits.device}, the Sampler's state on {self.device}")
         if batch == 0:
             return []
-        self._ensure_capacity()
         r = self._rows
-        P = _params.Param
-        filters = (P(1.0, r["temperature"]), P(0, r["top_k"]), P(1.0, r["top_p"]), P(0.0, r["min_p"]))
-        seeds = _params.Seeds(P(0, r["seed"]), P(0, r["offset"]))
+        if self._edits_on and self._ensure_capacity():
+            self._prepared = None
+        if self._prepared is None:
+            # The tensors are updated in place from here on, so these wrappers stay valid.
+            P = _params.Param
+            filters = (P(1.0, r["temperature"]), P(0, r["top_k"]), P(1.0, r["top_p"]),
+                       P(0.0, r["min_p"]))
+            edits = self._edits()
+            self._prepared = (kernel_args(filters, _params.Seeds(P(0, r["seed"]), P(0, r["offset"]))),
+                              None if edits is None else edits.packed(), edits)
+        args, edits, _ = self._prepared  # the Edits object keeps its tensors alive
         lp = None
         if self._logprobs is not None:
             lp = _LogprobOutputs(self._logprobs[0], self._logprobs[1] == "processed", batch,
                                  self.device)
-        out = run_prepared(logits, filters, seeds, self._edits(), lp)
-        # Device-side bookkeeping, queued after the kernel: history, counts, Philox offsets.
-        r["output"].scatter_(1, r["generated"].clamp(max=self._cap - 1)[:, None], out.tokens[:, None])
-        r["generated"] += 1
+        out = run_prepared(logits, args, edits, lp)
+        # Device-side bookkeeping, queued after the kernel: Philox offsets, and the history and
+        # counts when a request's penalties or min_tokens read them.
         r["offset"] += 1
+        if self._edits_on:
+            r["output"].scatter_(1, r["generated"][:, None], out.tokens[:, None])
+            r["generated"] += 1
         return self._finish(out)
 
     def _finish(self, out) -> List[StepOutput]:
         tokens = out.tokens.tolist()
-        valid = out.valid.tolist()
-        bad = [req.id for req, ok in zip(self._requests, valid) if not ok]
-        if bad:
+        if min(tokens) < 0:
+            bad = [req.id for req, t in zip(self._requests, tokens) if t < 0]
             raise ValueError(f"requests {bad!r} have no valid token: every token of their row is "
                              "-inf/NaN or masked (allowed/banned ids, min_tokens, logit_bias)")
         lp = None

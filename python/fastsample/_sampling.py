@@ -312,19 +312,37 @@ def process_logits(
     return out
 
 
-def run_prepared(logits: torch.Tensor, filters: tuple, seeds: _params.Seeds,
-                 edits: Optional[_edits.Edits], logprobs: Optional[_LogprobOutputs]) -> SampleOutput:
-    """One fused sample call with arguments validated before and already on the logits' device
-    (the Sampler's per-step path: no validation and no host-to-device copies). filters: the
-    temperature, top_k, top_p, min_p Params. Returns a SampleOutput with `valid`."""
-    logits = _params.as_logits(logits)
+def kernel_args(filters: tuple, seeds: _params.Seeds) -> tuple:
+    """The 12 parameter arguments of the kernels (scalar, pointer pairs) for validated Params:
+    temperature, top_k, top_p, min_p, seed, offset. Pointers stay valid while the tensors do."""
     temp, k, p, m = filters
-    args = (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
+    return (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
             seeds.seed.scalar, seeds.seed.ptr(), seeds.offset.scalar, seeds.offset.ptr())
+
+
+def run_prepared(logits: torch.Tensor, args: tuple, edits: Optional[tuple],
+                 logprobs: Optional[_LogprobOutputs]) -> SampleOutput:
+    """One fused sample call with arguments validated before and already on the logits' device
+    (the Sampler's per-step path: no validation and no host-to-device copies). args: from
+    kernel_args; edits: Edits.packed() or None. Returns a SampleOutput; rows without a valid
+    token have token -1 (valid is set only with logprobs)."""
+    if logits.dim() != 2 or logits.dtype not in _params.FLOAT_DTYPES or logits.stride(1) != 1:
+        logits = _params.as_logits(logits)
+    if logits.device.type == "cpu":
+        tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
+        cpu_sample(logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], logits.shape[0],
+                   logits.shape[1], logits.stride(0), *args, tokens.data_ptr(), 0, _threads,
+                   edits, None if logprobs is None else logprobs.packed)
+        if logprobs is not None:
+            return logprobs.output(tokens, tokens >= 0)
+        return SampleOutput(tokens, None)
     if _cuda.runs_on(logits.device):
-        return _run_sample_cuda(logits, args, True, edits, logprobs)
-    if logits.device.type != "cpu":
-        raise ValueError(f"the Sampler runs on CPU or CUDA tensors (compiled kernels); got "
-                         f"logits on {logits.device}")
-    tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
-    return _run_sample(logits, tokens, *args, None, True, edits, logprobs)
+        tokens = torch.empty(logits.shape[0], dtype=torch.int64, device=logits.device)
+        valid = torch.empty(logits.shape[0], dtype=torch.bool, device=logits.device)
+        _cuda.sample(logits, _params.FLOAT_DTYPES[logits.dtype], tokens, valid.data_ptr(), args,
+                     edits, None if logprobs is None else logprobs.packed)
+        if logprobs is not None:
+            return logprobs.output(tokens, valid)
+        return SampleOutput(tokens, valid)
+    raise ValueError(f"the Sampler runs on CPU or CUDA tensors (compiled kernels); got "
+                     f"logits on {logits.device}")

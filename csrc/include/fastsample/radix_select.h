@@ -10,15 +10,17 @@ FS_CODE_BEGIN
 // Weight is a per-element functor returning uint64 (1 for top-k counts, a fixed-point mass for
 // top-p). Three passes of 11, 11 and 10 bits. Precondition: the total weight is >= need >= 1.
 // With passes < 3 it stops early and returns a lower bound on that key: its leading digits.
-template <class Ctx, class View, class Weight>
+// kBits: digit width; 11 (three passes, 2048 bins) for long views, 8 (four passes, 256 bins)
+// for short lists, where zeroing and scanning 2048 bins would cost more than the elements.
+template <int kBits = kRadixBits, class Ctx, class View, class Weight>
 FS_HOST_DEVICE uint32_t radix_select_desc(Ctx& ctx, const View& view, uint32_t lo, uint64_t need,
-                                          const Weight& weight, int passes = 3) {
+                                          const Weight& weight, int passes = 4) {
   uint32_t prefix = 0, prefix_mask = 0;
-  for (int shift = 32 - kRadixBits; shift >= -1 && passes > 0; shift -= kRadixBits, --passes) {
+  for (int shift = 32 - kBits; shift > -kBits && passes > 0; shift -= kBits, --passes) {
     const int s = shift < 0 ? 0 : shift;
-    const int bits = shift < 0 ? kRadixBits + shift : kRadixBits;
+    const int bits = shift < 0 ? kBits + shift : kBits;
     const uint32_t digit_mask = (1u << bits) - 1u;
-    uint64_t* local = ctx.hist_begin(kRadixBins);
+    uint64_t* local = ctx.hist_begin(1 << kBits);
     ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
       for (int j = 0; j < n; ++j) {
         const uint32_t key = keys[j];
@@ -27,7 +29,7 @@ FS_HOST_DEVICE uint32_t radix_select_desc(Ctx& ctx, const View& view, uint32_t l
         ctx.hist_add(local, int((key >> s) & digit_mask), in ? weight(key) : 0);
       }
     });
-    const uint64_t* hist = ctx.hist_end(local, kRadixBins);
+    const uint64_t* hist = ctx.hist_end(local, 1 << kBits);
     uint64_t above = 0;
     int digit = int(digit_mask);
     for (; digit > 0; --digit) {
@@ -42,9 +44,22 @@ FS_HOST_DEVICE uint32_t radix_select_desc(Ctx& ctx, const View& view, uint32_t l
   return prefix;
 }
 
+// Lists up to this long select with 8-bit digits.
+constexpr int64_t kShortList = 4096;
+
+// radix_select_desc with the digit width that suits the view's length (the same choice on every
+// worker: the length is).
+template <class Ctx, class View, class Weight>
+FS_HOST_DEVICE uint32_t radix_select_any(Ctx& ctx, const View& view, uint32_t lo, uint64_t need,
+                                         const Weight& weight) {
+  return view.size() <= kShortList ? radix_select_desc<8>(ctx, view, lo, need, weight)
+                                   : radix_select_desc(ctx, view, lo, need, weight);
+}
+
 struct CountWeight {
   FS_HOST_DEVICE FS_INLINE uint64_t operator()(uint32_t) const { return 1; }
 };
+
 
 FS_CODE_END
 }  // namespace fastsample

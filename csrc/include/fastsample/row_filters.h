@@ -76,6 +76,23 @@ FS_HOST_DEVICE uint64_t view_count_at_least(Ctx& ctx, const View& view, uint32_t
   return ctx.sum_u64(local);
 }
 
+// Mass of {key >= lo} relative to the max, as fixed point; the draw's first pass.
+template <class Ctx, class View>
+FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t lo,
+                                            const MassWeight& mass) {
+  uint64_t local = 0;
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+    if (chunk_max(keys, n) < lo) return;
+    float d[Ctx::kChunk], w[Ctx::kChunk];
+    uint32_t hi[Ctx::kChunk], lo_part[Ctx::kChunk];
+    chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
+    chunk_mass_float(d, n, w);
+    chunk_mass_split(w, n, hi, lo_part);
+    local += chunk_mass_sum(hi, lo_part, n);
+  });
+  return local;
+}
+
 // Smallest key whose mass bin is <= b: bins do not increase with the key (d falls as z rises).
 FS_HOST_DEVICE inline uint32_t min_key_with_bin_at_most(const MassWeight& mass, int b) {
   const auto bin_of = [&](uint32_t key) { return mass_bin(mass.z_max - mass.temp.z_of_key(key)); };
@@ -93,10 +110,25 @@ FS_HOST_DEVICE inline uint32_t min_key_with_bin_at_most(const MassWeight& mass, 
 // Largest key t such that the mass of {key >= t} (among key >= lo) reaches p of the total.
 // A histogram over the distance from the max finds the boundary bin; the bin's elements (one
 // key interval) are then compacted and resolved exactly by a mass-weighted radix select.
+// need = ceil(p * total): the smallest set whose mass is >= p of the whole (1 <= need <= total).
+FS_HOST_DEVICE inline uint64_t top_p_need(float top_p, uint64_t total) {
+  const double want = double(top_p) * double(total);
+  uint64_t need = uint64_t(want);
+  if (double(need) < want) ++need;
+  if (need < 1) need = 1;
+  if (need > total) need = total;
+  return need;
+}
+
 template <class Ctx, class View>
 FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, float top_p,
                                       const MassWeight& mass, const uint32_t* gmax,
                                       const RowScratch& scratch) {
+  if (view.size() <= kShortList) {
+    // A short list: the mass-weighted radix select straight over it (same cut, no histogram).
+    const uint64_t total = ctx.sum_u64(local_keep_set_mass(ctx, view, lo, mass));
+    return radix_select_desc<8>(ctx, view, lo, top_p_need(top_p, total), mass);
+  }
   uint64_t local_total = 0;
   uint64_t* local = ctx.hist_begin(kMassBins);
   ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
@@ -113,12 +145,7 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
   });
   const uint64_t* hist = ctx.hist_end(local, kMassBins);
   const uint64_t total = ctx.sum_u64(local_total);
-  // need = ceil(p * total): the smallest set whose mass is >= p of the whole.
-  const double want = double(top_p) * double(total);
-  uint64_t need = uint64_t(want);
-  if (double(need) < want) ++need;
-  if (need < 1) need = 1;
-  if (need > total) need = total;
+  const uint64_t need = top_p_need(top_p, total);
   int bin = 0;
   uint64_t above = 0;
   for (; bin < kMassBins - 1; ++bin) {
@@ -133,7 +160,7 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
       scratch.bin_tokens, scratch.bin_cap, gmax);
   if (n_bin <= scratch.bin_cap) {
     const ListView bin_view{scratch.bin_keys, scratch.bin_tokens, n_bin};
-    return radix_select_desc(ctx, bin_view, lo, need - above, mass);
+    return radix_select_any(ctx, bin_view, lo, need - above, mass);
   }
   // Too many to list: the same cut over the row. Everything above the bin weighs `above` < need,
   // so the largest key reaching `need` over {key >= bin_floor} lies in the bin and is the same.
@@ -164,7 +191,7 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   // top-k: keep z >= the k-th largest z; ties at the boundary all kept. A candidate list always
   // needs the bound: the row has elements below the list.
   if (p.top_k > 0 && (floor_key > 0 || view_count_at_least(ctx, view, lo) > uint64_t(p.top_k))) {
-    const uint32_t kth = radix_select_desc(ctx, view, lo, uint64_t(p.top_k), CountWeight{});
+    const uint32_t kth = radix_select_any(ctx, view, lo, uint64_t(p.top_k), CountWeight{});
     lo = temp.min_key_with_z_at_least(temp.z_of_key(kth));
     if (lo < floor_key) {
       keep.lo_key = lo;

@@ -65,23 +65,6 @@ FS_HOST_DEVICE int row_top_n(Ctx& ctx, const View& view, int n, uint32_t min_key
                       tokens);
 }
 
-// Mass of {key >= lo} relative to the max, as fixed point; the draw's first pass.
-template <class Ctx, class View>
-FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t lo,
-                                            const MassWeight& mass) {
-  uint64_t local = 0;
-  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
-    if (chunk_max(keys, n) < lo) return;
-    float d[Ctx::kChunk], w[Ctx::kChunk];
-    uint32_t hi[Ctx::kChunk], lo_part[Ctx::kChunk];
-    chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
-    chunk_mass_float(d, n, w);
-    chunk_mass_split(w, n, hi, lo_part);
-    local += chunk_mass_sum(hi, lo_part, n);
-  });
-  return local;
-}
-
 // log of a fixed-point mass total (>= 2^38: the max itself weighs exactly one).
 FS_HOST_DEVICE inline double log_mass(uint64_t total) {
   return log(double(total)) - double(kMassFracBits) * 0.69314718055994530942;

@@ -1,0 +1,79 @@
+"""Decode-loop benchmark (issue 6): 64 tokens for 8 prompts with a tiny random Llama
+(V = 32000), sampling with fastsample's Sampler or with transformers' own chain (warpers, then
+softmax + multinomial) under the same parameters, in one run. Each records the share of the
+step spent sampling (extra_info["sampling_share"]); report.py prints the ratio of shares."""
+import time
+
+import pytest
+import torch
+
+import fastsample
+
+DEVICE = "cpu"
+PARAMS = dict(temperature=0.7, top_k=50, top_p=0.9)
+PROMPTS, NEW_TOKENS, VOCAB = 8, 64, 32000
+
+
+def _model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128,
+                                        num_hidden_layers=2, num_attention_heads=4,
+                                        num_key_value_heads=2)).eval()
+
+
+def _hf_sampler():
+    from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
+                              TopPLogitsWarper)
+    chain = LogitsProcessorList([TemperatureLogitsWarper(PARAMS["temperature"]),
+                                 TopKLogitsWarper(PARAMS["top_k"]), TopPLogitsWarper(PARAMS["top_p"])])
+
+    def sample(input_ids, logits):
+        scores = chain(input_ids, logits)
+        return torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
+
+    return sample
+
+
+def _run(model, impl):
+    """One generation; returns (seconds in the model, seconds sampling)."""
+    input_ids = torch.randint(3, VOCAB, (PROMPTS, 16), generator=torch.Generator().manual_seed(1))
+    past, step_ids, ids = None, input_ids, input_ids
+    if impl == "fastsample":
+        sampler = fastsample.Sampler(VOCAB)
+        for i in range(PROMPTS):
+            sampler.add(i, fastsample.SamplingParams(**PARAMS, seed=i, max_tokens=NEW_TOKENS))
+    else:
+        hf_sample = _hf_sampler()
+    t_model = t_sample = 0.0
+    for _ in range(NEW_TOKENS):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model(input_ids=step_ids, past_key_values=past, use_cache=True)
+        past, logits = out.past_key_values, out.logits[:, -1, :].float()
+        t1 = time.perf_counter()
+        if impl == "fastsample":
+            tokens = torch.tensor([o.token for o in sampler.step(logits)])
+        else:
+            tokens = hf_sample(ids, logits)
+        t2 = time.perf_counter()
+        t_model += t1 - t0
+        t_sample += t2 - t1
+        step_ids = tokens[:, None]
+        ids = torch.cat([ids, step_ids], dim=1)
+    return t_model, t_sample
+
+
+@pytest.mark.parametrize("impl", ["fastsample", "hf-sampling"])
+def test_decode_loop(benchmark, impl):
+    pytest.importorskip("transformers")
+    model = _model()
+    benchmark.group = f"decode-loop {PROMPTS} prompts x {NEW_TOKENS} tokens V={VOCAB}"
+    shares = []
+
+    def run():
+        t_model, t_sample = _run(model, impl)
+        shares.append(t_sample / (t_model + t_sample))
+
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    benchmark.extra_info["sampling_share"] = min(shares)
