@@ -160,9 +160,17 @@ def test_processor_in_generate_and_transformers_defaults(tok):
     out = model.generate(**enc, logits_processor=LogitsProcessorList([proc]), max_new_tokens=4,
                          pad_token_id=0, **proc.generate_kwargs())
     assert out.shape == (3, enc["input_ids"].shape[1] + 4)
-    # generate_kwargs turn transformers' own warpers off; without them v5 adds its TopK(50).
-    kw = proc.generate_kwargs()
-    assert kw["top_k"] == 0 and kw["do_sample"] is True and kw["temperature"] == 1.0
+    # transformers v5 adds its own TopK(50) after our processor unless generate_kwargs() turns
+    # its warpers off: the scores generate reports show which filters ran.
+    wide = FastLogitsProcessor(temperature=2.0)  # keeps every token of this model
+    one = tok(["w1 w2 w3"], return_tensors="pt")
+    with torch.no_grad():
+        want = wide(one["input_ids"], model(**one).logits[:, -1, :])
+    for kw, kept in [(dict(do_sample=True), 50), (wide.generate_kwargs(), want.shape[1])]:
+        res = model.generate(**one, logits_processor=LogitsProcessorList([wide]), max_new_tokens=1,
+                             output_scores=True, return_dict_in_generate=True, pad_token_id=0, **kw)
+        assert int((res.scores[0] > -float("inf")).sum()) == kept
+    assert torch.allclose(res.scores[0], want, atol=1e-5)
     p = from_generation_config(GenerationConfig(do_sample=True, temperature=0.6, top_p=0.8))
     assert (p.params.temperature, p.params.top_k, p.params.top_p) == (0.6, 50, 0.8)
 

@@ -207,6 +207,18 @@ def _stop_ids(eos_token_id: Any, stop_token_ids: Any, ignore_eos: bool) -> Any:
     return eos + list(stop_token_ids)
 
 
+# The stage 1-3 keywords of sample() / process_logits(), as build() takes them.
+NAMES = ("repetition_penalty", "presence_penalty", "frequency_penalty", "prompt_token_ids",
+         "output_token_ids", "output_token_counts", "logit_bias", "allowed_token_ids",
+         "banned_token_ids", "token_bitmask", "min_tokens", "eos_token_id", "stop_token_ids",
+         "num_generated", "ignore_eos")
+
+
+def arguments(given: dict) -> dict:
+    """The stage 1-3 keywords out of a call's arguments (its locals())."""
+    return {name: given[name] for name in NAMES}
+
+
 def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: Any = 1.0,
           presence_penalty: Any = 0.0, frequency_penalty: Any = 0.0, prompt_token_ids: Any = None,
           output_token_ids: Any = None, output_token_counts: Any = None, logit_bias: Any = None,

@@ -102,6 +102,7 @@ def sample(
         SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
         all -inf/NaN. Without return_valid, such a row raises ValueError.
     """
+    given = locals()
     plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
              and banned_token_ids is None and token_bitmask is None
              and _edits.is_default(repetition_penalty, 1.0)
@@ -127,14 +128,7 @@ def sample(
                                 return_valid=return_valid)
     batch, vocab = logits.shape
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
-    edits = None if plain else _edits.build(
-        batch, vocab, logits.device, repetition_penalty=repetition_penalty,
-        presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
-        prompt_token_ids=prompt_token_ids, output_token_ids=output_token_ids,
-        output_token_counts=output_token_counts, logit_bias=logit_bias,
-        allowed_token_ids=allowed_token_ids, banned_token_ids=banned_token_ids,
-        token_bitmask=token_bitmask, min_tokens=min_tokens, eos_token_id=eos_token_id,
-        stop_token_ids=stop_token_ids, num_generated=num_generated, ignore_eos=ignore_eos)
+    edits = None if plain else _edits.build(batch, vocab, logits.device, **_edits.arguments(given))
     lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
     s = _params.seeds(seed, offset, generator, batch, logits.device)
     args = (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
@@ -273,6 +267,7 @@ def process_logits(
     only their argmax, unscaled; rows whose logits are all -inf/NaN come back all -inf.
     The input is never modified.
     """
+    given = locals()
     if torch.compiler.is_compiling():
         if not (logit_bias is None and allowed_token_ids is None and banned_token_ids is None
                 and token_bitmask is None and _edits.is_default(repetition_penalty, 1.0)
@@ -289,14 +284,7 @@ def process_logits(
                                         top_p=top_p, min_p=min_p)
     batch, vocab = logits.shape
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
-    edits = _edits.build(
-        batch, vocab, logits.device, repetition_penalty=repetition_penalty,
-        presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
-        prompt_token_ids=prompt_token_ids, output_token_ids=output_token_ids,
-        output_token_counts=output_token_counts, logit_bias=logit_bias,
-        allowed_token_ids=allowed_token_ids, banned_token_ids=banned_token_ids,
-        token_bitmask=token_bitmask, min_tokens=min_tokens, eos_token_id=eos_token_id,
-        stop_token_ids=stop_token_ids, num_generated=num_generated, ignore_eos=ignore_eos)
+    edits = _edits.build(batch, vocab, logits.device, **_edits.arguments(given))
     packed = None if edits is None else edits.packed()
     out = torch.empty((batch, vocab), dtype=torch.float32, device=logits.device)
     if on_cuda:
