@@ -92,16 +92,18 @@ struct WorkerBuffers {
 
   Buffer<float> edited;
   Buffer<int32_t> marks;
+  Buffer<uint32_t> seen;
   Buffer<uint32_t> raw_group_max;
 
   RowScratch row_scratch(int64_t vocab, bool edits) {
     RowScratch s{group_max.at_least(size_t(num_groups(vocab))),
                  cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
                  bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
-                 kBinListCap, nullptr, nullptr, nullptr};
+                 kBinListCap, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.edited = edited.at_least(size_t(vocab));
       s.marks = marks.at_least(size_t(vocab));
+      s.seen = seen.at_least(size_t((vocab + 31) / 32));
       s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
     }
     return s;
@@ -145,6 +147,14 @@ class CpuCtx {
       return old;
     }
     return __atomic_exchange_n(p, v, __ATOMIC_RELAXED);
+  }
+  uint32_t fetch_or_u32(uint32_t* p, uint32_t v) const {
+    if (size_ == 1) {
+      const uint32_t old = *p;
+      *p |= v;
+      return old;
+    }
+    return __atomic_fetch_or(p, v, __ATOMIC_RELAXED);
   }
   int32_t fetch_add_i32(int32_t* p, int32_t v) const {
     if (size_ == 1) {

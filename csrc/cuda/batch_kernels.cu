@@ -13,8 +13,8 @@ namespace {
 // Where one block's RowScratch lives inside its share of the workspace (16-byte aligned parts).
 // The stage 1-3 buffers (edited row, marks, raw group maxima) exist only when a call has edits.
 struct ScratchLayout {
-  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, edited, marks, raw_group_max,
-      bytes;
+  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, edited, marks, seen,
+      raw_group_max, bytes;
   bool edits;
 
   __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits) : edits(with_edits) {
@@ -26,7 +26,8 @@ struct ScratchLayout {
     bin_tokens = bin_keys + round16(4 * int64_t(kBinListCap));
     edited = bin_tokens + round16(4 * int64_t(kBinListCap));
     marks = edited + (edits ? round16(4 * vocab) : 0);
-    raw_group_max = marks + (edits ? round16(4 * vocab) : 0);
+    seen = marks + (edits ? round16(4 * vocab) : 0);
+    raw_group_max = seen + (edits ? round16(4 * ((vocab + 31) / 32)) : 0);
     bytes = raw_group_max + (edits ? round16(4 * num_groups(vocab)) : 0);
   }
 
@@ -36,10 +37,11 @@ struct ScratchLayout {
                  reinterpret_cast<int32_t*>(base + cand_tokens),
                  reinterpret_cast<uint32_t*>(base + bin_keys),
                  reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
-                 nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.edited = reinterpret_cast<float*>(base + edited);
       s.marks = reinterpret_cast<int32_t*>(base + marks);
+      s.seen = reinterpret_cast<uint32_t*>(base + seen);
       s.raw_group_max = reinterpret_cast<uint32_t*>(base + raw_group_max);
     }
     return s;
@@ -54,8 +56,9 @@ __global__ void __launch_bounds__(kBlockThreads, 1) batch_kernel(const BatchArgs
   const ScratchLayout layout(a.vocab, a.edits.enabled);
   const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes);
   if (a.edits.enabled) {
-    // row_edits.h keeps marks zero between rows; the workspace arrives uninitialized.
+    // row_edits.h keeps marks and seen zero between rows; the workspace arrives uninitialized.
     for (int64_t i = threadIdx.x; i < a.vocab; i += kBlockThreads) scratch.marks[i] = 0;
+    for (int64_t i = threadIdx.x; i < (a.vocab + 31) / 32; i += kBlockThreads) scratch.seen[i] = 0;
     __syncthreads();
   }
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {

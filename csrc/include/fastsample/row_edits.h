@@ -65,10 +65,11 @@ FS_HOST_DEVICE void for_each_listed(Ctx& ctx, const RowList& l, int64_t vocab, c
   }
 }
 
-// Writes stages 0-3 of `raw` into x[0, V). `marks` holds V zeros on entry and on return.
+// Writes stages 0-3 of `raw` into x[0, V). `marks` (V counters) and `seen` (V bits) hold zeros
+// on entry and on return.
 template <class Ctx, class View>
 FS_HOST_DEVICE void edit_row(Ctx& ctx, const View& raw, const RowEdits& e, float* x,
-                             int32_t* marks) {
+                             int32_t* marks, uint32_t* seen) {
   const int64_t vocab = raw.size();
   const float neg_inf = bits_float(kNegInfBits);
   // Stage 0 and the dense masks: the bitmask, and "everything" when an allow-list is given.
@@ -102,39 +103,39 @@ FS_HOST_DEVICE void edit_row(Ctx& ctx, const View& raw, const RowEdits& e, float
     }
     ctx.sync();
   }
-  // Stage 3a: repetition, once per distinct token of prompt + output (the first worker to mark
-  // a token applies it), then the marks are cleared.
-  if (e.repetition != 1.0f) {
-    const float r = e.repetition;
-    const auto once = [&](int64_t t, int64_t) {
-      if (ctx.exchange_i32(marks + t, 1) == 0) x[t] = x[t] > 0.0f ? x[t] / r : x[t] * r;
-    };
-    for_each_listed(ctx, e.prompt, vocab, once);
-    for_each_listed(ctx, e.output, vocab, once);
-    ctx.sync();
-    const auto clear = [&](int64_t t, int64_t) { marks[t] = 0; };
-    for_each_listed(ctx, e.prompt, vocab, clear);
-    for_each_listed(ctx, e.output, vocab, clear);
+  // Stage 3: each listed token once, its own steps in contract order: repetition (tokens of
+  // prompt + output), then frequency and presence (output tokens): x -= f * count + p. Output
+  // ids go first, so a token's count is known when it is reached; the first worker to claim a
+  // token in the `seen` bitset (V bits, small enough to stay in cache) applies both.
+  const bool rep = e.repetition != 1.0f;
+  const bool freq = e.frequency != 0.0f || e.presence != 0.0f;
+  if (!rep && !freq) return;
+  const bool counted = freq && e.output_counts == nullptr;
+  if (counted) {
+    for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { ctx.fetch_add_i32(marks + t, 1); });
     ctx.sync();
   }
-  // Stage 3b: frequency and presence over output tokens, x -= f * count + p, once per token.
-  if (e.frequency != 0.0f || e.presence != 0.0f) {
-    const float f = e.frequency, p = e.presence;
-    if (e.output_counts != nullptr) {
-      for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
-        const int32_t c = e.output_counts[j];
-        if (c > 0) x[t] = x[t] - (f * float(c) + p);
-      });
-    } else {
-      for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { ctx.fetch_add_i32(marks + t, 1); });
-      ctx.sync();
-      for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) {
-        const int32_t c = ctx.exchange_i32(marks + t, 0);
-        if (c > 0) x[t] = x[t] - (f * float(c) + p);
-      });
-    }
-    ctx.sync();
-  }
+  const float r = e.repetition, f = e.frequency, p = e.presence;
+  const auto apply = [&](int64_t t, int32_t count) {
+    const uint32_t bit = 1u << (t & 31);
+    if (ctx.fetch_or_u32(seen + (t >> 5), bit) & bit) return;
+    float v = x[t];
+    if (rep) v = v > 0.0f ? v / r : v * r;
+    if (freq && count > 0) v = v - (f * float(count) + p);
+    x[t] = v;
+  };
+  for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
+    apply(t, !freq ? 0 : (counted ? marks[t] : e.output_counts[j]));
+  });
+  if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { apply(t, 0); });
+  ctx.sync();
+  // Leave `marks` and `seen` zero for the next row (every writer stores zero: benign races).
+  for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) {
+    seen[t >> 5] = 0;
+    if (counted) marks[t] = 0;
+  });
+  if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { seen[t >> 5] = 0; });
+  ctx.sync();
 }
 
 FS_CODE_END

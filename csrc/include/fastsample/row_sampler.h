@@ -163,7 +163,7 @@ FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& raw, const RowEd
                                     const RowParams& p, const RowScratch& scratch,
                                     const RowLogprobs& lp) {
   if (edits.any) {
-    edit_row(ctx, raw, edits, scratch.edited, scratch.marks);
+    edit_row(ctx, raw, edits, scratch.edited, scratch.marks, scratch.seen);
     const RowView<DType::kFloat32> row{reinterpret_cast<const uint32_t*>(scratch.edited),
                                        raw.size()};
     return sample_edited_row(ctx, row, raw, true, p, scratch, lp);
@@ -210,7 +210,7 @@ template <class Ctx, DType D>
 FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                 const RowParams& p, const RowScratch& scratch, float* out) {
   if (edits.any) {
-    edit_row(ctx, raw, edits, scratch.edited, scratch.marks);
+    edit_row(ctx, raw, edits, scratch.edited, scratch.marks, scratch.seen);
     const RowView<DType::kFloat32> row{reinterpret_cast<const uint32_t*>(scratch.edited),
                                        raw.size()};
     return process_view(ctx, row, p, scratch, out);

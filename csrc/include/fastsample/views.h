@@ -45,6 +45,7 @@ struct RowScratch {
   // Rows with stages 1-3 (row_edits.h) only:
   float* edited;           // V entries: the row after stages 0-3
   int32_t* marks;          // V entries, zero between rows
+  uint32_t* seen;          // ceil(V / 32) words, zero between rows
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
 };
 
