@@ -53,7 +53,7 @@ def _run(model, impl):
         past, logits = out.past_key_values, out.logits[:, -1, :].float()
         t1 = time.perf_counter()
         if impl == "fastsample":
-            tokens = torch.tensor([o.token for o in sampler.step(logits)])
+            tokens = sampler.step(logits).tokens
         else:
             tokens = hf_sample(ids, logits)
         t2 = time.perf_counter()

@@ -72,6 +72,20 @@ def test_sampler_stop_ids_eos_min_tokens_and_max_tokens():
     assert len(s) == 0
 
 
+def test_step_tokens_tensor_matches_outputs():
+    """step(...).tokens: the step's tokens as an int64 tensor on the Sampler's device, in row
+    order, equal to the per-request outputs (finished rows included)."""
+    s = Sampler(10, eos_token_id=1)
+    s.add("a", SamplingParams(temperature=0.0))
+    s.add("b", SamplingParams(temperature=0.7, top_k=3, seed=5))
+    out = s.step(_fixed_logits(2, 10, [1, 4]))
+    assert out.tokens.dtype == torch.int64 and out.tokens.device == s.device
+    assert out.tokens.tolist() == [o.token for o in out]
+    assert out[0].finish_reason == "eos"
+    empty = Sampler(10).step(torch.zeros(0, 10))
+    assert list(empty) == [] and empty.tokens.shape == (0,)
+
+
 def test_sampler_stop_strings_need_a_tokenizer_and_are_cut(tok):
     with pytest.raises(ValueError, match="stop strings need a tokenizer"):
         Sampler(123).add(0, SamplingParams(stop=("w7",)))

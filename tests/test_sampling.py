@@ -140,3 +140,30 @@ def test_invalid_row_raises_without_return_valid(device):
     x[0, 0] = 0.0
     with pytest.raises(ValueError, match=r"rows \[1\] have no valid token"):
         fastsample.sample(x)
+
+
+def test_tokens_independent_of_worker_timing():
+    """Rows are handed to whichever pool workers arrive: after pauses (workers asleep, small
+    batches not waking them), in tight loops (workers spinning) and alternating with batches
+    that do wake them, every call returns the tokens of a one-thread run."""
+    import time
+
+    before = fastsample.get_num_threads()
+    gen = torch.Generator().manual_seed(11)
+    small = torch.randn(8, 32000, generator=gen) * 3     # < 2^20 logits: sleepers stay asleep
+    large = torch.randn(40, 32000, generator=gen) * 3    # >= 2^20 logits: sleepers are woken
+    seeds = list(range(40))
+    try:
+        fastsample.set_num_threads(1)
+        want = {name: fastsample.sample(x, top_k=50, top_p=0.9, seed=seeds[:x.shape[0]])
+                for name, x in (("small", small), ("large", large))}
+        fastsample.set_num_threads(2)
+        for i in range(60):
+            name = ("small", "large", "small", "small")[i % 4]
+            x = small if name == "small" else large
+            if i % 5 == 0:
+                time.sleep(0.003)  # longer than a worker spins before it sleeps
+            got = fastsample.sample(x, top_k=50, top_p=0.9, seed=seeds[:x.shape[0]])
+            assert torch.equal(got, want[name]), f"call {i} ({name})"
+    finally:
+        fastsample.set_num_threads(before)

@@ -18,6 +18,8 @@ namespace {
 constexpr int64_t kTeamMinVocab = 32768;
 // Batches smaller than this many logits in all run on the calling thread.
 constexpr int64_t kParallelMinWork = 65536;
+// Batches smaller than this many logits (about 0.3 ms on one core) do not wake sleeping workers.
+constexpr int64_t kWakeMinWork = int64_t(1) << 20;
 
 template <bool kProcess, DType D>
 bool run_row(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
@@ -78,7 +80,7 @@ int64_t run_batch(const BatchArgs& a) {
       if (rank == 0) sh.scratch = buf.row_scratch(a.vocab, a.edits.enabled);
       ctx.sync();
       if (!run_row_any_dtype<kProcess>(ctx, a, row, sh.scratch) && rank == 0) invalid++;
-    });
+    }, ThreadPool::Workers::kAll);
     return invalid.load();
   }
   std::atomic<int64_t> next{0};
@@ -92,7 +94,8 @@ int64_t run_batch(const BatchArgs& a) {
       if (!run_row_any_dtype<kProcess>(ctx, a, row, scratch)) ++local_invalid;
     }
     invalid += local_invalid;
-  });
+  }, a.batch * a.vocab < kWakeMinWork ? ThreadPool::Workers::kAwake
+                                       : ThreadPool::Workers::kOptional);
   return invalid.load();
 }
 

@@ -304,28 +304,41 @@ class CpuCtx {
     }
     int64_t count = 0;
     uint32_t keys[kGroup];
-    for (int64_t g = g0; g < g1; ++g) {
-      if (gmax != nullptr && gmax[g] < min_key) continue;
+    alignas(8) uint8_t kept[kGroup];
+    // With gmax, the groups read are scattered over the row: each one's load is started a
+    // group ahead, while the previous one is being compacted.
+    const auto next_group = [&](int64_t g) {
+      while (gmax != nullptr && g < g1 && gmax[g] < min_key) ++g;
+      if (g < g1) prefetch_group(view, g * kGroup);
+      return g;
+    };
+    int64_t ahead = next_group(g0);
+    for (int64_t g = ahead; g < g1; g = ahead) {
+      ahead = next_group(g + 1);
       const int64_t first = g * kGroup;
       const int m = int(min_of<int64_t>(kGroup, n - first));
-      uint32_t most = 0;
-      for (int j = 0; j < m; ++j) {
-        keys[j] = view.key(first + j);
-        most = keys[j] > most ? keys[j] : most;
-      }
-      if (most < min_key) continue;
-      if (count + m <= cap) {
-        // Room for the whole group: store every element, advance past the kept ones. Whether
-        // an element is kept is data-dependent, and a branch on it mispredicts.
+      // Full groups with a constant trip count: the loop unrolls into straight vector code.
+      const int hits = m == kGroup ? load_group<kGroup>(view, first, m, min_key, keep, keys, kept)
+                                   : load_group<0>(view, first, m, min_key, keep, keys, kept);
+      if (hits == 0) continue;
+      if (count + m <= cap && hits * 4 > m) {
+        // Many kept: store every element, advance past the kept ones (a branch per element
+        // would mispredict).
         for (int j = 0; j < m; ++j) {
           keys_dst[count] = keys[j];
           tok_dst[count] = int32_t(view.token(first + j));
-          count += (keys[j] >= min_key && keep(keys[j])) ? 1 : 0;
+          count += kept[j];
         }
         continue;
       }
-      for (int j = 0; j < m; ++j) {
-        if (keys[j] >= min_key && keep(keys[j])) {
+      // Few kept (a candidate group usually holds one or two): visit only them, eight flags
+      // at a time, in order.
+      for (int j = m; j < kGroup; ++j) kept[j] = 0;
+      for (int w = 0; w < m; w += 8) {
+        uint64_t word;
+        std::memcpy(&word, kept + w, sizeof(word));
+        for (; word != 0; word &= word - 1) {
+          const int j = w + __builtin_ctzll(word) / 8;
           if (count < cap) {
             keys_dst[count] = keys[j];
             tok_dst[count] = int32_t(view.token(first + j));
@@ -348,6 +361,30 @@ class CpuCtx {
   }
 
  private:
+  template <DType D>
+  static FS_INLINE void prefetch_group(const RowView<D>& view, int64_t first) {
+    constexpr int kLine = 64;
+    const char* p = reinterpret_cast<const char*>(view.data + first);
+    for (int b = 0; b < int(sizeof(*view.data)) * kGroup; b += kLine) __builtin_prefetch(p + b);
+  }
+  template <class View>
+  static FS_INLINE void prefetch_group(const View&, int64_t) {}
+
+  // Keys of elements [first, first + m) and whether each is kept; returns how many are.
+  // kM > 0: m == kM.
+  template <int kM, class View, class Pred>
+  static FS_INLINE int load_group(const View& view, int64_t first, int m, uint32_t min_key,
+                                  const Pred& keep, uint32_t* keys, uint8_t* kept) {
+    const int len = kM > 0 ? kM : m;
+    int hits = 0;
+    for (int j = 0; j < len; ++j) {
+      keys[j] = view.key(first + j);
+      kept[j] = (keys[j] >= min_key && keep(keys[j])) ? 1 : 0;
+      hits += kept[j];
+    }
+    return hits;
+  }
+
   template <class View>
   static uint32_t keys_max(const View& view, int64_t begin, int64_t end) {
     uint32_t best = 0;

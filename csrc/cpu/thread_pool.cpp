@@ -3,6 +3,17 @@
 #include <cstdlib>
 
 namespace fastsample::cpu {
+namespace {
+
+constexpr uint64_t kClosed = uint64_t(1) << 31;
+constexpr uint64_t kCountMask = kClosed - 1;
+
+uint64_t entry_generation(uint64_t e) { return e >> 32; }
+
+// A job starting this soon after the previous one ended comes from a tight loop (Workers::kAwake).
+constexpr std::chrono::microseconds kRecentJob{200};
+
+}  // namespace
 
 int default_thread_count() {
   if (const char* env = std::getenv("FASTSAMPLE_NUM_THREADS")) {
@@ -36,7 +47,7 @@ void ThreadPool::stop_all() {
 void ThreadPool::resize(int n) {
   std::lock_guard<std::mutex> run_lock(run_mu_);
   stop_all();
-  // New workers start at the current generation: the last batch's function is gone.
+  // New workers start at the current generation: the last job's function is gone.
   const uint64_t now = generation_.load();
   for (int i = 1; i < n; ++i) threads_.emplace_back([this, i, now] { worker_loop(i, now); });
 }
@@ -55,31 +66,51 @@ void ThreadPool::worker_loop(int id, uint64_t seen) {
     }
     if (stop_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
+    uint64_t e = entry_.load(std::memory_order_acquire);
+    bool entered = false;
+    while (entry_generation(e) == seen && (e & kClosed) == 0) {
+      if (entry_.compare_exchange_weak(e, e + 1, std::memory_order_acq_rel)) {
+        entered = true;
+        break;
+      }
+    }
+    if (!entered) continue;  // that job is over (or a newer one began: the loop sees it)
     if (id < active_) {
       (*fn_)(id);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      finished_.fetch_add(1, std::memory_order_release);
     }
+    entry_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
-void ThreadPool::run(int n, const std::function<void(int)>& fn) {
+void ThreadPool::run(int n, const std::function<void(int)>& fn, Workers mode) {
   std::lock_guard<std::mutex> run_lock(run_mu_);
   if (n > size()) n = size();
   if (n <= 1) {
     fn(0);
     return;
   }
+  const uint64_t gen = generation_.load() + 1;
+  fn_ = &fn;
+  active_ = n;
+  finished_.store(0, std::memory_order_relaxed);
+  entry_.store(gen << 32, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    active_ = n;
-    pending_.store(n - 1);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    generation_.store(gen, std::memory_order_release);
   }
-  cv_.notify_all();
+  const auto start = std::chrono::steady_clock::now();
+  if (mode != Workers::kAwake || start - last_end_ < kRecentJob) cv_.notify_all();
   fn(0);
-  while (pending_.load(std::memory_order_acquire) != 0) {
+  if (mode == Workers::kAll) {
+    while (finished_.load(std::memory_order_acquire) != n - 1) {
+    }
   }
+  // No worker enters after this; wait for those inside to leave, then fn may go.
+  entry_.fetch_or(kClosed, std::memory_order_acq_rel);
+  while ((entry_.load(std::memory_order_acquire) & kCountMask) != 0) {
+  }
+  last_end_ = std::chrono::steady_clock::now();
 }
 
 }  // namespace fastsample::cpu

@@ -1,7 +1,9 @@
 // A small persistent pool: the caller runs worker 0 itself, the rest spin briefly, then sleep.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -11,9 +13,22 @@ namespace fastsample::cpu {
 
 class ThreadPool {
  public:
+  // Whether every worker must take part in a job.
+  enum class Workers {
+    kAll,       // fn(w) runs for every w in [0, n): workers wait for each other (teams)
+    kOptional,  // fn(0) runs on the caller; other workers help if they arrive in time (fn
+                // hands out work dynamically), and the caller never waits for one that has
+                // not started
+    kAwake,     // kOptional, but sleeping workers are woken only when the previous job
+                // ended moments ago (a caller in a tight loop keeps them spinning). For a job
+                // shorter than a wake-up, after a pause such as a model's forward pass, waking
+                // costs the caller more than the help is worth: the woken thread competes for
+                // the cores with the caller and with torch's threads, which still spin.
+  };
   static ThreadPool& instance();
-  // Runs fn(worker) for worker in [0, n) and returns when all are done; n is capped at size().
-  void run(int n, const std::function<void(int)>& fn);
+  // Runs fn for the workers as `mode` says and returns when every started call has returned;
+  // n is capped at size().
+  void run(int n, const std::function<void(int)>& fn, Workers mode);
   int size() const { return int(threads_.size()) + 1; }
   void resize(int n);
 
@@ -27,11 +42,17 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  // The current job, published before `generation_` moves and stable while any worker is in it.
   const std::function<void(int)>* fn_ = nullptr;
   int active_ = 0;
-  std::mutex run_mu_;  // one batch at a time
+  // Job entry: (generation << 32) | closed bit | number of workers inside the job. A worker
+  // enters by a compare-exchange that names the generation it woke for, so it never enters an
+  // older or newer job by mistake, and never after the caller closed the job.
+  std::atomic<uint64_t> entry_{0};
+  std::atomic<int> finished_{0};  // workers of a kAll job that have returned from fn
+  std::mutex run_mu_;             // one job at a time
+  std::chrono::steady_clock::time_point last_end_{};  // when the previous job returned
 };
 
 int default_thread_count();

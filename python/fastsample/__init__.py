@@ -13,7 +13,7 @@ from ._prompt_logprobs import PromptLogprobs, prompt_logprobs
 from ._sampling import process_logits, sample
 from ._sampling_batch import BatchFlags, SamplingBatch
 from ._sampling_params import SamplingParams
-from ._sampler import Sampler, StepOutput
+from ._sampler import Sampler, StepOutput, StepOutputs
 from ._generate import GenerationResult, StreamEvent, generate
 from .adapters import from_bedrock, from_hf, from_llama_stack, from_openai
 
@@ -30,6 +30,7 @@ __all__ = [
     "StreamEvent",
     "generate",
     "StepOutput",
+    "StepOutputs",
     "Uniform",
     "adapters",
     "from_bedrock",

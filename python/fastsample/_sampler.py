@@ -32,6 +32,18 @@ class StepOutput:
     top_logprobs: Optional[List[float]] = None
 
 
+class StepOutputs(List[StepOutput]):
+    """What `Sampler.step` returns: one StepOutput per row, in the row order of the step, and
+    `tokens`, the same tokens as a LongTensor[B] on the logits' device (ready to feed the model
+    without a round trip through Python ints)."""
+
+    tokens: torch.Tensor
+
+    def __init__(self, outputs: List[StepOutput], tokens: torch.Tensor):
+        super().__init__(outputs)
+        self.tokens = tokens
+
+
 @dataclass
 class _Request:
     id: Hashable
@@ -42,6 +54,14 @@ class _Request:
     output: List[int] = field(default_factory=list)
     text: Optional[str] = None
     finish_reason: Optional[str] = None
+
+    def __post_init__(self):
+        # What each step's finish check reads, looked up once.
+        p = self.params
+        self.ends_eos = frozenset(() if p.ignore_eos else self.eos)
+        self.ends_stop = frozenset(p.stop_token_ids)
+        self.min_tokens = p.min_tokens
+        self.max_tokens = p.max_tokens if p.max_tokens is not None else float("inf")
 
 
 _FLOAT_ROWS = {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0,
@@ -237,9 +257,11 @@ class Sampler:
             num_generated=P(0, r["generated"]), bitmask=None)
 
     # -- the step --------------------------------------------------------------------------
-    def step(self, logits: torch.Tensor) -> List[StepOutput]:
-        """Samples one token for every active request. logits: [len(self), V] on `device`, row i
-        for request_ids[i]. Finished requests leave the batch after this step.
+    def step(self, logits: torch.Tensor) -> StepOutputs:
+        """Samples one token for every active request. logits: [len(self), V] (float32, float16
+        or bfloat16) on `device`, row i for request_ids[i]. Returns one StepOutput per row and,
+        as `.tokens`, the tokens as a LongTensor[len(self)] on `device`. Finished requests leave
+        the batch after this step.
         Raises ValueError naming the request when a row has no valid token."""
         self._apply_membership()
         batch = len(self._requests)
@@ -250,7 +272,7 @@ class Sampler:
         if logits.device != self.device:
             raise ValueError(f"logits are on {logits.device}, the Sampler's state on {self.device}")
         if batch == 0:
-            return []
+            return StepOutputs([], torch.empty(0, dtype=torch.int64, device=self.device))
         r = self._rows
         if self._edits_on and self._ensure_capacity():
             self._prepared = None
@@ -276,7 +298,7 @@ class Sampler:
             r["generated"] += 1
         return self._finish(out)
 
-    def _finish(self, out) -> List[StepOutput]:
+    def _finish(self, out) -> StepOutputs:
         tokens = out.tokens.tolist()
         if min(tokens) < 0:
             bad = [req.id for req, t in zip(self._requests, tokens) if t < 0]
@@ -297,27 +319,27 @@ class Sampler:
                 n = req.params.logprobs
                 res.logprob, res.top_ids, res.top_logprobs = lp[0][i], lp[1][i][:n], lp[2][i][:n]
             results.append(res)
-        return results
+        return StepOutputs(results, out.tokens)
 
     def _finish_reason(self, req: _Request, token: int) -> Optional[str]:
-        p = req.params
         n = len(req.output)
         reason = None
-        if n >= p.min_tokens:
-            if token in req.eos and not p.ignore_eos:
+        if n >= req.min_tokens:
+            if token in req.ends_eos:
                 reason = "eos"
-            elif token in p.stop_token_ids:
+            elif token in req.ends_stop:
                 reason = "stop"
         if self.tokenizer is not None:
+            stop = req.params.stop
             shown = req.output[:-1] if reason is not None else req.output
             text = self.tokenizer.decode(shown, skip_special_tokens=True)
-            if reason is None and p.stop and n >= p.min_tokens:
-                hits = [(text.find(s), s) for s in p.stop if s in text]
+            if reason is None and stop and n >= req.min_tokens:
+                hits = [(text.find(s), s) for s in stop if s in text]
                 if hits:
                     text = text[:min(hits)[0]]
                     reason = "stop"
             req.text = text
-        if reason is None and p.max_tokens is not None and n >= p.max_tokens:
+        if reason is None and n >= req.max_tokens:
             reason = "length"
         return reason
 

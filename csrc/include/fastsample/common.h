@@ -57,6 +57,15 @@ constexpr int kFastListCap = 8192;
 // the same cap, so the CPU tests take the same branch the GPU does.
 constexpr int kBinListCap = 16384;
 
+// Number of leading zero bits of a nonzero x.
+FS_HOST_DEVICE FS_INLINE int leading_zeros(uint32_t x) {
+#if defined(__CUDA_ARCH__)
+  return __clz(x);
+#else
+  return __builtin_clz(x);
+#endif
+}
+
 // A per-row parameter array or one scalar for the batch (ptr == nullptr).
 template <class T>
 struct ParamSource {

@@ -6,17 +6,49 @@
 namespace fastsample {
 FS_CODE_BEGIN
 
+struct KeyRange {
+  uint32_t min, max;
+};
+
+// Smallest and largest key >= lo over the view (the whole context); the view holds at least one.
+template <class Ctx, class View>
+FS_HOST_DEVICE KeyRange key_range_at_least(Ctx& ctx, const View& view, uint32_t lo) {
+  uint32_t least = 0xFFFFFFFFu, most = 0;
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+    for (int j = 0; j < n; ++j) {
+      const uint32_t key = keys[j];
+      const bool in = key >= lo;
+      least = in && key < least ? key : least;
+      most = in && key > most ? key : most;
+    }
+  });
+  const int64_t min_key = ctx.min_i64(int64_t(least));
+  const int64_t max_key = -ctx.min_i64(-int64_t(most));
+  return KeyRange{uint32_t(min_key), uint32_t(max_key)};
+}
+
 // Largest key t with weight(key >= t) >= need, over elements with key >= lo.
 // Weight is a per-element functor returning uint64 (1 for top-k counts, a fixed-point mass for
 // top-p). Three passes of 11, 11 and 10 bits. Precondition: the total weight is >= need >= 1.
-// With passes < 3 it stops early and returns a lower bound on that key: its leading digits.
-// kBits: digit width; 11 (three passes, 2048 bins) for long views, 8 (four passes, 256 bins)
-// for short lists, where zeroing and scanning 2048 bins would cost more than the elements.
+// With fewer passes it stops early and returns a lower bound on that key: its leading digits.
+// kBits: digit width; 11 (three passes, 2048 bins) for long views, 8 (up to four passes, 256
+// bins) for short lists, where zeroing and scanning 2048 bins would cost more than the elements
+// and where the leading bits all keys share are found first and skipped.
 template <int kBits = kRadixBits, class Ctx, class View, class Weight>
 FS_HOST_DEVICE uint32_t radix_select_desc(Ctx& ctx, const View& view, uint32_t lo, uint64_t need,
                                           const Weight& weight, int passes = 4) {
   uint32_t prefix = 0, prefix_mask = 0;
-  for (int shift = 32 - kBits; shift > -kBits && passes > 0; shift -= kBits, --passes) {
+  int top = 32;  // bits above this one are decided
+  if (kBits < kRadixBits) {
+    // Short lists: the leading bits every key >= lo shares are decided without a histogram.
+    // Those passes would put every element in one bin, a chain of dependent increments.
+    const KeyRange range = key_range_at_least(ctx, view, lo);
+    if (range.min == range.max) return range.min;  // one distinct key holds all the weight
+    top = 32 - leading_zeros(range.min ^ range.max);
+    prefix_mask = top == 32 ? 0u : ~0u << top;
+    prefix = range.min & prefix_mask;
+  }
+  for (int shift = top - kBits; shift > -kBits && passes > 0; shift -= kBits, --passes) {
     const int s = shift < 0 ? 0 : shift;
     const int bits = shift < 0 ? kBits + shift : kBits;
     const uint32_t digit_mask = (1u << bits) - 1u;

@@ -67,9 +67,10 @@ FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const RowView<D>& row, co
   auto solo = ctx.solo();
   const KeysView groups{scratch.group_max, num_groups(row.size())};
   if (view_count_at_least(solo, groups, kNegInfKey + 1) < uint64_t(p.top_k)) return false;
-  // Two of the three radix digits bound it within 2^-10 of the float's scale: close enough.
-  const uint32_t tau = radix_select_desc(solo, groups, kNegInfKey + 1, uint64_t(p.top_k),
-                                         CountWeight{}, 2);
+  // Two 8-bit digits below the bits all group maxima share bound it within 2^-16 of their
+  // spread: close enough. (Hundreds or a few thousand keys: 256 bins cost less than 2048.)
+  const uint32_t tau = radix_select_desc<8>(solo, groups, kNegInfKey + 1, uint64_t(p.top_k),
+                                            CountWeight{}, 2);
   const int64_t count = ctx.compact(
       row, tau, [](uint32_t) { return true; }, scratch.cand_keys, scratch.cand_tokens,
       kFastListCap, scratch.group_max);
