@@ -262,6 +262,31 @@ class CpuCtx {
     }
   }
 
+  // for_each_chunk over groups whose maximum reaches min_key only (runs of consecutive such
+  // groups, up to kChunk elements). Work is split by groups, in rank order.
+  template <class View, class Visit>
+  void for_each_chunk_at_least(const View& view, const uint32_t* gmax, uint32_t min_key,
+                               const Visit& visit) {
+    constexpr int kRun = kChunk / kGroup;
+    const int64_t n = view.size();
+    int64_t g0, g1;
+    segment(num_groups(n), &g0, &g1);
+    uint32_t keys[kChunk];
+    for (int64_t g = g0; g < g1;) {
+      if (gmax[g] < min_key) {
+        ++g;
+        continue;
+      }
+      int64_t end = g + 1;
+      while (end < g1 && end - g < kRun && gmax[end] >= min_key) ++end;
+      const int64_t first = g * kGroup;
+      const int m = int(min_of<int64_t>(end * kGroup, n) - first);
+      for (int j = 0; j < m; ++j) keys[j] = view.key(first + j);
+      visit(keys, first, m);
+      g = end;
+    }
+  }
+
   template <DType D>
   void group_max(const RowView<D>& view, uint32_t* gmax) {
     // Full groups straight from the logits (simd_group_max.h); a last partial group by keys.

@@ -230,6 +230,29 @@ class BlockCtx {
     }
   }
 
+  // for_each_chunk without the chunks of groups whose maximum is below min_key (a chunk never
+  // straddles two groups: kGroup is a multiple of kChunk and so are segment boundaries).
+  template <class View, class Visit>
+  __device__ void for_each_chunk_at_least(const View& view, const uint32_t* gmax,
+                                          uint32_t min_key, const Visit& visit) {
+    static_assert(kGroup % kChunk == 0, "chunks must not straddle groups");
+    int64_t begin, end;
+    segment(view.size(), &begin, &end);
+    const ChunkLoader<View> load(view);
+    uint32_t keys[kChunk];
+    int64_t i = begin;
+    for (; i + kChunk <= end; i += kChunk) {
+      if (gmax[i / kGroup] < min_key) continue;
+      load.chunk(i, keys);
+      visit(keys, i, kChunk);
+    }
+    for (; i < end; ++i) {
+      if (gmax[i / kGroup] < min_key) continue;
+      keys[0] = view.key(i);
+      visit(keys, i, 1);
+    }
+  }
+
  private:
   __device__ static int64_t boundary(int64_t n, int64_t r) {
     if (r >= kBlockThreads) return n;

@@ -32,6 +32,11 @@
 //       stores the elements with key >= min_key and keep(key) in view order (at most cap) and
 //       returns how many there were in all, visible to every worker. gmax (may be null) is the
 //       view's group_max; with it, groups whose max is below min_key need not be read.
+//   template <class View, class Visit>
+//   void for_each_chunk_at_least(const View&, const uint32_t* gmax, uint32_t min_key, Visit)
+//       as for_each_chunk, but chunks inside groups whose gmax is below min_key may be left out
+//       (and the split between workers may differ from for_each_chunk's: use it for every pass
+//       whose per-worker results are combined in rank order)
 //   template <class View, class Visit> void for_each_chunk(const View&, Visit)
 //       visit(const uint32_t* keys, int64_t first, int count) over this worker's segment, in
 //       order, a chunk at a time: element first + j has key keys[j]. Algorithms write their

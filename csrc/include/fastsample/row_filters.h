@@ -76,12 +76,27 @@ FS_HOST_DEVICE uint64_t view_count_at_least(Ctx& ctx, const View& view, uint32_t
   return ctx.sum_u64(local);
 }
 
-// Mass of {key >= lo} relative to the max, as fixed point; the draw's first pass.
+// for_each_chunk over the chunks that can hold a key >= lo: given the view's group maxima
+// (gmax), the others are not read.
+template <class Ctx, class View, class Visit>
+FS_HOST_DEVICE FS_INLINE void for_each_chunk_reaching(Ctx& ctx, const View& view,
+                                                      const uint32_t* gmax, uint32_t lo,
+                                                      const Visit& visit) {
+  if (gmax != nullptr) {
+    ctx.for_each_chunk_at_least(view, gmax, lo, visit);
+  } else {
+    ctx.for_each_chunk(view, visit);
+  }
+}
+
+// This worker's share of the mass of {key >= lo} relative to the max, as fixed point; the
+// draw's first pass. gmax: the view's group maxima, or null.
 template <class Ctx, class View>
 FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t lo,
-                                            const MassWeight& mass) {
+                                            const MassWeight& mass,
+                                            const uint32_t* gmax = nullptr) {
   uint64_t local = 0;
-  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
+  for_each_chunk_reaching(ctx, view, gmax, lo, [&](const uint32_t* keys, int64_t, int n) {
     if (chunk_max(keys, n) < lo) return;
     float d[Ctx::kChunk], w[Ctx::kChunk];
     uint32_t hi[Ctx::kChunk], lo_part[Ctx::kChunk];

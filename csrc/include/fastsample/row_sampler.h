@@ -19,20 +19,22 @@ struct RowDraw {
 
 // Inverse CDF over the keep-set in token order, with integer masses: the token depends only on
 // the row's logits, parameters, seed and offset. The second pass skips whole chunks by their
-// mass and looks inside only the one where the cumulative mass passes the target.
+// mass and looks inside only the one where the cumulative mass passes the target. Given the
+// view's group maxima (gmax), neither pass reads a group that holds no kept token.
 template <class Ctx, class View>
 FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowKeep& keep,
-                                          const RowParams& p) {
+                                          const RowParams& p, const uint32_t* gmax = nullptr) {
   const Temperature temp(p.temperature);
   const MassWeight mass{temp, temp.z_of_key(keep.max_key)};
-  const uint64_t local = local_keep_set_mass(ctx, view, keep.lo_key, mass);
+  const uint64_t local = local_keep_set_mass(ctx, view, keep.lo_key, mass, gmax);
   uint64_t total = 0;
   const uint64_t before = ctx.exclusive_scan_u64(local, &total);
   const uint64_t target = scale_u64(row_random_u64(p.seed, p.offset), total);
   int64_t found = INT64_MAX;
   if (target >= before && target < before + local) {
     uint64_t cum = before;
-    ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t first, int n) {
+    for_each_chunk_reaching(ctx, view, gmax, keep.lo_key,
+                            [&](const uint32_t* keys, int64_t first, int n) {
       if (found != INT64_MAX || chunk_max(keys, n) < keep.lo_key) return;
       float d[Ctx::kChunk], w[Ctx::kChunk];
       uint32_t hi[Ctx::kChunk], lo[Ctx::kChunk];
@@ -145,7 +147,7 @@ FS_HOST_DEVICE RowSample sample_edited_row(Ctx& ctx, const RowView<D>& row,
     auto solo = ctx.solo();
     draw = draw_from_keep_set(solo, list, keep, p);
   } else if (keep.valid) {
-    draw = draw_from_keep_set(ctx, row, keep, p);
+    draw = draw_from_keep_set(ctx, row, keep, p, scratch.group_max);
   }
   if (lp.on && lp.processed) {
     processed_logprobs(ctx, row, p, keep, draw, on_list, list, scratch, lp.out);
