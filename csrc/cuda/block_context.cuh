@@ -215,19 +215,7 @@ class BlockCtx {
   // reason.
   template <class View, class Visit>
   __device__ void for_each_chunk(const View& view, const Visit& visit) {
-    int64_t begin, end;
-    segment(view.size(), &begin, &end);
-    const ChunkLoader<View> load(view);
-    uint32_t keys[kChunk];
-    int64_t i = begin;
-    for (; i + kChunk <= end; i += kChunk) {
-      load.chunk(i, keys);
-      visit(keys, i, kChunk);
-    }
-    for (; i < end; ++i) {
-      keys[0] = view.key(i);
-      visit(keys, i, 1);
-    }
+    visit_chunks(view, [](int64_t) { return false; }, visit);
   }
 
   // for_each_chunk without the chunks of groups whose maximum is below min_key (a chunk never
@@ -236,24 +224,30 @@ class BlockCtx {
   __device__ void for_each_chunk_at_least(const View& view, const uint32_t* gmax,
                                           uint32_t min_key, const Visit& visit) {
     static_assert(kGroup % kChunk == 0, "chunks must not straddle groups");
+    visit_chunks(view, [&](int64_t i) { return gmax[i / kGroup] < min_key; }, visit);
+  }
+
+ private:
+  // This thread's segment a chunk at a time, leaving out chunks starting at i when skip(i).
+  template <class View, class Skip, class Visit>
+  __device__ void visit_chunks(const View& view, const Skip& skip, const Visit& visit) {
     int64_t begin, end;
     segment(view.size(), &begin, &end);
     const ChunkLoader<View> load(view);
     uint32_t keys[kChunk];
     int64_t i = begin;
     for (; i + kChunk <= end; i += kChunk) {
-      if (gmax[i / kGroup] < min_key) continue;
+      if (skip(i)) continue;
       load.chunk(i, keys);
       visit(keys, i, kChunk);
     }
     for (; i < end; ++i) {
-      if (gmax[i / kGroup] < min_key) continue;
+      if (skip(i)) continue;
       keys[0] = view.key(i);
       visit(keys, i, 1);
     }
   }
 
- private:
   __device__ static int64_t boundary(int64_t n, int64_t r) {
     if (r >= kBlockThreads) return n;
     const int64_t b = (n * r / kBlockThreads) / kChunk * kChunk;
