@@ -76,6 +76,30 @@ def test_logprobs_with_edits_and_invalid_rows():
         assert torch.equal(out.top_ids, want.top_ids) and _close(out.top_logprobs, want.top_logprobs)
 
 
+@pytest.mark.parametrize("vocab", [3000, 50000])
+def test_raw_logprobs_from_the_top_p_mass(vocab, device):
+    # T = 1, top-p and no top-k: the kernels take the raw normalizer from the mass top-p sums
+    # over the (edited) row instead of a pass of their own. Rows: unedited; a penalty on the
+    # argmax (the edited maximum falls); a bias lifting a token above the maximum (the kernels
+    # sum the raw row instead); the argmax banned; an allow-list (a dense mask: summed too).
+    logits = random_logits(5, vocab, seed=45, device=device)
+    top = logits.argmax(dim=1).tolist()
+    kw = dict(temperature=1.0, top_p=0.9, seed=[1, 2, 3, 4, 5], logprobs=4,
+              repetition_penalty=[1.0, 3.0, 1.0, 1.0, 1.0],
+              prompt_token_ids=[[], [top[1], 7, 7], [], [], []],
+              logit_bias=[{}, {}, {5: 100.0}, {}, {}],
+              banned_token_ids=[[], [], [], [top[3], 9], []],
+              allowed_token_ids=[[], [], [], [], list(range(0, vocab, 3))])
+    out = fastsample.sample(logits, **kw)
+    want = fastsample.reference.sample(logits, **kw)
+    assert torch.equal(out.tokens.cpu(), want.tokens.cpu())
+    lsm = torch.log_softmax(fastsample.reference.sanitize(logits).double(), dim=1).cpu()
+    assert _close(out.logprobs, lsm.gather(1, out.tokens.cpu()[:, None])[:, 0])
+    values, ids = lsm.sort(dim=1, descending=True, stable=True)
+    assert torch.equal(out.top_ids.cpu(), ids[:, :4])
+    assert _close(out.top_logprobs, values[:, :4])
+
+
 def test_top_n_padding_and_ties():
     x = torch.full((2, 100), -math.inf)
     x[0, [3, 50]] = 1.0          # two finite tokens: the rest of the top 5 is padding

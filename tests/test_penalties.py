@@ -67,6 +67,34 @@ def test_team_of_threads_and_large_vocab(vocab, threads):
     assert_keep_sets_match(logits, fastsample.process_logits(logits, **kw), **kw)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_patches_spread_over_a_large_vocab(dtype, threads):
+    # Thousands of edited tokens all over the row (most 64-token groups hold one), including
+    # each row's argmax, as in a long history: the patched row's group maxima, chunks and raw
+    # logprobs against the reference, with one thread and with a team of two on one row.
+    vocab = 128256
+    logits = random_logits(2, vocab, dtype, seed=37)
+    g = torch.Generator().manual_seed(7)
+    prompt = torch.randint(0, vocab, (2, 3000), generator=g)
+    prompt[:, 0] = logits.float().argmax(dim=1)
+    kw = dict(temperature=1.0, top_p=0.95, repetition_penalty=1.3, frequency_penalty=0.5,
+              presence_penalty=0.5, prompt_token_ids=prompt,
+              output_token_ids=torch.randint(0, vocab, (2, 1000), generator=g),
+              logit_bias={int(t): 2.0 for t in torch.randint(0, vocab, (100,), generator=g)},
+              banned_token_ids=[int(t) for t in torch.randint(0, vocab, (50,), generator=g)])
+    assert_keep_sets_match(logits, fastsample.process_logits(logits, **kw), **kw)
+    got = fastsample.sample(logits, seed=[3, 4], logprobs=5, **kw)
+    want = fastsample.reference.sample(logits, seed=[3, 4], logprobs=5, **kw)
+    assert torch.equal(got.tokens, want.tokens)
+    assert torch.equal(got.top_ids, want.top_ids)
+    assert bool(((got.logprobs - want.logprobs).abs() <= 1e-5).all())
+    assert bool(((got.top_logprobs - want.top_logprobs).abs() <= 1e-5).all())
+    # Greedy: the penalized argmax gives way to the edited row's maximum.
+    greedy = dict(kw, temperature=0.0)
+    assert torch.equal(fastsample.sample(logits, **greedy),
+                       fastsample.reference.sample(logits, **greedy))
+
+
 def test_repetition_penalty_equals_transformers(device):
     transformers = pytest.importorskip("transformers")
     scores = random_logits(3, 2000, seed=33, device=device)
@@ -143,6 +171,8 @@ def test_out_of_range_ids_rejected_on_input():
         (dict(banned_token_ids=[10]), r"banned_token_ids\[0\]\[0\]=10 is out of range"),
         (dict(repetition_penalty=1.1, prompt_token_ids=torch.tensor([[1, -5], [2, 3]])),
          r"prompt_token_ids\[0\]\[1\]=-5 is out of range"),
+        (dict(frequency_penalty=0.5, output_token_ids=torch.tensor([[1, 2, -1], [3, -1, 10]])),
+         r"output_token_ids\[1\]\[2\]=10 is out of range"),
         (dict(logit_bias={12: 1.0}), r"logit_bias\[0\]: token 12 is out of range"),
         (dict(logit_bias={1: math.nan}), r"logit_bias\[0\]\[1\]=nan"),
         (dict(allowed_token_ids=[]), r"allowed_token_ids=\[\] would mask every token"),

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../cpu/cpu_backend.h"
+#include "../cpu/id_checks.h"
 #include "../cpu/thread_pool.h"
 #include "fastsample/philox.h"
 #ifdef FASTSAMPLE_WITH_CUDA
@@ -223,6 +224,11 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("get_num_threads", [] { return fastsample::cpu::ThreadPool::instance().size(); });
   m.def("simd_level", [] { return std::string(fastsample::cpu::simd_level()); });
+  m.def("first_id_out_of_range", [](uintptr_t ids, int64_t rows, int64_t cols, int64_t row_stride,
+                                    int64_t vocab) {
+    return fastsample::cpu::first_id_out_of_range(reinterpret_cast<const int64_t*>(ids), rows,
+                                                  cols, row_stride, vocab);
+  }, py::arg("ids"), py::arg("rows"), py::arg("cols"), py::arg("row_stride"), py::arg("vocab"));
   m.attr("version") = FASTSAMPLE_VERSION;
 #ifdef FASTSAMPLE_WITH_CUDA
   m.attr("cuda_compiled") = true;

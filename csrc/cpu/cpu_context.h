@@ -90,20 +90,25 @@ struct WorkerBuffers {
   Buffer<uint32_t> solo_bin_keys;
   Buffer<int32_t> solo_bin_tokens;
 
-  Buffer<float> edited;
-  Buffer<int32_t> marks;
-  Buffer<uint32_t> seen;
+  Buffer<uint32_t> patch, edited, allowed, seen, list_keys;
+  Buffer<int32_t> marks, list_tokens, group_start;
   Buffer<uint32_t> raw_group_max;
 
   RowScratch row_scratch(int64_t vocab, bool edits) {
     RowScratch s{group_max.at_least(size_t(num_groups(vocab))),
                  cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
                  bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
-                 kBinListCap, nullptr, nullptr, nullptr, nullptr};
+                 kBinListCap, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                 nullptr, nullptr};
     if (edits) {
-      s.edited = edited.at_least(size_t(vocab));
+      s.patch = patch.at_least(size_t(vocab));
+      s.edited = edited.at_least(size_t(num_words(vocab)));
+      s.list_tokens = list_tokens.at_least(size_t(vocab));
+      s.list_keys = list_keys.at_least(size_t(vocab));
+      s.group_start = group_start.at_least(size_t(num_groups(vocab) + 1));
+      s.allowed = allowed.at_least(size_t(num_words(vocab)));
+      s.seen = seen.at_least(size_t(num_words(vocab)));
       s.marks = marks.at_least(size_t(vocab));
-      s.seen = seen.at_least(size_t((vocab + 31) / 32));
       s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
     }
     return s;
@@ -245,7 +250,7 @@ class CpuCtx {
     uint32_t keys[kChunk];
     for (int64_t i = b; i < e; i += kChunk) {
       const int n = int(min_of<int64_t>(kChunk, e - i));
-      for (int j = 0; j < n; ++j) keys[j] = view.key(i + j);
+      load_keys(view, i, n, keys);
       visit(keys, i, n);
     }
   }
@@ -281,7 +286,7 @@ class CpuCtx {
       while (end < g1 && end - g < kRun && gmax[end] >= min_key) ++end;
       const int64_t first = g * kGroup;
       const int m = int(min_of<int64_t>(end * kGroup, n) - first);
-      for (int j = 0; j < m; ++j) keys[j] = view.key(first + j);
+      load_keys(view, first, m, keys);
       visit(keys, first, m);
       g = end;
     }
@@ -297,6 +302,23 @@ class CpuCtx {
       const int64_t first = g * kGroup;
       gmax[g] = first + kGroup <= view.size() ? group_max_key<D>(view.data + first)
                                               : keys_max(view, first, view.size());
+    }
+    sync();
+  }
+  template <DType D>
+  void group_max(const PatchedView<D>& view, uint32_t* gmax) {
+    // From the logits' group maxima and the patches where those decide it (no dense mask);
+    // the other groups by their keys.
+    const int64_t groups = num_groups(view.size());
+    int64_t g0, g1;
+    segment(groups, &g0, &g1);
+    uint32_t keys[kGroup];
+    for (int64_t g = g0; g < g1; ++g) {
+      if (view.allowed == nullptr && patched_group_max(view, g, &gmax[g])) continue;
+      const int64_t first = g * kGroup;
+      const int m = int(min_of<int64_t>(kGroup, view.size() - first));
+      load_keys(view, first, m, keys);
+      gmax[g] = keys_max(KeysView{keys, m}, 0, m);
     }
     sync();
   }
@@ -392,8 +414,52 @@ class CpuCtx {
     const char* p = reinterpret_cast<const char*>(view.data + first);
     for (int b = 0; b < int(sizeof(*view.data)) * kGroup; b += kLine) __builtin_prefetch(p + b);
   }
+  template <DType D>
+  static FS_INLINE void prefetch_group(const PatchedView<D>& view, int64_t first) {
+    prefetch_group(view.raw, first);
+  }
   template <class View>
   static FS_INLINE void prefetch_group(const View&, int64_t) {}
+
+  // Keys of elements [first, first + m): a plain loop the compiler vectorizes, then, for a
+  // patched row, the few patched keys and the dense mask.
+  template <class View>
+  static FS_INLINE void load_keys(const View& view, int64_t first, int m, uint32_t* keys) {
+    for (int j = 0; j < m; ++j) keys[j] = view.key(first + j);
+  }
+  template <DType D>
+  static FS_INLINE void load_keys(const PatchedView<D>& view, int64_t first, int m,
+                                  uint32_t* keys) {
+    load_keys(view.raw, first, m, keys);
+    // The run of the patch list that covers the chunk's groups; a chunk that starts or ends
+    // inside a group skips that group's patches outside it.
+    const int32_t begin = view.group_start[first / kGroup];
+    const int32_t end = view.group_start[(first + m - 1) / kGroup + 1];
+    for (int32_t i = begin; i < end; ++i) {
+      const uint64_t j = uint64_t(view.list_tokens[i] - first);
+      if (j < uint64_t(m)) keys[j] = view.list_keys[i];
+    }
+    if (view.allowed != nullptr) {
+      for (int j = 0; j < m; ++j) {
+        keys[j] = bit_is_set(view.allowed, first + j) ? keys[j] : kNegInfKey;
+      }
+    }
+  }
+  // Group g's maximum from the logits' group maximum and g's patches alone, when they decide
+  // it: a patch at least as large, or no patch on a token that held the maximum. Else false.
+  template <DType D>
+  static FS_INLINE bool patched_group_max(const PatchedView<D>& view, int64_t g, uint32_t* out) {
+    const uint32_t raw_max = view.raw_gmax[g];
+    uint32_t patch_max = 0;
+    bool max_patched = false;
+    for (int32_t i = view.group_start[g]; i < view.group_start[g + 1]; ++i) {
+      patch_max = view.list_keys[i] > patch_max ? view.list_keys[i] : patch_max;
+      max_patched |= view.raw.key(view.list_tokens[i]) == raw_max;
+    }
+    if (patch_max < raw_max && max_patched) return false;
+    *out = patch_max > raw_max ? patch_max : raw_max;
+    return true;
+  }
 
   // Keys of elements [first, first + m) and whether each is kept; returns how many are.
   // kM > 0: m == kM.
@@ -401,9 +467,9 @@ class CpuCtx {
   static FS_INLINE int load_group(const View& view, int64_t first, int m, uint32_t min_key,
                                   const Pred& keep, uint32_t* keys, uint8_t* kept) {
     const int len = kM > 0 ? kM : m;
+    load_keys(view, first, len, keys);
     int hits = 0;
     for (int j = 0; j < len; ++j) {
-      keys[j] = view.key(first + j);
       kept[j] = (keys[j] >= min_key && keep(keys[j])) ? 1 : 0;
       hits += kept[j];
     }

@@ -11,10 +11,11 @@ namespace fastsample::cuda {
 namespace {
 
 // Where one block's RowScratch lives inside its share of the workspace (16-byte aligned parts).
-// The stage 1-3 buffers (edited row, marks, raw group maxima) exist only when a call has edits.
+// The stage 1-3 buffers (patches and their bitsets, marks, raw group maxima) exist only when a
+// call has edits.
 struct ScratchLayout {
-  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, edited, marks, seen,
-      raw_group_max, bytes;
+  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, patch, edited, list_tokens,
+      list_keys, group_start, allowed, seen, marks, raw_group_max, bytes;
   bool edits;
 
   __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits) : edits(with_edits) {
@@ -24,10 +25,16 @@ struct ScratchLayout {
     cand_tokens = cand_keys + round16(4 * int64_t(kFastListCap));
     bin_keys = cand_tokens + round16(4 * int64_t(kFastListCap));
     bin_tokens = bin_keys + round16(4 * int64_t(kBinListCap));
-    edited = bin_tokens + round16(4 * int64_t(kBinListCap));
-    marks = edited + (edits ? round16(4 * vocab) : 0);
-    seen = marks + (edits ? round16(4 * vocab) : 0);
-    raw_group_max = seen + (edits ? round16(4 * ((vocab + 31) / 32)) : 0);
+    const int64_t bits = edits ? round16(4 * num_words(vocab)) : 0;
+    patch = bin_tokens + round16(4 * int64_t(kBinListCap));
+    edited = patch + (edits ? round16(4 * vocab) : 0);
+    list_tokens = edited + bits;
+    list_keys = list_tokens + (edits ? round16(4 * vocab) : 0);
+    group_start = list_keys + (edits ? round16(4 * vocab) : 0);
+    allowed = group_start + (edits ? round16(4 * (num_groups(vocab) + 1)) : 0);
+    seen = allowed + bits;
+    marks = seen + bits;
+    raw_group_max = marks + (edits ? round16(4 * vocab) : 0);
     bytes = raw_group_max + (edits ? round16(4 * num_groups(vocab)) : 0);
   }
 
@@ -37,11 +44,16 @@ struct ScratchLayout {
                  reinterpret_cast<int32_t*>(base + cand_tokens),
                  reinterpret_cast<uint32_t*>(base + bin_keys),
                  reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
-                 nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
-      s.edited = reinterpret_cast<float*>(base + edited);
-      s.marks = reinterpret_cast<int32_t*>(base + marks);
+      s.patch = reinterpret_cast<uint32_t*>(base + patch);
+      s.edited = reinterpret_cast<uint32_t*>(base + edited);
+      s.list_tokens = reinterpret_cast<int32_t*>(base + list_tokens);
+      s.list_keys = reinterpret_cast<uint32_t*>(base + list_keys);
+      s.group_start = reinterpret_cast<int32_t*>(base + group_start);
+      s.allowed = reinterpret_cast<uint32_t*>(base + allowed);
       s.seen = reinterpret_cast<uint32_t*>(base + seen);
+      s.marks = reinterpret_cast<int32_t*>(base + marks);
       s.raw_group_max = reinterpret_cast<uint32_t*>(base + raw_group_max);
     }
     return s;
@@ -56,9 +68,8 @@ __global__ void __launch_bounds__(kBlockThreads, 1) batch_kernel(const BatchArgs
   const ScratchLayout layout(a.vocab, a.edits.enabled);
   const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes);
   if (a.edits.enabled) {
-    // row_edits.h keeps marks and seen zero between rows; the workspace arrives uninitialized.
+    // row_edits.h keeps marks zero between rows; the workspace arrives uninitialized.
     for (int64_t i = threadIdx.x; i < a.vocab; i += kBlockThreads) scratch.marks[i] = 0;
-    for (int64_t i = threadIdx.x; i < (a.vocab + 31) / 32; i += kBlockThreads) scratch.seen[i] = 0;
     __syncthreads();
   }
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {

@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 import torch
 
 from . import _params
+from ._C import first_id_out_of_range
 from ._sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, REPETITION_PENALTY
 
 PENALTY = _params.Range("a finite number (0 = off)", -3.4e38, 3.4e38)
@@ -62,17 +63,32 @@ class Edits:
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    # type() first: the ABC check is slow, and a logit_bias dict is checked entry by entry.
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+
+
+def _is_real(v: Any) -> bool:
+    return type(v) in (float, int) or (isinstance(v, numbers.Real) and not isinstance(v, bool))
 
 
 def _check_ids(name: str, t: torch.Tensor, vocab: int) -> None:
+    """t: contiguous int64 [B, L]."""
     if t.numel() == 0 or (t.device.type != "cpu" and _params._capturing()):
         return
-    bad = (t < -1) | (t >= vocab)
-    if bool(bad.any()):
+    if t.device.type == "cpu":
+        # One plain pass in C++: torch's comparison ops would leave its thread pool spinning on
+        # the cores the sampling kernel is about to use.
+        first = first_id_out_of_range(t.data_ptr(), t.shape[0], t.shape[1], t.stride(0), vocab)
+        if first < 0:
+            return
+        row, col = divmod(first, t.shape[1])
+    else:
+        bad = (t < -1) | (t >= vocab)
+        if not bool(bad.any()):
+            return
         row, col = (int(i) for i in bad.nonzero()[0])
-        raise ValueError(f"{name}[{row}][{col}]={int(t[row, col])} is out of range; allowed: "
-                         f"token ids 0 <= id < V={vocab} (-1 = padding)")
+    raise ValueError(f"{name}[{row}][{col}]={int(t[row, col])} is out of range; allowed: "
+                     f"token ids 0 <= id < V={vocab} (-1 = padding)")
 
 
 def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
@@ -143,7 +159,7 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
             if not _is_int(tok) or not 0 <= tok < vocab:
                 raise ValueError(f"logit_bias[{r}]: token {tok!r} is out of range; allowed: "
                                  f"token ids 0 <= id < V={vocab}")
-            if not isinstance(bias, numbers.Real) or isinstance(bias, bool) or not math.isfinite(bias):
+            if not _is_real(bias) or not math.isfinite(bias):
                 raise ValueError(f"logit_bias[{r}][{tok}]={bias!r} is not allowed; use a finite "
                                  f"number (clamped to [-{LOGIT_BIAS_LIMIT:g}, {LOGIT_BIAS_LIMIT:g}])")
             row_ids.append(tok)
@@ -236,7 +252,9 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
     if isinstance(allowed_token_ids, (list, tuple)) and len(allowed_token_ids) == 0:
         raise ValueError("allowed_token_ids=[] would mask every token; pass None for no restriction")
     if num_generated is None:
-        num_generated = (output.ids >= 0).sum(dim=1) if output.ids.shape[1] else 0
+        # Only min_tokens reads it: no pass over the output ids when that is off.
+        no_min = is_default(min_tokens, 0)
+        num_generated = (output.ids >= 0).sum(dim=1) if output.ids.shape[1] and not no_min else 0
     bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
     return Edits(
         prompt=prompt, output=output, output_counts=_counts(output_token_counts, output, device),

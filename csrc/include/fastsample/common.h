@@ -66,6 +66,30 @@ FS_HOST_DEVICE FS_INLINE int leading_zeros(uint32_t x) {
 #endif
 }
 
+// Number of trailing zero bits of a nonzero x.
+FS_HOST_DEVICE FS_INLINE int trailing_zeros(uint32_t x) {
+#if defined(__CUDA_ARCH__)
+  return __ffs(int(x)) - 1;
+#else
+  return __builtin_ctz(x);
+#endif
+}
+
+FS_HOST_DEVICE FS_INLINE int popcount(uint32_t x) {
+#if defined(__CUDA_ARCH__)
+  return __popc(x);
+#else
+  return __builtin_popcount(x);
+#endif
+}
+
+// Bit i of a bitset stored as 32-bit words (token t is bit t % 32 of word t / 32: the layout of
+// xgrammar's token bitmask).
+FS_HOST_DEVICE FS_INLINE bool bit_is_set(const uint32_t* words, int64_t i) {
+  return ((words[i >> 5] >> (i & 31)) & 1u) != 0;
+}
+FS_HOST_DEVICE FS_INLINE int64_t num_words(int64_t bits) { return (bits + 31) / 32; }
+
 // A per-row parameter array or one scalar for the batch (ptr == nullptr).
 template <class T>
 struct ParamSource {

@@ -18,6 +18,9 @@ struct RowKeep {
   int64_t argmax;      // lowest token among the maxima
   uint32_t max_key;
   uint32_t lo_key;     // keep-set = {key >= lo_key}
+  // Mass of every finite key relative to max_key at the row's temperature, when top-p summed it
+  // on the way (no top-k bound below it); 0 otherwise.
+  uint64_t row_mass;
 };
 
 // Mass of a key relative to the row maximum, as fixed point.
@@ -39,11 +42,10 @@ struct RowMax {
   int64_t token;   // lowest token with that key
 };
 
-// The row's maximum from per-group maxima (ctx.group_max, left in gmax for later passes to skip
-// groups with): the first group holding the max, then the first position in it.
+// The row's maximum from its per-group maxima gmax: the first group holding the max, then the
+// first position in it.
 template <class Ctx, class View>
-FS_HOST_DEVICE RowMax row_max(Ctx& ctx, const View& view, uint32_t* gmax) {
-  ctx.group_max(view, gmax);
+FS_HOST_DEVICE RowMax max_of_groups(Ctx& ctx, const View& view, const uint32_t* gmax) {
   int64_t g0, g1;
   ctx.segment(num_groups(view.size()), &g0, &g1);
   uint32_t best = 0;
@@ -65,6 +67,14 @@ FS_HOST_DEVICE RowMax row_max(Ctx& ctx, const View& view, uint32_t* gmax) {
     }
   }
   return m;
+}
+
+// The row's maximum, after per-group maxima (ctx.group_max, left in gmax for later passes to
+// skip groups with).
+template <class Ctx, class View>
+FS_HOST_DEVICE RowMax row_max(Ctx& ctx, const View& view, uint32_t* gmax) {
+  ctx.group_max(view, gmax);
+  return max_of_groups(ctx, view, gmax);
 }
 
 template <class Ctx, class View>
@@ -135,13 +145,15 @@ FS_HOST_DEVICE inline uint64_t top_p_need(float top_p, uint64_t total) {
   return need;
 }
 
+// *total: the mass of {key >= lo}.
 template <class Ctx, class View>
 FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, float top_p,
                                       const MassWeight& mass, const uint32_t* gmax,
-                                      const RowScratch& scratch) {
+                                      const RowScratch& scratch, uint64_t* total_out) {
   if (view.size() <= kShortList) {
     // A short list: the mass-weighted radix select straight over it (same cut, no histogram).
     const uint64_t total = ctx.sum_u64(local_keep_set_mass(ctx, view, lo, mass));
+    *total_out = total;
     return radix_select_desc<8>(ctx, view, lo, top_p_need(top_p, total), mass);
   }
   uint64_t local_total = 0;
@@ -160,6 +172,7 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
   });
   const uint64_t* hist = ctx.hist_end(local, kMassBins);
   const uint64_t total = ctx.sum_u64(local_total);
+  *total_out = total;
   const uint64_t need = top_p_need(top_p, total);
   int bin = 0;
   uint64_t above = 0;
@@ -192,6 +205,7 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
                                     uint32_t floor_key, const RowMax& m, const uint32_t* gmax,
                                     const RowScratch& scratch) {
   RowKeep keep{};
+  keep.row_mass = 0;
   keep.max_key = m.key;
   keep.argmax = m.token;
   keep.valid = keep.max_key > kNegInfKey;
@@ -225,7 +239,9 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   // top-p over the top-k survivors (renormalized), intersected with the rest.
   if (p.top_p < 1.0f) {
     const MassWeight mass{temp, z_max};
-    const uint32_t cut = top_p_cut_key(ctx, view, topk_lo, p.top_p, mass, gmax, scratch);
+    uint64_t total = 0;
+    const uint32_t cut = top_p_cut_key(ctx, view, topk_lo, p.top_p, mass, gmax, scratch, &total);
+    if (topk_lo == kNegInfKey + 1 && floor_key == 0) keep.row_mass = total;
     const uint32_t topp_lo = temp.min_key_with_z_at_least(temp.z_of_key(cut));
     if (topp_lo > lo) lo = topp_lo;
   }

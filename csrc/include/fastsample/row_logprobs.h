@@ -100,25 +100,61 @@ FS_HOST_DEVICE void write_logprobs(Ctx& ctx, const LogprobOut& out, const LogSof
   }
 }
 
-// Raw logprobs of `raw` (stage 0 only) for `token`. gmax: raw's group maxima (filled here when
-// fill_gmax), m: raw's maximum when known (fill_gmax false).
+// log_total argument of raw_logprobs when the mass is not known yet (a log mass is >= 0: the
+// maximum alone weighs one).
+constexpr double kUnknownLogMass = -1.0;
+
+// Raw logprobs of `raw` (stage 0 only) for `token`. gmax: raw's group maxima; m: raw's maximum;
+// log_total: log of raw's mass relative to m (log_mass), or kUnknownLogMass to sum it here.
 template <class Ctx, class View>
-FS_HOST_DEVICE void raw_logprobs(Ctx& ctx, const View& raw, int64_t token, uint32_t* gmax,
-                                 bool fill_gmax, RowMax m, const RowScratch& scratch,
-                                 const LogprobOut& out) {
-  if (fill_gmax) m = row_max(ctx, raw, gmax);
+FS_HOST_DEVICE void raw_logprobs(Ctx& ctx, const View& raw, int64_t token, const uint32_t* gmax,
+                                 RowMax m, const RowScratch& scratch, const LogprobOut& out,
+                                 double log_total = kUnknownLogMass) {
   uint32_t keys[kMaxTopLogprobs];
   int64_t tokens[kMaxTopLogprobs];
   if (m.key <= kNegInfKey || token < 0) {
-    write_logprobs(ctx, out, LogSoftmax{Temperature(1.0f), 0.0, 0.0}, -1, 0, keys, tokens, 0);
+    write_logprobs(ctx, out, LogSoftmax{Temperature(1.0f), 0.0, 0.0}, -1, 0, nullptr, nullptr, 0);
     return;
   }
   const Temperature identity(1.0f);
   const MassWeight mass{identity, key_to_float(m.key)};
-  const uint64_t total = ctx.sum_u64(local_keep_set_mass(ctx, raw, kNegInfKey + 1, mass));
-  const LogSoftmax ls{identity, double(mass.z_max), log_mass(total)};
+  if (log_total < 0.0) {
+    log_total = log_mass(ctx.sum_u64(local_keep_set_mass(ctx, raw, kNegInfKey + 1, mass)));
+  }
+  const LogSoftmax ls{identity, double(mass.z_max), log_total};
   const int found = row_top_n(ctx, raw, out.n, kNegInfKey + 1, gmax, scratch, keys, tokens);
   write_logprobs(ctx, out, ls, token, raw.key(token), keys, tokens, found);
+}
+
+// log_mass of a raw row (relative to its maximum raw_max, T = 1) from its patched row's mass
+// row_mass (every finite key, relative to row_max, T = 1: what top-p sums when T = 1 and there is
+// no top-k). The rows differ only at patched tokens: their patched masses come out, their raw
+// masses go in. That sum is exact, and scaled by exp(z_row - z_raw) <= 1 its rounding does not
+// grow. kUnknownLogMass when this does not hold (a dense mask, or an edit raised the maximum).
+template <class Ctx, DType D>
+FS_HOST_DEVICE double raw_log_mass_from_patched(Ctx& ctx, const PatchedView<D>& row,
+                                                uint64_t row_mass, uint32_t row_max,
+                                                uint32_t raw_max) {
+  if (row.allowed != nullptr || row_max > raw_max || row_mass == 0) return kUnknownLogMass;
+  const Temperature identity(1.0f);
+  const MassWeight patched{identity, key_to_float(row_max)};
+  const MassWeight unpatched{identity, key_to_float(raw_max)};
+  int64_t w0, w1;
+  ctx.segment(num_words(row.size()), &w0, &w1);
+  uint64_t out = 0, in = 0;
+  for (int64_t w = w0; w < w1; ++w) {
+    for (uint32_t bits = row.edited[w]; bits != 0; bits &= bits - 1) {
+      const int64_t t = (w << 5) + trailing_zeros(bits);
+      out += patched(row.patch[t]);
+      in += unpatched(row.raw.key(t));
+    }
+  }
+  out = ctx.sum_u64(out);
+  in = ctx.sum_u64(in);
+  if (row_max == raw_max) return log_mass(row_mass - out + in);  // what a pass over raw sums
+  const double scale = exp(double(key_to_float(row_max)) - double(key_to_float(raw_max)));
+  return log(double(row_mass - out) * scale + double(in)) -
+         double(kMassFracBits) * 0.69314718055994530942;
 }
 
 FS_CODE_END

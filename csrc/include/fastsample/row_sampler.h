@@ -62,8 +62,8 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
 // groups each hold an element >= it), so the top-k set lies in {key >= tau}, found by reading
 // only the groups whose maximum reaches tau. Returns false when that list cannot be used (more
 // than kFastListCap elements, fewer than k groups, or a bound reached below tau).
-template <class Ctx, DType D>
-FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+template <class Ctx, class View>
+FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const View& row, const RowParams& p,
                                              const RowMax& m, const RowScratch& scratch,
                                              RowKeep* keep, ListView* list) {
   auto solo = ctx.solo();
@@ -83,8 +83,8 @@ FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const RowView<D>& row, co
 }
 
 // Stages 4-5 for one row: the keep-set, over a candidate list when top-k is small.
-template <class Ctx, DType D>
-FS_HOST_DEVICE RowKeep row_keep_set_fast(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+template <class Ctx, class View>
+FS_HOST_DEVICE RowKeep row_keep_set_fast(Ctx& ctx, const View& row, const RowParams& p,
                                          const RowScratch& scratch, ListView* list,
                                          bool* on_list) {
   const RowMax m = row_max(ctx, row, scratch.group_max);
@@ -104,15 +104,15 @@ struct RowLogprobs {
 };
 
 // Processed logprobs: log_softmax of z over the keep-set (one-hot for greedy rows).
-template <class Ctx, DType D>
-FS_HOST_DEVICE void processed_logprobs(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+template <class Ctx, class View>
+FS_HOST_DEVICE void processed_logprobs(Ctx& ctx, const View& row, const RowParams& p,
                                        const RowKeep& keep, const RowDraw& draw, bool on_list,
                                        const ListView& list, const RowScratch& scratch,
                                        const LogprobOut& out) {
   uint32_t keys[kMaxTopLogprobs];
   int64_t tokens[kMaxTopLogprobs];
   if (!keep.valid) {
-    write_logprobs(ctx, out, LogSoftmax{Temperature(1.0f), 0.0, 0.0}, -1, 0, keys, tokens, 0);
+    write_logprobs(ctx, out, LogSoftmax{Temperature(1.0f), 0.0, 0.0}, -1, 0, nullptr, nullptr, 0);
     return;
   }
   const Temperature temp(keep.greedy ? 1.0f : p.temperature);
@@ -132,11 +132,35 @@ FS_HOST_DEVICE void processed_logprobs(Ctx& ctx, const RowView<D>& row, const Ro
                  row.key(draw.token), keys, tokens, found);
 }
 
-template <class Ctx, DType D, DType R>
-FS_HOST_DEVICE RowSample sample_edited_row(Ctx& ctx, const RowView<D>& row,
-                                           const RowView<R>& raw, bool edited,
-                                           const RowParams& p, const RowScratch& scratch,
-                                           const RowLogprobs& lp) {
+// Raw logprobs of an unedited row: its maximum and group maxima are known, and so is its mass
+// when top-p summed the whole row at T = 1.
+template <class Ctx, DType D>
+FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+                                     const RowKeep& keep, int64_t token,
+                                     const RowScratch& scratch, const LogprobOut& out) {
+  const bool summed = p.temperature == 1.0f && keep.row_mass != 0;
+  raw_logprobs(ctx, row, token, scratch.group_max, RowMax{keep.max_key, keep.argmax}, scratch,
+               out, summed ? log_mass(keep.row_mass) : kUnknownLogMass);
+}
+
+// Raw logprobs of an edited row: those of the logits under the patches.
+template <class Ctx, DType D>
+FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const PatchedView<D>& row, const RowParams& p,
+                                     const RowKeep& keep, int64_t token,
+                                     const RowScratch& scratch, const LogprobOut& out) {
+  const RowMax m = max_of_groups(ctx, row.raw, row.raw_gmax);
+  const double log_total =
+      p.temperature == 1.0f && keep.row_mass != 0
+          ? raw_log_mass_from_patched(ctx, row, keep.row_mass, keep.max_key, m.key)
+          : kUnknownLogMass;
+  raw_logprobs(ctx, row.raw, token, row.raw_gmax, m, scratch, out, log_total);
+}
+
+// One row after stages 0-3 (`row`: the logits, or the logits under patches): the keep-set, the
+// draw, and stage 7 when asked.
+template <class Ctx, class View>
+FS_HOST_DEVICE RowSample sample_view(Ctx& ctx, const View& row, const RowParams& p,
+                                     const RowScratch& scratch, const RowLogprobs& lp) {
   ListView list{};
   bool on_list = false;
   const RowKeep keep = row_keep_set_fast(ctx, row, p, scratch, &list, &on_list);
@@ -152,26 +176,18 @@ FS_HOST_DEVICE RowSample sample_edited_row(Ctx& ctx, const RowView<D>& row,
   if (lp.on && lp.processed) {
     processed_logprobs(ctx, row, p, keep, draw, on_list, list, scratch, lp.out);
   } else if (lp.on) {
-    // Unedited, the row is the raw row: its maximum and group maxima are known already.
-    raw_logprobs(ctx, raw, draw.token, edited ? scratch.raw_group_max : scratch.group_max, edited,
-                 RowMax{keep.max_key, keep.argmax}, scratch, lp.out);
+    row_raw_logprobs(ctx, row, p, keep, draw.token, scratch, lp.out);
   }
   return RowSample{draw.token, keep.valid};
 }
 
-// One row end to end: stages 0-3 (when the row has edits, into scratch.edited), the keep-set,
-// the draw, and stage 7 when asked.
+// One row end to end: stages 0-3 when the row has edits, then sample_view.
 template <class Ctx, DType D>
 FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                     const RowParams& p, const RowScratch& scratch,
                                     const RowLogprobs& lp) {
-  if (edits.any) {
-    edit_row(ctx, raw, edits, scratch.edited, scratch.marks, scratch.seen);
-    const RowView<DType::kFloat32> row{reinterpret_cast<const uint32_t*>(scratch.edited),
-                                       raw.size()};
-    return sample_edited_row(ctx, row, raw, true, p, scratch, lp);
-  }
-  return sample_edited_row(ctx, raw, raw, false, p, scratch, lp);
+  if (edits.any) return sample_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, lp);
+  return sample_view(ctx, raw, p, scratch, lp);
 }
 
 // Prompt scoring: the token is given; only raw logprobs are computed.
@@ -179,13 +195,14 @@ template <class Ctx, DType D>
 FS_HOST_DEVICE RowSample score_row(Ctx& ctx, const RowView<D>& raw, int64_t token,
                                    const RowScratch& scratch, const LogprobOut& out) {
   if (token < 0 || token >= raw.size()) token = -1;
-  raw_logprobs(ctx, raw, token, scratch.group_max, true, RowMax{}, scratch, out);
+  raw_logprobs(ctx, raw, token, scratch.group_max, row_max(ctx, raw, scratch.group_max), scratch,
+               out);
   return RowSample{token, token >= 0 && raw.key(token) > kNegInfKey};
 }
 
 // process_logits: z where kept, -inf elsewhere (greedy rows keep their argmax, unscaled).
-template <class Ctx, DType D>
-FS_HOST_DEVICE bool process_view(Ctx& ctx, const RowView<D>& row, const RowParams& p,
+template <class Ctx, class View>
+FS_HOST_DEVICE bool process_view(Ctx& ctx, const View& row, const RowParams& p,
                                 const RowScratch& scratch, float* out) {
   ListView list{};
   bool on_list = false;
@@ -212,12 +229,7 @@ FS_HOST_DEVICE bool process_view(Ctx& ctx, const RowView<D>& row, const RowParam
 template <class Ctx, DType D>
 FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                 const RowParams& p, const RowScratch& scratch, float* out) {
-  if (edits.any) {
-    edit_row(ctx, raw, edits, scratch.edited, scratch.marks, scratch.seen);
-    const RowView<DType::kFloat32> row{reinterpret_cast<const uint32_t*>(scratch.edited),
-                                       raw.size()};
-    return process_view(ctx, row, p, scratch, out);
-  }
+  if (edits.any) return process_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, out);
   return process_view(ctx, raw, p, scratch, out);
 }
 

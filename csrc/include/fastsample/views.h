@@ -16,6 +16,30 @@ struct RowView {
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
 };
 
+// A row after stages 0-3 (row_edits.h) without a copy of it: the logits' keys, except that a
+// token whose bit is set in `edited` has the key in `patch`, and a token outside `allowed` (when
+// given: an allow-list or a grammar bitmask) is -inf. Edits touch few tokens; the rest of the row
+// is read where it lies, in its own dtype.
+template <DType D>
+struct PatchedView {
+  RowView<D> raw;
+  const uint32_t* edited;   // V bits
+  const uint32_t* patch;    // V keys, read only where `edited` is set
+  const uint32_t* allowed;  // V bits, or null: no dense mask
+  const uint32_t* raw_gmax; // the logits' group maxima (ctx.group_max of raw)
+  // The patches again as a list in token order, group g's at [group_start[g], group_start[g+1]):
+  // a chunk's patches are a run of it, where the bitset would take a loop per word.
+  const int32_t* list_tokens;
+  const uint32_t* list_keys;
+  const int32_t* group_start;  // num_groups(V) + 1 entries
+  FS_HOST_DEVICE FS_INLINE int64_t size() const { return raw.n; }
+  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const {
+    const uint32_t k = bit_is_set(edited, i) ? patch[i] : raw.key(i);
+    return allowed == nullptr || bit_is_set(allowed, i) ? k : kNegInfKey;
+  }
+  FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
+};
+
 // Candidates in ascending token order (the compaction primitives preserve order).
 struct ListView {
   const uint32_t* keys;
@@ -43,9 +67,14 @@ struct RowScratch {
   int32_t* bin_tokens;
   int64_t bin_cap;         // kBinListCap, or kFastListCap for a solo context's short lists
   // Rows with stages 1-3 (row_edits.h) only:
-  float* edited;           // V entries: the row after stages 0-3
+  uint32_t* patch;         // V keys: edited tokens' keys (PatchedView)
+  uint32_t* edited;        // num_words(V) words: which tokens have a patch
+  int32_t* list_tokens;    // V entries: the patched tokens in order (PatchedView)
+  uint32_t* list_keys;     // V entries: their keys
+  int32_t* group_start;    // num_groups(V) + 1 entries
+  uint32_t* allowed;       // num_words(V) words: the allow-list (and grammar bitmask) as bits
+  uint32_t* seen;          // num_words(V) words: tokens already penalized
   int32_t* marks;          // V entries, zero between rows
-  uint32_t* seen;          // ceil(V / 32) words, zero between rows
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
 };
 
