@@ -307,14 +307,16 @@ class CpuCtx {
   }
   template <DType D>
   void group_max(const PatchedView<D>& view, uint32_t* gmax) {
-    // From the logits' group maxima and the patches where those decide it (no dense mask);
-    // the other groups by their keys.
+    // The maxima list_patches could tell from the raw ones (row_edits.h); the others by keys.
     const int64_t groups = num_groups(view.size());
     int64_t g0, g1;
     segment(groups, &g0, &g1);
     uint32_t keys[kGroup];
     for (int64_t g = g0; g < g1; ++g) {
-      if (view.allowed == nullptr && patched_group_max(view, g, &gmax[g])) continue;
+      if (view.gmax_hint[g] != 0) {
+        gmax[g] = view.gmax_hint[g];
+        continue;
+      }
       const int64_t first = g * kGroup;
       const int m = int(min_of<int64_t>(kGroup, view.size() - first));
       load_keys(view, first, m, keys);
@@ -445,22 +447,6 @@ class CpuCtx {
       }
     }
   }
-  // Group g's maximum from the logits' group maximum and g's patches alone, when they decide
-  // it: a patch at least as large, or no patch on a token that held the maximum. Else false.
-  template <DType D>
-  static FS_INLINE bool patched_group_max(const PatchedView<D>& view, int64_t g, uint32_t* out) {
-    const uint32_t raw_max = view.raw_gmax[g];
-    uint32_t patch_max = 0;
-    bool max_patched = false;
-    for (int32_t i = view.group_start[g]; i < view.group_start[g + 1]; ++i) {
-      patch_max = view.list_keys[i] > patch_max ? view.list_keys[i] : patch_max;
-      max_patched |= view.raw.key(view.list_tokens[i]) == raw_max;
-    }
-    if (patch_max < raw_max && max_patched) return false;
-    *out = patch_max > raw_max ? patch_max : raw_max;
-    return true;
-  }
-
   // Keys of elements [first, first + m) and whether each is kept; returns how many are.
   // kM > 0: m == kM.
   template <int kM, class View, class Pred>

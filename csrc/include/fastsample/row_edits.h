@@ -62,7 +62,9 @@ FS_HOST_DEVICE void for_each_listed(Ctx& ctx, const RowList& l, int64_t vocab, c
   }
 }
 
-// The patched tokens of `view` (its bitset) as the list in token order, with each group's start.
+// The patched tokens of `view` (its bitset) as the list in token order, with each group's start,
+// and view.gmax_hint: each group's maximum where the raw group maximum and the group's patches
+// decide it (a patch at least as large, or the maximum held by an unpatched token), else 0.
 // Workers take whole groups (two words each) and write at their rank-ordered offsets.
 template <class Ctx, DType D>
 FS_HOST_DEVICE void list_patches(Ctx& ctx, const PatchedView<D>& view, const RowScratch& s) {
@@ -76,14 +78,24 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const PatchedView<D>& view, const Row
   for (int64_t w = w0; w < w1; ++w) count += uint64_t(popcount(s.edited[w]));
   uint64_t total = 0;
   int32_t at = int32_t(ctx.exclusive_scan_u64(count, &total));
-  for (int64_t w = w0; w < w1; ++w) {
-    if ((w & 1) == 0) s.group_start[w >> 1] = at;
-    for (uint32_t bits = s.edited[w]; bits != 0; bits &= bits - 1) {
-      const int64_t t = (w << 5) + trailing_zeros(bits);
-      s.list_tokens[at] = int32_t(t);
-      s.list_keys[at] = s.patch[t];
-      ++at;
+  for (int64_t g = g0; g < g1; ++g) {
+    s.group_start[g] = at;
+    const uint32_t raw_max = view.raw_gmax[g];
+    uint32_t patch_max = 0;
+    bool max_patched = false;
+    for (int64_t w = 2 * g; w < 2 * g + 2 && w < words; ++w) {
+      for (uint32_t bits = s.edited[w]; bits != 0; bits &= bits - 1) {
+        const int64_t t = (w << 5) + trailing_zeros(bits);
+        const uint32_t key = s.patch[t];
+        s.list_tokens[at] = int32_t(t);
+        s.list_keys[at] = key;
+        ++at;
+        patch_max = key > patch_max ? key : patch_max;
+        max_patched |= view.raw.key(t) == raw_max;
+      }
     }
+    const bool decided = view.allowed == nullptr && !(patch_max < raw_max && max_patched);
+    s.group_max[g] = !decided ? 0u : (patch_max > raw_max ? patch_max : raw_max);
   }
   if (g1 == groups) s.group_start[groups] = int32_t(total);
   ctx.sync();
@@ -149,7 +161,7 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     ctx.sync();
   }
   const PatchedView<D> view{raw, s.edited, s.patch, allowed, s.raw_group_max,
-                            s.list_tokens, s.list_keys, s.group_start};
+                            s.list_tokens, s.list_keys, s.group_start, s.group_max};
   // Stage 3: each listed token once, its own steps in contract order: repetition (tokens of
   // prompt + output), then frequency and presence (output tokens): x -= f * count + p. Output
   // ids go first, so a token's count is known when it is reached; the first worker to claim a

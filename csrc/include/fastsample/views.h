@@ -32,6 +32,9 @@ struct PatchedView {
   const int32_t* list_tokens;
   const uint32_t* list_keys;
   const int32_t* group_start;  // num_groups(V) + 1 entries
+  // Group maxima known from the raw ones and the patches, 0 where a group must be read (a
+  // backend's group_max may start from it; keys are never 0).
+  const uint32_t* gmax_hint;
   FS_HOST_DEVICE FS_INLINE int64_t size() const { return raw.n; }
   FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const {
     const uint32_t k = bit_is_set(edited, i) ? patch[i] : raw.key(i);
