@@ -454,10 +454,14 @@ class CpuCtx {
                                   const Pred& keep, uint32_t* keys, uint8_t* kept) {
     const int len = kM > 0 ? kM : m;
     load_keys(view, first, len, keys);
+    // Non-short-circuit and a local copy of the predicate: the flags are bytes, which may alias
+    // anything the predicate reads, and a branch per element would mispredict.
+    const Pred pred = keep;
     int hits = 0;
     for (int j = 0; j < len; ++j) {
-      kept[j] = (keys[j] >= min_key && keep(keys[j])) ? 1 : 0;
-      hits += kept[j];
+      const int in = int(keys[j] >= min_key) & int(pred(keys[j]));
+      kept[j] = uint8_t(in);
+      hits += in;
     }
     return hits;
   }

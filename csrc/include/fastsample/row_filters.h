@@ -184,7 +184,7 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
   const uint32_t bin_hi = bin == 0 ? kFloatMaxKey : min_key_with_bin_at_most(mass, bin - 1) - 1;
   const uint32_t bin_floor = bin_lo > lo ? bin_lo : lo;
   const int64_t n_bin = ctx.compact(
-      view, bin_floor, [&](uint32_t key) { return key <= bin_hi; }, scratch.bin_keys,
+      view, bin_floor, [bin_hi](uint32_t key) { return key <= bin_hi; }, scratch.bin_keys,
       scratch.bin_tokens, scratch.bin_cap, gmax);
   if (n_bin <= scratch.bin_cap) {
     const ListView bin_view{scratch.bin_keys, scratch.bin_tokens, n_bin};

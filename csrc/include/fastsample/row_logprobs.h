@@ -57,7 +57,7 @@ FS_HOST_DEVICE int row_top_n(Ctx& ctx, const View& view, int n, uint32_t min_key
     if (kth != 0xffffffffu) {
       above = ctx.compact(view, kth + 1, all, scratch.bin_keys, scratch.bin_tokens, n, gmax);
     }
-    const int64_t ties = ctx.compact(view, kth, [&](uint32_t k) { return k == kth; },
+    const int64_t ties = ctx.compact(view, kth, [kth](uint32_t k) { return k == kth; },
                                      scratch.bin_keys + above, scratch.bin_tokens + above, n, gmax);
     count = above + (ties < n ? ties : n);
   }
