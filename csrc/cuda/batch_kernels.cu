@@ -14,8 +14,9 @@ namespace {
 // The stage 1-3 buffers (patches and their bitsets, marks, raw group maxima) exist only when a
 // call has edits.
 struct ScratchLayout {
-  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, patch, edited, list_tokens,
-      list_keys, group_start, allowed, seen, marks, raw_group_max, bytes;
+  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, patch, edited, pending_tokens,
+      pending_keys, group_fill, max_patched, list_tokens, list_keys, group_start, allowed, seen,
+      marks, raw_group_max, bytes;
   bool edits;
 
   __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits) : edits(with_edits) {
@@ -28,10 +29,15 @@ struct ScratchLayout {
     const int64_t bits = edits ? round16(4 * num_words(vocab)) : 0;
     patch = bin_tokens + round16(4 * int64_t(kBinListCap));
     edited = patch + (edits ? round16(4 * vocab) : 0);
-    list_tokens = edited + bits;
+    const int64_t per_group = edits ? round16(4 * (num_groups(vocab) + 1)) : 0;
+    pending_tokens = edited + bits;
+    pending_keys = pending_tokens + (edits ? round16(4 * vocab) : 0);
+    group_fill = pending_keys + (edits ? round16(4 * vocab) : 0);
+    max_patched = group_fill + per_group;
+    list_tokens = max_patched + (edits ? round16(4 * num_words(num_groups(vocab))) : 0);
     list_keys = list_tokens + (edits ? round16(4 * vocab) : 0);
     group_start = list_keys + (edits ? round16(4 * vocab) : 0);
-    allowed = group_start + (edits ? round16(4 * (num_groups(vocab) + 1)) : 0);
+    allowed = group_start + per_group;
     seen = allowed + bits;
     marks = seen + bits;
     raw_group_max = marks + (edits ? round16(4 * vocab) : 0);
@@ -44,10 +50,15 @@ struct ScratchLayout {
                  reinterpret_cast<int32_t*>(base + cand_tokens),
                  reinterpret_cast<uint32_t*>(base + bin_keys),
                  reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
-                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                 nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = reinterpret_cast<uint32_t*>(base + patch);
       s.edited = reinterpret_cast<uint32_t*>(base + edited);
+      s.pending_tokens = reinterpret_cast<int32_t*>(base + pending_tokens);
+      s.pending_keys = reinterpret_cast<uint32_t*>(base + pending_keys);
+      s.group_fill = reinterpret_cast<int32_t*>(base + group_fill);
+      s.max_patched = reinterpret_cast<uint32_t*>(base + max_patched);
       s.list_tokens = reinterpret_cast<int32_t*>(base + list_tokens);
       s.list_keys = reinterpret_cast<uint32_t*>(base + list_keys);
       s.group_start = reinterpret_cast<int32_t*>(base + group_start);

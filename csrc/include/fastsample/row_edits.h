@@ -51,63 +51,91 @@ FS_HOST_DEVICE FS_INLINE float clamp_bias(float b) {
   return b < -100.0f ? -100.0f : (b > 100.0f ? 100.0f : b);
 }
 
-// Calls f(token, j) for this worker's share of the valid ids in `l`.
-template <class Ctx, class F>
-FS_HOST_DEVICE void for_each_listed(Ctx& ctx, const RowList& l, int64_t vocab, const F& f) {
+// Calls f(token, j) for this worker's share of the valid ids in `l`, and ahead(token) a few ids
+// before f reaches that token (to start its scattered loads early).
+template <class Ctx, class F, class Ahead>
+FS_HOST_DEVICE void for_each_listed(Ctx& ctx, const RowList& l, int64_t vocab, const F& f,
+                                    const Ahead& ahead) {
+  constexpr int64_t kAhead = 16;
   int64_t b, e;
   ctx.segment(l.len, &b, &e);
   for (int64_t j = b; j < e; ++j) {
+    if (j + kAhead < e) {
+      const int64_t u = l.ids[j + kAhead];
+      if (u >= 0 && u < vocab) ahead(u);
+    }
     const int64_t t = l.ids[j];
     if (t >= 0 && t < vocab) f(t, j);
   }
 }
+template <class Ctx, class F>
+FS_HOST_DEVICE void for_each_listed(Ctx& ctx, const RowList& l, int64_t vocab, const F& f) {
+  for_each_listed(ctx, l, vocab, f, [](int64_t) {});
+}
 
-// The patched tokens of `view` (its bitset) as the list in token order, with each group's start,
-// and view.gmax_hint: each group's maximum where the raw group maximum and the group's patches
-// decide it (a patch at least as large, or the maximum held by an unpatched token), else 0.
-// Workers take whole groups (two words each) and write at their rank-ordered offsets.
+// Sorts the pending patches (scratch.pending_*, in any order, one per `edited` bit) into the
+// view's list by group, and fills view.gmax_hint: each group's maximum where the raw group
+// maximum and the group's patches decide it (a patch at least as large, or the maximum held by
+// an unpatched token), else 0. A counting sort, counting each group's bits.
 template <class Ctx, DType D>
 FS_HOST_DEVICE void list_patches(Ctx& ctx, const PatchedView<D>& view, const RowScratch& s) {
   static_assert(kGroup == 64, "a group is two bitset words");
-  const int64_t words = num_words(view.size());
   const int64_t groups = num_groups(view.size());
+  const int64_t words = num_words(view.size());
   int64_t g0, g1;
   ctx.segment(groups, &g0, &g1);
-  const int64_t w0 = 2 * g0, w1 = 2 * g1 < words ? 2 * g1 : words;
-  uint64_t count = 0;
-  for (int64_t w = w0; w < w1; ++w) count += uint64_t(popcount(s.edited[w]));
-  uint64_t total = 0;
-  int32_t at = int32_t(ctx.exclusive_scan_u64(count, &total));
+  uint64_t mine = 0;
   for (int64_t g = g0; g < g1; ++g) {
+    const int32_t count = popcount(view.edited[2 * g]) +
+                          (2 * g + 1 < words ? popcount(view.edited[2 * g + 1]) : 0);
+    s.group_fill[g] = count;
+    mine += uint64_t(count);
+  }
+  uint64_t total = 0;
+  int32_t at = int32_t(ctx.exclusive_scan_u64(mine, &total));
+  for (int64_t g = g0; g < g1; ++g) {
+    const int32_t count = s.group_fill[g];
     s.group_start[g] = at;
-    const uint32_t raw_max = view.raw_gmax[g];
-    uint32_t patch_max = 0;
-    bool max_patched = false;
-    for (int64_t w = 2 * g; w < 2 * g + 2 && w < words; ++w) {
-      for (uint32_t bits = s.edited[w]; bits != 0; bits &= bits - 1) {
-        const int64_t t = (w << 5) + trailing_zeros(bits);
-        const uint32_t key = s.patch[t];
-        s.list_tokens[at] = int32_t(t);
-        s.list_keys[at] = key;
-        ++at;
-        patch_max = key > patch_max ? key : patch_max;
-        max_patched |= view.raw.key(t) == raw_max;
-      }
-    }
-    const bool decided = view.allowed == nullptr && !(patch_max < raw_max && max_patched);
-    s.group_max[g] = !decided ? 0u : (patch_max > raw_max ? patch_max : raw_max);
+    s.group_fill[g] = at;  // from here on, where the group's next patch goes
+    at += count;
   }
   if (g1 == groups) s.group_start[groups] = int32_t(total);
   ctx.sync();
+  int64_t p0, p1;
+  ctx.segment(int64_t(total), &p0, &p1);
+  for (int64_t i = p0; i < p1; ++i) {
+    const int32_t t = s.pending_tokens[i];
+    const int32_t slot = ctx.fetch_add_i32(s.group_fill + t / kGroup, 1);
+    s.list_tokens[slot] = t;
+    s.list_keys[slot] = s.pending_keys[i];
+  }
+  ctx.sync();
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint32_t raw_max = view.raw_gmax[g];
+    uint32_t patch_max = 0;
+    bool max_patched;
+    for (int32_t i = s.group_start[g]; i < s.group_start[g + 1]; ++i) {
+      patch_max = s.list_keys[i] > patch_max ? s.list_keys[i] : patch_max;
+    }
+    max_patched = bit_is_set(s.max_patched, g);
+    const bool decided = view.allowed == nullptr && !(patch_max < raw_max && max_patched);
+    s.group_max[g] = !decided ? 0u : (patch_max > raw_max ? patch_max : raw_max);
+  }
+  ctx.sync();
 }
 
-// Stages 1-3 of `raw` as a PatchedView over scratch.patch / edited / allowed / raw_group_max;
-// `seen` is scratch too. Those bitsets are cleared here; `marks` (V counters) holds zeros on
-// entry and on return.
+// Stages 1-3 of `raw` as a PatchedView over scratch (list_*, group_start, edited, allowed,
+// raw_group_max, group_max as the hint). Stages 1-2 write the few masked and biased tokens to
+// scratch.patch (V keys); stage 3 sends each penalized token's final key straight to the
+// pending list, so no write lands at a random place in a V-sized array: the patches reach
+// their groups by a counting sort over a list as long as the history. `seen` claims each token
+// once. Bitsets and counts are cleared here; `marks` (V counters) holds zeros on entry and on
+// return.
 template <class Ctx, DType D>
 FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& e,
                                        const RowScratch& s) {
   const int64_t vocab = raw.size();
+  const int64_t groups = num_groups(vocab);
   const float neg_inf = bits_float(kNegInfBits);
   // The raw row's group maxima first: a streaming pass that also brings the row into cache for
   // the scattered reads below. Groups without a patch keep these maxima, and raw logprobs
@@ -119,6 +147,11 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     s.edited[w] = 0;
     s.seen[w] = 0;
   }
+  int32_t* const pending_count = s.group_fill + groups;  // after the per-group counts
+  if (ctx.rank() == 0) *pending_count = 0;
+  int64_t f0, f1;
+  ctx.segment(num_words(groups), &f0, &f1);
+  for (int64_t w = f0; w < f1; ++w) s.max_patched[w] = 0;
   // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it.
   const uint32_t* allowed = reinterpret_cast<const uint32_t*>(e.bitmask);
   if (e.restrict_allowed) {
@@ -134,18 +167,45 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     allowed = s.allowed;
   }
   ctx.sync();
-  // A listed token's value so far, and its new value. Within a step every write to a token
-  // stores the same value (or one worker owns the token), so the races are benign; the bit is
+  // A token's value so far, and its stage 1-2 value. Within a step every write to a token
+  // stores the same value (or one worker owns the token), so the races are benign; bits are
   // set atomically, as neighbours share a word.
+  // A token first patched: when it held its group's raw maximum, the group's patched maximum
+  // must be read from its keys (list_patches).
+  const auto note_raw = [&](int64_t t, uint32_t raw_key) {
+    const int64_t g = t / kGroup;
+    if (raw_key == s.raw_group_max[g]) ctx.fetch_or_u32(s.max_patched + (g >> 5), 1u << (g & 31));
+  };
   const auto value = [&](int64_t t) {
-    return key_to_float(bit_is_set(s.edited, t) ? s.patch[t] : raw.key(t));
+    if (bit_is_set(s.edited, t)) return key_to_float(s.patch[t]);
+    const uint32_t k = raw.key(t);
+    note_raw(t, k);
+    return key_to_float(k);
+  };
+  const auto key_of = [](float v) {
+    return KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
   };
   const auto store = [&](int64_t t, float v) {
-    s.patch[t] = KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
+    s.patch[t] = key_of(v);
     ctx.fetch_or_u32(s.edited + (t >> 5), 1u << (t & 31));
   };
+  // A token's final key, once per token (its `seen` bit is claimed).
+  // (Its `edited` bit is set afterwards, from `seen`, one word at a time: a read-modify-write
+  // per token here would stall on the loads around it.)
+  const auto pend = [&](int64_t t, uint32_t key) {
+    const int32_t at = ctx.fetch_add_i32(pending_count, 1);
+    s.pending_tokens[at] = int32_t(t);
+    s.pending_keys[at] = key;
+  };
+  const auto claim = [&](int64_t t) {
+    const uint32_t bit = 1u << (t & 31);
+    return (ctx.fetch_or_u32(s.seen + (t >> 5), bit) & bit) == 0;
+  };
   // Stage 1, sparse: banned and suppressed tokens.
-  const auto mask = [&](int64_t t, int64_t) { store(t, neg_inf); };
+  const auto mask = [&](int64_t t, int64_t) {
+    note_raw(t, raw.key(t));
+    store(t, neg_inf);
+  };
   for_each_listed(ctx, e.banned, vocab, mask);
   for_each_listed(ctx, e.suppressed, vocab, mask);
   ctx.sync();
@@ -160,41 +220,58 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     }
     ctx.sync();
   }
-  const PatchedView<D> view{raw, s.edited, s.patch, allowed, s.raw_group_max,
-                            s.list_tokens, s.list_keys, s.group_start, s.group_max};
   // Stage 3: each listed token once, its own steps in contract order: repetition (tokens of
   // prompt + output), then frequency and presence (output tokens): x -= f * count + p. Output
-  // ids go first, so a token's count is known when it is reached; the first worker to claim a
-  // token in the `seen` bitset (V bits, small enough to stay in cache) applies both.
+  // ids go first, so a token's count is known when it is reached.
   const bool rep = e.repetition != 1.0f;
   const bool freq = e.frequency != 0.0f || e.presence != 0.0f;
-  if (!rep && !freq) {
-    list_patches(ctx, view, s);
-    return view;
-  }
   const bool counted = freq && e.output_counts == nullptr;
-  if (counted) {
-    for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { ctx.fetch_add_i32(s.marks + t, 1); });
+  if (rep || freq) {
+    if (counted) {
+      for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { ctx.fetch_add_i32(s.marks + t, 1); },
+                      [&](int64_t t) { __builtin_prefetch(s.marks + t); });
+      ctx.sync();
+    }
+    const float r = e.repetition, f = e.frequency, p = e.presence;
+    const auto ahead = [&](int64_t t) {
+      __builtin_prefetch(raw.data + t);
+      if (counted) __builtin_prefetch(s.marks + t);
+    };
+    const auto apply = [&](int64_t t, int32_t count) {
+      if (!claim(t)) return;
+      float v = value(t);
+      if (rep) {
+        // A select on the sign bit, not a branch: the sign of a logit is a coin flip to a
+        // branch predictor (+0 and -0 give 0 either way).
+        const uint32_t negative = 0u - (float_bits(v) >> 31);
+        v = bits_float((float_bits(v / r) & ~negative) | (float_bits(v * r) & negative));
+      }
+      if (freq && count > 0) v = v - (f * float(count) + p);
+      pend(t, key_of(v));
+    };
+    for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
+      apply(t, !freq ? 0 : (counted ? s.marks[t] : e.output_counts[j]));
+    }, ahead);
+    if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { apply(t, 0); }, ahead);
     ctx.sync();
   }
-  const float r = e.repetition, f = e.frequency, p = e.presence;
-  const auto apply = [&](int64_t t, int32_t count) {
-    const uint32_t bit = 1u << (t & 31);
-    if (ctx.fetch_or_u32(s.seen + (t >> 5), bit) & bit) return;
-    float v = value(t);
-    if (rep) v = v > 0.0f ? v / r : v * r;
-    if (freq && count > 0) v = v - (f * float(count) + p);
-    store(t, v);
+  // Masked or biased tokens no penalty reached keep their stage 1-2 keys.
+  const auto keep_patch = [&](int64_t t, int64_t) {
+    if (claim(t)) pend(t, s.patch[t]);
   };
-  for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
-    apply(t, !freq ? 0 : (counted ? s.marks[t] : e.output_counts[j]));
-  });
-  if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { apply(t, 0); });
-  ctx.sync();
+  for_each_listed(ctx, e.banned, vocab, keep_patch);
+  for_each_listed(ctx, e.suppressed, vocab, keep_patch);
+  for_each_listed(ctx, e.bias, vocab, keep_patch);
   // Leave `marks` zero for the next row (every writer stores zero: benign races).
   if (counted) {
     for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { s.marks[t] = 0; });
   }
+  ctx.sync();
+  // Every pending token was claimed in `seen` (and masked or biased ones are `edited` already).
+  for (int64_t w = w0; w < w1; ++w) s.edited[w] |= s.seen[w];
+  ctx.sync();
+  const PatchedView<D> view{raw, s.edited, allowed, s.raw_group_max, s.list_tokens,
+                            s.list_keys, s.group_start, s.group_max};
   list_patches(ctx, view, s);
   return view;
 }

@@ -134,23 +134,22 @@ FS_HOST_DEVICE void raw_logprobs(Ctx& ctx, const View& raw, int64_t token, const
 template <class Ctx, DType D>
 FS_HOST_DEVICE double raw_log_mass_from_patched(Ctx& ctx, const PatchedView<D>& row,
                                                 uint64_t row_mass, uint32_t row_max,
-                                                uint32_t raw_max) {
+                                                uint32_t raw_max, const RowScratch& scratch) {
   if (row.allowed != nullptr || row_max > raw_max || row_mass == 0) return kUnknownLogMass;
   const Temperature identity(1.0f);
   const MassWeight patched{identity, key_to_float(row_max)};
   const MassWeight unpatched{identity, key_to_float(raw_max)};
-  int64_t w0, w1;
-  ctx.segment(num_words(row.size()), &w0, &w1);
-  uint64_t out = 0, in = 0;
-  for (int64_t w = w0; w < w1; ++w) {
-    for (uint32_t bits = row.edited[w]; bits != 0; bits &= bits - 1) {
-      const int64_t t = (w << 5) + trailing_zeros(bits);
-      out += patched(row.patch[t]);
-      in += unpatched(row.raw.key(t));
-    }
-  }
-  out = ctx.sum_u64(out);
-  in = ctx.sum_u64(in);
+  // Both sums a chunk at a time (they vectorize): the patched keys where they are, the raw
+  // ones gathered into scratch.pending_keys (free once the patches are listed).
+  const int64_t n = row.group_start[num_groups(row.size())];
+  const uint64_t out = ctx.sum_u64(
+      local_keep_set_mass(ctx, KeysView{row.list_keys, n}, kNegInfKey + 1, patched));
+  int64_t i0, i1;
+  ctx.segment(n, &i0, &i1);
+  for (int64_t i = i0; i < i1; ++i) scratch.pending_keys[i] = row.raw.key(row.list_tokens[i]);
+  ctx.sync();
+  const uint64_t in = ctx.sum_u64(
+      local_keep_set_mass(ctx, KeysView{scratch.pending_keys, n}, kNegInfKey + 1, unpatched));
   if (row_max == raw_max) return log_mass(row_mass - out + in);  // what a pass over raw sums
   const double scale = exp(double(key_to_float(row_max)) - double(key_to_float(raw_max)));
   return log(double(row_mass - out) * scale + double(in)) -

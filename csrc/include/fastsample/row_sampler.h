@@ -151,7 +151,7 @@ FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const PatchedView<D>& row, const 
   const RowMax m = max_of_groups(ctx, row.raw, row.raw_gmax);
   const double log_total =
       p.temperature == 1.0f && keep.row_mass != 0
-          ? raw_log_mass_from_patched(ctx, row, keep.row_mass, keep.max_key, m.key)
+          ? raw_log_mass_from_patched(ctx, row, keep.row_mass, keep.max_key, m.key, scratch)
           : kUnknownLogMass;
   raw_logprobs(ctx, row.raw, token, row.raw_gmax, m, scratch, out, log_total);
 }

@@ -16,28 +16,33 @@ struct RowView {
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
 };
 
-// A row after stages 0-3 (row_edits.h) without a copy of it: the logits' keys, except that a
-// token whose bit is set in `edited` has the key in `patch`, and a token outside `allowed` (when
-// given: an allow-list or a grammar bitmask) is -inf. Edits touch few tokens; the rest of the row
-// is read where it lies, in its own dtype.
+// A row after stages 0-3 (row_edits.h) without a copy of it: the logits' keys, except for the
+// patched tokens (their bit set in `edited`), whose keys are in a list grouped by kGroup-token
+// group (group g's at [group_start[g], group_start[g+1]), in no order within it), and except for
+// tokens outside `allowed` (when given: an allow-list or a grammar bitmask), which are -inf.
+// Edits touch few tokens; the rest of the row is read where it lies, in its own dtype, and a
+// chunk's patches are one run of the list.
 template <DType D>
 struct PatchedView {
   RowView<D> raw;
-  const uint32_t* edited;   // V bits
-  const uint32_t* patch;    // V keys, read only where `edited` is set
-  const uint32_t* allowed;  // V bits, or null: no dense mask
-  const uint32_t* raw_gmax; // the logits' group maxima (ctx.group_max of raw)
-  // The patches again as a list in token order, group g's at [group_start[g], group_start[g+1]):
-  // a chunk's patches are a run of it, where the bitset would take a loop per word.
-  const int32_t* list_tokens;
-  const uint32_t* list_keys;
+  const uint32_t* edited;      // V bits
+  const uint32_t* allowed;     // V bits, or null: no dense mask
+  const uint32_t* raw_gmax;    // the logits' group maxima (ctx.group_max of raw)
+  const int32_t* list_tokens;  // the patched tokens, by group
+  const uint32_t* list_keys;   // their keys
   const int32_t* group_start;  // num_groups(V) + 1 entries
   // Group maxima known from the raw ones and the patches, 0 where a group must be read (a
   // backend's group_max may start from it; keys are never 0).
   const uint32_t* gmax_hint;
   FS_HOST_DEVICE FS_INLINE int64_t size() const { return raw.n; }
   FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const {
-    const uint32_t k = bit_is_set(edited, i) ? patch[i] : raw.key(i);
+    uint32_t k = raw.key(i);
+    if (bit_is_set(edited, i)) {
+      const int64_t g = i / kGroup;
+      for (int32_t j = group_start[g]; j < group_start[g + 1]; ++j) {
+        if (list_tokens[j] == i) k = list_keys[j];
+      }
+    }
     return allowed == nullptr || bit_is_set(allowed, i) ? k : kNegInfKey;
   }
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
@@ -70,9 +75,13 @@ struct RowScratch {
   int32_t* bin_tokens;
   int64_t bin_cap;         // kBinListCap, or kFastListCap for a solo context's short lists
   // Rows with stages 1-3 (row_edits.h) only:
-  uint32_t* patch;         // V keys: edited tokens' keys (PatchedView)
+  uint32_t* patch;         // V keys: masked and biased tokens' keys (stages 1-2)
   uint32_t* edited;        // num_words(V) words: which tokens have a patch
-  int32_t* list_tokens;    // V entries: the patched tokens in order (PatchedView)
+  int32_t* pending_tokens; // V entries: patched tokens as they come (row_edits.h)
+  uint32_t* pending_keys;  // V entries: their keys
+  int32_t* group_fill;     // num_groups(V) + 1 entries: patches per group, then the count
+  uint32_t* max_patched;   // num_words(num_groups(V)) words: groups whose raw maximum a patch held
+  int32_t* list_tokens;    // V entries: the patched tokens by group (PatchedView)
   uint32_t* list_keys;     // V entries: their keys
   int32_t* group_start;    // num_groups(V) + 1 entries
   uint32_t* allowed;       // num_words(V) words: the allow-list (and grammar bitmask) as bits
