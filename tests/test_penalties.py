@@ -202,3 +202,21 @@ def test_kernel_ignores_out_of_range_ids_safely():
         logits, repetition_penalty=1.5, prompt_token_ids=[[1, 3], [5, 6]],
         banned_token_ids=[[8], [9, 10]])
     assert torch.equal(out, want)
+
+
+@pytest.mark.skipif(not fastsample._C.cuda_compiled, reason="fastsample was built without CUDA")
+def test_cuda_workspace_grows_with_the_lists_not_the_vocabulary():
+    # Each GPU block's patch lists hold one entry per listed id (capped at V), not V entries.
+    vocab = 128256
+    plain = fastsample._C.cuda_workspace_bytes(vocab, None)
+
+    def with_history(length):
+        e = _edits.build(1, vocab, torch.device("cpu"), repetition_penalty=1.1,
+                         prompt_token_ids=torch.zeros(1, length, dtype=torch.int64))
+        return fastsample._C.cuda_workspace_bytes(vocab, e.packed())
+
+    short, long = with_history(100), with_history(4000)
+    assert plain < short < long
+    assert long - short == 4 * 4 * (4000 - 100)  # four int32 arrays of patch entries
+    assert with_history(300000) == with_history(vocab)  # at most V entries
+

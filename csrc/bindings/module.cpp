@@ -234,7 +234,13 @@ PYBIND11_MODULE(_C, m) {
   m.attr("cuda_compiled") = true;
   m.def("cuda_sample", &cuda_sample);
   m.def("cuda_process", &cuda_process);
-  m.def("cuda_workspace_bytes", &fastsample::cuda::workspace_bytes_per_block);
+  m.def("cuda_workspace_bytes", [](int64_t vocab, const py::object& edits) {
+    BatchArgs a;
+    a.vocab = vocab;
+    set_edits(&a, edits);
+    return fastsample::cuda::workspace_bytes_per_block(vocab, a.edits.enabled,
+                                                       fastsample::max_patches(a.edits, vocab));
+  }, py::arg("vocab"), py::arg("edits") = py::none());
   m.def("cuda_device_count", &fastsample::cuda::device_count);
   m.def("cuda_resident_blocks_per_sm", &fastsample::cuda::resident_blocks_per_sm);
   m.attr("cuda_architectures") = FASTSAMPLE_CUDA_ARCHS;

@@ -19,7 +19,8 @@ struct ScratchLayout {
       marks, raw_group_max, bytes;
   bool edits;
 
-  __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits) : edits(with_edits) {
+  __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits, int64_t patches)
+      : edits(with_edits) {
     const auto round16 = [](int64_t b) { return (b + 15) / 16 * 16; };
     group_max = 0;
     cand_keys = group_max + round16(4 * num_groups(vocab));
@@ -31,12 +32,13 @@ struct ScratchLayout {
     edited = patch + (edits ? round16(4 * vocab) : 0);
     const int64_t per_group = edits ? round16(4 * (num_groups(vocab) + 1)) : 0;
     pending_tokens = edited + bits;
-    pending_keys = pending_tokens + (edits ? round16(4 * vocab) : 0);
-    group_fill = pending_keys + (edits ? round16(4 * vocab) : 0);
+    const int64_t listed = edits ? round16(4 * patches) : 0;
+    pending_keys = pending_tokens + listed;
+    group_fill = pending_keys + listed;
     max_patched = group_fill + per_group;
     list_tokens = max_patched + (edits ? round16(4 * num_words(num_groups(vocab))) : 0);
-    list_keys = list_tokens + (edits ? round16(4 * vocab) : 0);
-    group_start = list_keys + (edits ? round16(4 * vocab) : 0);
+    list_keys = list_tokens + listed;
+    group_start = list_keys + listed;
     allowed = group_start + per_group;
     seen = allowed + bits;
     marks = seen + bits;
@@ -76,7 +78,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) batch_kernel(const BatchArgs
                                                                  unsigned char* workspace) {
   __shared__ BlockShared shared;
   BlockCtx ctx(&shared);
-  const ScratchLayout layout(a.vocab, a.edits.enabled);
+  const ScratchLayout layout(a.vocab, a.edits.enabled, max_patches(a.edits, a.vocab));
   const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes);
   if (a.edits.enabled) {
     // row_edits.h keeps marks zero between rows; the workspace arrives uninitialized.
@@ -130,8 +132,8 @@ std::string launch(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_
 
 }  // namespace
 
-int64_t workspace_bytes_per_block(int64_t vocab, bool edits) {
-  return ScratchLayout(vocab, edits).bytes;
+int64_t workspace_bytes_per_block(int64_t vocab, bool edits, int64_t patches) {
+  return ScratchLayout(vocab, edits, patches).bytes;
 }
 
 std::string launch_sample(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {

@@ -9,9 +9,9 @@
 namespace fastsample::cuda {
 
 // Bytes of global scratch one block needs for rows of `vocab` logits, with or without stages
-// 1-3 (the caller allocates blocks * this from torch's caching allocator, so graph capture sees
-// no cudaMalloc).
-int64_t workspace_bytes_per_block(int64_t vocab, bool edits);
+// 1-3, whose patch lists hold `patches` entries (max_patches of the call's EditArgs). The caller
+// allocates blocks * this from torch's caching allocator, so graph capture sees no cudaMalloc.
+int64_t workspace_bytes_per_block(int64_t vocab, bool edits, int64_t patches);
 
 // Enqueue the batch on `stream` (a cudaStream_t as an integer; 0 is the legacy default stream)
 // with `blocks` blocks, each looping over rows blockIdx.x, blockIdx.x + blocks, ...

@@ -27,7 +27,7 @@ def capturing() -> bool:
 
 
 def _launch_shape(device: torch.device, batch: int, vocab: int,
-                  edits: bool) -> Tuple[torch.Tensor, int]:
+                  edits: Optional[tuple]) -> Tuple[torch.Tensor, int]:
     index = device.index if device.index is not None else torch.cuda.current_device()
     resident = _resident_blocks.get(index)
     if resident is None:
@@ -35,6 +35,7 @@ def _launch_shape(device: torch.device, batch: int, vocab: int,
         resident = sms * int(_C.cuda_resident_blocks_per_sm())
         _resident_blocks[index] = resident
     blocks = max(1, min(batch, resident))
+    # The stage 1-3 scratch is sized by the call's lists (module.cpp, cuda_workspace_bytes).
     workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(vocab, edits)),
                             dtype=torch.uint8, device=device)
     return workspace, blocks
@@ -53,7 +54,7 @@ def sample(logits: torch.Tensor, dtype_code: int, tokens: torch.Tensor, valid_pt
     if batch == 0:
         return
     with torch.cuda.device(logits.device):
-        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits is not None)
+        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits)
         _C.cuda_sample(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
                        tokens.data_ptr(), valid_ptr, workspace.data_ptr(), blocks,
                        _stream(logits.device), edits, logprobs)
@@ -66,7 +67,7 @@ def process(logits: torch.Tensor, dtype_code: int, out: torch.Tensor, params: tu
     if batch == 0:
         return
     with torch.cuda.device(logits.device):
-        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits is not None)
+        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits)
         _C.cuda_process(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
                         out.data_ptr(), out.stride(0), workspace.data_ptr(), blocks,
                         _stream(logits.device), edits)

@@ -36,6 +36,13 @@ struct EditArgs {
   int64_t bitmask_stride = 0;
 };
 
+// Most tokens stages 1-3 can patch in one row: each listed id once (the allow-list and the
+// bitmask are masks, not patches). Sizes the patch lists of the GPU workspace.
+FS_HOST_DEVICE inline int64_t max_patches(const EditArgs& e, int64_t vocab) {
+  const int64_t listed = e.prompt.len + e.output.len + e.bias.len + e.banned.len + e.stop.len;
+  return listed < vocab ? listed : vocab;
+}
+
 // Stage 7 outputs (row_logprobs.h).
 struct LogprobArgs {
   int32_t n = -1;                          // -1: off; else 0..20 top alternatives

@@ -90,6 +90,13 @@ FS_HOST_DEVICE FS_INLINE bool bit_is_set(const uint32_t* words, int64_t i) {
 }
 FS_HOST_DEVICE FS_INLINE int64_t num_words(int64_t bits) { return (bits + 31) / 32; }
 
+// Starts loading the cache line at p (host only: a GPU hides latency with other warps).
+#if defined(__CUDA_ARCH__)
+#define FS_PREFETCH(p) ((void)(p))
+#else
+#define FS_PREFETCH(p) __builtin_prefetch(p)
+#endif
+
 // A per-row parameter array or one scalar for the batch (ptr == nullptr).
 template <class T>
 struct ParamSource {

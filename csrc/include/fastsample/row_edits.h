@@ -229,13 +229,13 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
   if (rep || freq) {
     if (counted) {
       for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { ctx.fetch_add_i32(s.marks + t, 1); },
-                      [&](int64_t t) { __builtin_prefetch(s.marks + t); });
+                      [&](int64_t t) { FS_PREFETCH(s.marks + t); });
       ctx.sync();
     }
     const float r = e.repetition, f = e.frequency, p = e.presence;
     const auto ahead = [&](int64_t t) {
-      __builtin_prefetch(raw.data + t);
-      if (counted) __builtin_prefetch(s.marks + t);
+      FS_PREFETCH(raw.data + t);
+      if (counted) FS_PREFETCH(s.marks + t);
     };
     const auto apply = [&](int64_t t, int32_t count) {
       if (!claim(t)) return;
