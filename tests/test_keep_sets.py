@@ -35,9 +35,12 @@ def test_bf16_ties_everywhere(case, threads, device):
     assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
 
 
-def test_team_of_threads_equals_single_thread(threads, device):
+@pytest.mark.parametrize("params", [CASES["top-p-only"], dict(temperature=0.7, top_k=500, top_p=0.9)],
+                         ids=["top-p", "top-k-500"])
+def test_team_of_threads_equals_single_thread(params, threads, device):
+    # One long row: two threads share it (a team) unless top-k is small (<= 64), where the
+    # first pass is most of the work and one thread takes the row.
     logits = random_logits(1, 128256, seed=5, device=device)
-    params = CASES["top-p-only"]
     assert_keep_sets_match(logits, fastsample.process_logits(logits, **params), **params)
 
 

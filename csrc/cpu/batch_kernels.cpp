@@ -21,6 +21,22 @@ constexpr int64_t kParallelMinWork = 65536;
 // Batches smaller than this many logits (about 0.3 ms on one core) do not wake sleeping workers.
 constexpr int64_t kWakeMinWork = int64_t(1) << 20;
 
+// Top-k at most this small (or greedy): a row's work is its first pass, plus a few groups.
+constexpr int64_t kSmallTopK = 64;
+
+// Whether every row's work is mostly the first pass over it (greedy, or a small top-k without
+// stages 1-3 or logprobs). Splitting that pass between threads does not pay for the barriers
+// and the duplicated short-list work that follow (measured at B = 1, V = 128256).
+bool first_pass_dominates(const BatchArgs& a) {
+  if (a.edits.enabled || a.logprobs.out_logprob != nullptr) return false;
+  for (int64_t row = 0; row < a.batch; ++row) {
+    const RowParams p = batch_row_params(a, row);
+    const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kSmallTopK;
+    if (!(p.temperature == 0.0f || small_k)) return false;
+  }
+  return true;
+}
+
 template <bool kProcess, DType D>
 bool run_row(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
   const RowParams p = batch_row_params(a, row);
@@ -65,7 +81,7 @@ int64_t run_batch(const BatchArgs& a) {
   // Few long rows: a team of threads per row. Otherwise: one thread per row, rows handed out
   // dynamically. Either way a row's result does not depend on the choice.
   int team = 1;
-  if (a.batch < threads && a.vocab >= kTeamMinVocab) {
+  if (a.batch < threads && a.vocab >= kTeamMinVocab && !first_pass_dominates(a)) {
     team = min_of<int>(kMaxTeam, threads / int(a.batch < 1 ? 1 : a.batch));
   }
   if (team > 1) {

@@ -274,4 +274,6 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
 
 def is_default(v: Any, default: float) -> bool:
     """v is a plain number equal to the parameter's off value."""
+    if type(v) in (int, float):  # the common case, without the slow ABC check
+        return v == default
     return isinstance(v, numbers.Number) and not isinstance(v, bool) and v == default

@@ -102,7 +102,6 @@ def sample(
         SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
         all -inf/NaN. Without return_valid, such a row raises ValueError.
     """
-    given = locals()
     plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
              and banned_token_ids is None and token_bitmask is None
              and _edits.is_default(repetition_penalty, 1.0)
@@ -128,7 +127,8 @@ def sample(
                                 return_valid=return_valid)
     batch, vocab = logits.shape
     temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
-    edits = None if plain else _edits.build(batch, vocab, logits.device, **_edits.arguments(given))
+    edits = None if plain else _edits.build(batch, vocab, logits.device,
+                                            **_edits.arguments(locals()))
     lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
     s = _params.seeds(seed, offset, generator, batch, logits.device)
     args = (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
