@@ -217,6 +217,6 @@ def test_cuda_workspace_grows_with_the_lists_not_the_vocabulary():
 
     short, long = with_history(100), with_history(4000)
     assert plain < short < long
-    assert long - short == 4 * 4 * (4000 - 100)  # four int32 arrays of patch entries
+    assert long - short == 4 * 4 * (4000 - 100)  # four 32-bit arrays of patch entries
     assert with_history(300000) == with_history(vocab)  # at most V entries
 

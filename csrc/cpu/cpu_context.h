@@ -90,8 +90,8 @@ struct WorkerBuffers {
   Buffer<uint32_t> solo_bin_keys;
   Buffer<int32_t> solo_bin_tokens;
 
-  Buffer<uint32_t> patch, edited, allowed, seen, list_keys, pending_keys, max_patched;
-  Buffer<int32_t> marks, list_tokens, group_start, pending_tokens, group_fill;
+  Buffer<uint32_t> patch, edited, allowed, seen, list_keys, list_raw_keys, max_patched;
+  Buffer<int32_t> marks, list_tokens, list_counts, group_start;
   Buffer<uint32_t> raw_group_max;
 
   RowScratch row_scratch(int64_t vocab, bool edits) {
@@ -99,20 +99,19 @@ struct WorkerBuffers {
                  cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
                  bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
                  kBinListCap, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = patch.at_least(size_t(vocab));
       s.edited = edited.at_least(size_t(num_words(vocab)));
-      s.pending_tokens = pending_tokens.at_least(size_t(vocab));
-      s.pending_keys = pending_keys.at_least(size_t(vocab));
-      s.group_fill = group_fill.at_least(size_t(num_groups(vocab) + 1));
-      s.max_patched = max_patched.at_least(size_t(num_words(num_groups(vocab))));
       s.list_tokens = list_tokens.at_least(size_t(vocab));
       s.list_keys = list_keys.at_least(size_t(vocab));
+      s.list_raw_keys = list_raw_keys.at_least(size_t(vocab));
+      s.list_counts = list_counts.at_least(size_t(vocab));
       s.group_start = group_start.at_least(size_t(num_groups(vocab) + 1));
       s.allowed = allowed.at_least(size_t(num_words(vocab)));
       s.seen = seen.at_least(size_t(num_words(vocab)));
       s.marks = marks.at_least(size_t(vocab));
+      s.max_patched = max_patched.at_least(size_t(num_groups(vocab)));
       s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
     }
     return s;

@@ -14,9 +14,9 @@ namespace {
 // The stage 1-3 buffers (patches and their bitsets, marks, raw group maxima) exist only when a
 // call has edits.
 struct ScratchLayout {
-  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, patch, edited, pending_tokens,
-      pending_keys, group_fill, max_patched, list_tokens, list_keys, group_start, allowed, seen,
-      marks, raw_group_max, bytes;
+  int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, patch, edited, list_tokens,
+      list_keys, list_raw_keys, list_counts, group_start, allowed, seen, marks, max_patched, raw_group_max,
+      bytes;
   bool edits;
 
   __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits, int64_t patches)
@@ -31,18 +31,17 @@ struct ScratchLayout {
     patch = bin_tokens + round16(4 * int64_t(kBinListCap));
     edited = patch + (edits ? round16(4 * vocab) : 0);
     const int64_t per_group = edits ? round16(4 * (num_groups(vocab) + 1)) : 0;
-    pending_tokens = edited + bits;
     const int64_t listed = edits ? round16(4 * patches) : 0;
-    pending_keys = pending_tokens + listed;
-    group_fill = pending_keys + listed;
-    max_patched = group_fill + per_group;
-    list_tokens = max_patched + (edits ? round16(4 * num_words(num_groups(vocab))) : 0);
+    list_tokens = edited + bits;
     list_keys = list_tokens + listed;
-    group_start = list_keys + listed;
+    list_raw_keys = list_keys + listed;
+    list_counts = list_raw_keys + listed;
+    group_start = list_counts + listed;
     allowed = group_start + per_group;
     seen = allowed + bits;
     marks = seen + bits;
-    raw_group_max = marks + (edits ? round16(4 * vocab) : 0);
+    max_patched = marks + (edits ? round16(4 * vocab) : 0);
+    raw_group_max = max_patched + per_group;
     bytes = raw_group_max + (edits ? round16(4 * num_groups(vocab)) : 0);
   }
 
@@ -53,20 +52,19 @@ struct ScratchLayout {
                  reinterpret_cast<uint32_t*>(base + bin_keys),
                  reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
                  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = reinterpret_cast<uint32_t*>(base + patch);
       s.edited = reinterpret_cast<uint32_t*>(base + edited);
-      s.pending_tokens = reinterpret_cast<int32_t*>(base + pending_tokens);
-      s.pending_keys = reinterpret_cast<uint32_t*>(base + pending_keys);
-      s.group_fill = reinterpret_cast<int32_t*>(base + group_fill);
-      s.max_patched = reinterpret_cast<uint32_t*>(base + max_patched);
       s.list_tokens = reinterpret_cast<int32_t*>(base + list_tokens);
       s.list_keys = reinterpret_cast<uint32_t*>(base + list_keys);
+      s.list_raw_keys = reinterpret_cast<uint32_t*>(base + list_raw_keys);
+      s.list_counts = reinterpret_cast<int32_t*>(base + list_counts);
       s.group_start = reinterpret_cast<int32_t*>(base + group_start);
       s.allowed = reinterpret_cast<uint32_t*>(base + allowed);
       s.seen = reinterpret_cast<uint32_t*>(base + seen);
       s.marks = reinterpret_cast<int32_t*>(base + marks);
+      s.max_patched = reinterpret_cast<uint32_t*>(base + max_patched);
       s.raw_group_max = reinterpret_cast<uint32_t*>(base + raw_group_max);
     }
     return s;

@@ -83,6 +83,22 @@ FS_HOST_DEVICE FS_INLINE int popcount(uint32_t x) {
 #endif
 }
 
+FS_HOST_DEVICE FS_INLINE int trailing_zeros64(uint64_t x) {
+#if defined(__CUDA_ARCH__)
+  return __ffsll((long long)x) - 1;
+#else
+  return __builtin_ctzll(x);
+#endif
+}
+
+FS_HOST_DEVICE FS_INLINE int popcount64(uint64_t x) {
+#if defined(__CUDA_ARCH__)
+  return __popcll(x);
+#else
+  return __builtin_popcountll(x);
+#endif
+}
+
 // Bit i of a bitset stored as 32-bit words (token t is bit t % 32 of word t / 32: the layout of
 // xgrammar's token bitmask).
 FS_HOST_DEVICE FS_INLINE bool bit_is_set(const uint32_t* words, int64_t i) {

@@ -46,6 +46,10 @@ FS_HOST_DEVICE inline RowEdits normalize_edits(RowEdits e, int64_t vocab) {
   return e;
 }
 
+// list_patches writes this many list entries per group whatever its count (the extras are
+// overwritten by the next group's).
+constexpr int kEagerFlatten = 4;
+
 FS_HOST_DEVICE FS_INLINE float clamp_bias(float b) {
   if (!(b == b)) return 0.0f;
   return b < -100.0f ? -100.0f : (b > 100.0f ? 100.0f : b);
@@ -73,73 +77,132 @@ FS_HOST_DEVICE void for_each_listed(Ctx& ctx, const RowList& l, int64_t vocab, c
   for_each_listed(ctx, l, vocab, f, [](int64_t) {});
 }
 
-// Sorts the pending patches (scratch.pending_*, in any order, one per `edited` bit) into the
-// view's list by group, and fills view.gmax_hint: each group's maximum where the raw group
-// maximum and the group's patches decide it (a patch at least as large, or the maximum held by
-// an unpatched token), else 0. A counting sort, counting each group's bits.
+// Stage 3 for one token, in contract order: repetition, then x -= f * count + p (output
+// tokens only). Branch-free, so that list_patches' loop over the tokens vectorizes.
+struct Stage3 {
+  float repetition, frequency, presence;
+  bool rep, freq;
+  int32_t* marks;  // output counts by token (row_edits.h), or null when freq is off
+
+  // The token's output count (0 for a prompt token), leaving its mark zero.
+  FS_HOST_DEVICE FS_INLINE int32_t take_count(int64_t t) const {
+    if (!freq) return 0;
+    const int32_t count = marks[t];
+    marks[t] = 0;
+    return count;
+  }
+  FS_HOST_DEVICE FS_INLINE uint32_t apply(uint32_t key, int32_t count) const {
+    float v = key_to_float(key);
+    // Selects, not branches: the sign of a logit, and whether a token was generated, are coin
+    // flips to a branch predictor (+0 and -0 give 0 either way; x - 0 == x).
+    const uint32_t negative = 0u - (float_bits(v) >> 31);
+    const float repeated = bits_float((float_bits(v / repetition) & ~negative) |
+                                      (float_bits(v * repetition) & negative));
+    v = rep ? repeated : v;
+    const uint32_t generated = 0u - uint32_t(freq && count > 0);
+    v = v - bits_float(float_bits(frequency * float(count) + presence) & generated);
+    return KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
+  }
+};
+
+// Lists the patched tokens of this worker's groups in token order (the set bits of `seen` |
+// `edited`), with their final keys and raw keys, and fills view.gmax_hint. A token in `seen` gets
+// stage 3 here, from its stage 1-2 value (`patch`, when `edited`) or its raw key, and the count
+// of its output occurrences in `marks` (left zero). In token order the list is born grouped (no
+// sort, no random writes) and the row is read ascending. The bits become tokens first, so the
+// loop that loads keys has no data-dependent exits and its loads overlap.
+// Each group's maximum is decided by its raw maximum and its patches (a patch at least as large,
+// or the raw maximum held by an unpatched token), else 0: that group is re-read.
 template <class Ctx, DType D>
-FS_HOST_DEVICE void list_patches(Ctx& ctx, const PatchedView<D>& view, const RowScratch& s) {
+FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mask,
+                                 const RowScratch& s, const Stage3& stage3) {
   static_assert(kGroup == 64, "a group is two bitset words");
-  const int64_t groups = num_groups(view.size());
-  const int64_t words = num_words(view.size());
+  const int64_t groups = num_groups(raw.size());
+  const int64_t words = num_words(raw.size());
+  const uint32_t* const seen = s.seen;
+  uint32_t* const edited = s.edited;
+  const uint32_t* const patch = s.patch;
+  int32_t* const tokens = s.list_tokens;
+  uint32_t* const keys = s.list_keys;
+  uint32_t* const raw_keys = s.list_raw_keys;
+  uint32_t* const gmax = s.group_max;
+  uint32_t* const held = s.max_patched;
+  const uint32_t* const raw_gmax = s.raw_group_max;
   int64_t g0, g1;
   ctx.segment(groups, &g0, &g1);
+  const int64_t w0 = 2 * g0, w1 = 2 * g1 < words ? 2 * g1 : words;
   uint64_t mine = 0;
-  for (int64_t g = g0; g < g1; ++g) {
-    const int32_t count = popcount(view.edited[2 * g]) +
-                          (2 * g + 1 < words ? popcount(view.edited[2 * g + 1]) : 0);
-    s.group_fill[g] = count;
-    mine += uint64_t(count);
-  }
+  for (int64_t w = w0; w < w1; ++w) mine += uint64_t(popcount(seen[w] | edited[w]));
   uint64_t total = 0;
-  int32_t at = int32_t(ctx.exclusive_scan_u64(mine, &total));
+  const int32_t first = int32_t(ctx.exclusive_scan_u64(mine, &total));
+  const int32_t end = first + int32_t(mine);
+  int32_t at = first;
   for (int64_t g = g0; g < g1; ++g) {
-    const int32_t count = s.group_fill[g];
     s.group_start[g] = at;
-    s.group_fill[g] = at;  // from here on, where the group's next patch goes
-    at += count;
+    gmax[g] = 0;  // the patches' maximum, first
+    held[g] = 0;
+    // A group's bits as one 64-bit word (its second half is zero past the last token).
+    const int64_t w = 2 * g;
+    uint64_t bits = uint64_t(seen[w] | edited[w]);
+    if (w + 1 < words) bits |= uint64_t(seen[w + 1] | edited[w + 1]) << 32;
+    if (bits == 0) continue;  // most groups, when the lists are short
+    const int n = popcount64(bits);
+    // kEagerFlatten tokens without a branch on the count (a group holds one to three patches
+    // in a long history), where the extra writes stay inside this worker's part of the list.
+    int k = 0;
+    if (at + kEagerFlatten <= end) {
+      for (; k < kEagerFlatten; ++k) {
+        tokens[at + k] = int32_t(g * kGroup + trailing_zeros64(bits | (uint64_t(1) << 63)));
+        bits &= bits - 1;
+      }
+    }
+    for (; k < n; ++k) {
+      tokens[at + k] = int32_t(g * kGroup + trailing_zeros64(bits));
+      bits &= bits - 1;
+    }
+    at += n;
   }
   if (g1 == groups) s.group_start[groups] = int32_t(total);
-  ctx.sync();
-  int64_t p0, p1;
-  ctx.segment(int64_t(total), &p0, &p1);
-  for (int64_t i = p0; i < p1; ++i) {
-    const int32_t t = s.pending_tokens[i];
-    const int32_t slot = ctx.fetch_add_i32(s.group_fill + t / kGroup, 1);
-    s.list_tokens[slot] = t;
-    s.list_keys[slot] = s.pending_keys[i];
+  // Each token's raw key, its key after stages 1-2, and its output count (-1: stage 3 does not
+  // reach it); then stage 3 over the list (a loop that vectorizes); then the group maxima.
+  int32_t* const counts = s.list_counts;
+  for (int32_t i = first; i < at; ++i) {
+    const int64_t t = tokens[i];
+    const uint32_t raw_key = raw.key(t);
+    raw_keys[i] = raw_key;
+    keys[i] = bit_is_set(edited, t) ? patch[t] : raw_key;
+    counts[i] = bit_is_set(seen, t) ? stage3.take_count(t) : -1;
   }
-  ctx.sync();
+  for (int32_t i = first; i < at; ++i) {
+    const uint32_t penalized = stage3.apply(keys[i], counts[i]);
+    keys[i] = counts[i] >= 0 ? penalized : keys[i];
+  }
+  for (int32_t i = first; i < at; ++i) {
+    const int64_t g = tokens[i] / kGroup;
+    gmax[g] = keys[i] > gmax[g] ? keys[i] : gmax[g];
+    held[g] |= uint32_t(raw_keys[i] == raw_gmax[g]);
+  }
+  for (int64_t w = w0; w < w1; ++w) edited[w] |= seen[w];
   for (int64_t g = g0; g < g1; ++g) {
-    const uint32_t raw_max = view.raw_gmax[g];
-    uint32_t patch_max = 0;
-    bool max_patched;
-    for (int32_t i = s.group_start[g]; i < s.group_start[g + 1]; ++i) {
-      patch_max = s.list_keys[i] > patch_max ? s.list_keys[i] : patch_max;
-    }
-    max_patched = bit_is_set(s.max_patched, g);
-    const bool decided = view.allowed == nullptr && !(patch_max < raw_max && max_patched);
-    s.group_max[g] = !decided ? 0u : (patch_max > raw_max ? patch_max : raw_max);
+    const uint32_t raw_max = raw_gmax[g], patch_max = gmax[g];
+    const bool decided = !dense_mask && !(patch_max < raw_max && held[g] != 0);
+    gmax[g] = !decided ? 0u : (patch_max > raw_max ? patch_max : raw_max);
   }
   ctx.sync();
 }
 
 // Stages 1-3 of `raw` as a PatchedView over scratch (list_*, group_start, edited, allowed,
 // raw_group_max, group_max as the hint). Stages 1-2 write the few masked and biased tokens to
-// scratch.patch (V keys); stage 3 sends each penalized token's final key straight to the
-// pending list, so no write lands at a random place in a V-sized array: the patches reach
-// their groups by a counting sort over a list as long as the history. `seen` claims each token
-// once. Bitsets and counts are cleared here; `marks` (V counters) holds zeros on entry and on
-// return.
+// scratch.patch (V keys); stage 3 marks its tokens in `seen` (and counts output tokens in
+// `marks`), and list_patches applies it while it lists every patched token in token order.
+// Bitsets are cleared here; `marks` (V counters) holds zeros on entry and on return.
 template <class Ctx, DType D>
 FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& e,
                                        const RowScratch& s) {
   const int64_t vocab = raw.size();
-  const int64_t groups = num_groups(vocab);
   const float neg_inf = bits_float(kNegInfBits);
   // The raw row's group maxima first: a streaming pass that also brings the row into cache for
-  // the scattered reads below. Groups without a patch keep these maxima, and raw logprobs
-  // start from them.
+  // the reads below. Groups without a patch keep these maxima, and raw logprobs start from them.
   ctx.group_max(raw, s.raw_group_max);
   int64_t w0, w1;
   ctx.segment(num_words(vocab), &w0, &w1);
@@ -147,11 +210,6 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     s.edited[w] = 0;
     s.seen[w] = 0;
   }
-  int32_t* const pending_count = s.group_fill + groups;  // after the per-group counts
-  if (ctx.rank() == 0) *pending_count = 0;
-  int64_t f0, f1;
-  ctx.segment(num_words(groups), &f0, &f1);
-  for (int64_t w = f0; w < f1; ++w) s.max_patched[w] = 0;
   // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it.
   const uint32_t* allowed = reinterpret_cast<const uint32_t*>(e.bitmask);
   if (e.restrict_allowed) {
@@ -167,21 +225,8 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     allowed = s.allowed;
   }
   ctx.sync();
-  // A token's value so far, and its stage 1-2 value. Within a step every write to a token
-  // stores the same value (or one worker owns the token), so the races are benign; bits are
-  // set atomically, as neighbours share a word.
-  // A token first patched: when it held its group's raw maximum, the group's patched maximum
-  // must be read from its keys (list_patches).
-  const auto note_raw = [&](int64_t t, uint32_t raw_key) {
-    const int64_t g = t / kGroup;
-    if (raw_key == s.raw_group_max[g]) ctx.fetch_or_u32(s.max_patched + (g >> 5), 1u << (g & 31));
-  };
-  const auto value = [&](int64_t t) {
-    if (bit_is_set(s.edited, t)) return key_to_float(s.patch[t]);
-    const uint32_t k = raw.key(t);
-    note_raw(t, k);
-    return key_to_float(k);
-  };
+  // Within a step every write to a token stores the same value (or one worker owns the token),
+  // so the races are benign; bits are set atomically, as neighbours share a word.
   const auto key_of = [](float v) {
     return KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
   };
@@ -189,23 +234,11 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     s.patch[t] = key_of(v);
     ctx.fetch_or_u32(s.edited + (t >> 5), 1u << (t & 31));
   };
-  // A token's final key, once per token (its `seen` bit is claimed).
-  // (Its `edited` bit is set afterwards, from `seen`, one word at a time: a read-modify-write
-  // per token here would stall on the loads around it.)
-  const auto pend = [&](int64_t t, uint32_t key) {
-    const int32_t at = ctx.fetch_add_i32(pending_count, 1);
-    s.pending_tokens[at] = int32_t(t);
-    s.pending_keys[at] = key;
-  };
-  const auto claim = [&](int64_t t) {
-    const uint32_t bit = 1u << (t & 31);
-    return (ctx.fetch_or_u32(s.seen + (t >> 5), bit) & bit) == 0;
+  const auto value = [&](int64_t t) {
+    return key_to_float(bit_is_set(s.edited, t) ? s.patch[t] : raw.key(t));
   };
   // Stage 1, sparse: banned and suppressed tokens.
-  const auto mask = [&](int64_t t, int64_t) {
-    note_raw(t, raw.key(t));
-    store(t, neg_inf);
-  };
+  const auto mask = [&](int64_t t, int64_t) { store(t, neg_inf); };
   for_each_listed(ctx, e.banned, vocab, mask);
   for_each_listed(ctx, e.suppressed, vocab, mask);
   ctx.sync();
@@ -220,60 +253,28 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     }
     ctx.sync();
   }
-  // Stage 3: each listed token once, its own steps in contract order: repetition (tokens of
-  // prompt + output), then frequency and presence (output tokens): x -= f * count + p. Output
-  // ids go first, so a token's count is known when it is reached.
+  // Stage 3's tokens: repetition reaches prompt + output, frequency and presence the output
+  // tokens, by their counts (accumulated here, or the caller's).
   const bool rep = e.repetition != 1.0f;
   const bool freq = e.frequency != 0.0f || e.presence != 0.0f;
   const bool counted = freq && e.output_counts == nullptr;
+  const auto mark = [&](int64_t t) { ctx.fetch_or_u32(s.seen + (t >> 5), 1u << (t & 31)); };
   if (rep || freq) {
-    if (counted) {
-      for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { ctx.fetch_add_i32(s.marks + t, 1); },
-                      [&](int64_t t) { FS_PREFETCH(s.marks + t); });
-      ctx.sync();
-    }
-    const float r = e.repetition, f = e.frequency, p = e.presence;
-    const auto ahead = [&](int64_t t) {
-      FS_PREFETCH(raw.data + t);
-      if (counted) FS_PREFETCH(s.marks + t);
-    };
-    const auto apply = [&](int64_t t, int32_t count) {
-      if (!claim(t)) return;
-      float v = value(t);
-      if (rep) {
-        // A select on the sign bit, not a branch: the sign of a logit is a coin flip to a
-        // branch predictor (+0 and -0 give 0 either way).
-        const uint32_t negative = 0u - (float_bits(v) >> 31);
-        v = bits_float((float_bits(v / r) & ~negative) | (float_bits(v * r) & negative));
-      }
-      if (freq && count > 0) v = v - (f * float(count) + p);
-      pend(t, key_of(v));
-    };
     for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
-      apply(t, !freq ? 0 : (counted ? s.marks[t] : e.output_counts[j]));
-    }, ahead);
-    if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { apply(t, 0); }, ahead);
-    ctx.sync();
-  }
-  // Masked or biased tokens no penalty reached keep their stage 1-2 keys.
-  const auto keep_patch = [&](int64_t t, int64_t) {
-    if (claim(t)) pend(t, s.patch[t]);
-  };
-  for_each_listed(ctx, e.banned, vocab, keep_patch);
-  for_each_listed(ctx, e.suppressed, vocab, keep_patch);
-  for_each_listed(ctx, e.bias, vocab, keep_patch);
-  // Leave `marks` zero for the next row (every writer stores zero: benign races).
-  if (counted) {
-    for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t) { s.marks[t] = 0; });
+      mark(t);
+      if (counted) {
+        ctx.fetch_add_i32(s.marks + t, 1);
+      } else if (freq) {
+        s.marks[t] = e.output_counts[j];  // one entry per token (Python checks)
+      }
+    }, [&](int64_t t) { if (freq) FS_PREFETCH(s.marks + t); });
+    if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { mark(t); });
   }
   ctx.sync();
-  // Every pending token was claimed in `seen` (and masked or biased ones are `edited` already).
-  for (int64_t w = w0; w < w1; ++w) s.edited[w] |= s.seen[w];
-  ctx.sync();
-  const PatchedView<D> view{raw, s.edited, allowed, s.raw_group_max, s.list_tokens,
-                            s.list_keys, s.group_start, s.group_max};
-  list_patches(ctx, view, s);
-  return view;
+  const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, s.marks};
+  list_patches(ctx, raw, allowed != nullptr, s, stage3);
+  return PatchedView<D>{raw, s.edited, allowed, s.raw_group_max, s.list_tokens,
+                        s.list_keys, s.group_start, s.group_max};
 }
 
 FS_CODE_END

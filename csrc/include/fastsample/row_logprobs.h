@@ -139,17 +139,12 @@ FS_HOST_DEVICE double raw_log_mass_from_patched(Ctx& ctx, const PatchedView<D>& 
   const Temperature identity(1.0f);
   const MassWeight patched{identity, key_to_float(row_max)};
   const MassWeight unpatched{identity, key_to_float(raw_max)};
-  // Both sums a chunk at a time (they vectorize): the patched keys where they are, the raw
-  // ones gathered into scratch.pending_keys (free once the patches are listed).
+  // Both sums a chunk at a time (they vectorize), over the patch list's keys and raw keys.
   const int64_t n = row.group_start[num_groups(row.size())];
   const uint64_t out = ctx.sum_u64(
       local_keep_set_mass(ctx, KeysView{row.list_keys, n}, kNegInfKey + 1, patched));
-  int64_t i0, i1;
-  ctx.segment(n, &i0, &i1);
-  for (int64_t i = i0; i < i1; ++i) scratch.pending_keys[i] = row.raw.key(row.list_tokens[i]);
-  ctx.sync();
   const uint64_t in = ctx.sum_u64(
-      local_keep_set_mass(ctx, KeysView{scratch.pending_keys, n}, kNegInfKey + 1, unpatched));
+      local_keep_set_mass(ctx, KeysView{scratch.list_raw_keys, n}, kNegInfKey + 1, unpatched));
   if (row_max == raw_max) return log_mass(row_mass - out + in);  // what a pass over raw sums
   const double scale = exp(double(key_to_float(row_max)) - double(key_to_float(raw_max)));
   return log(double(row_mass - out) * scale + double(in)) -

@@ -77,16 +77,15 @@ struct RowScratch {
   // Rows with stages 1-3 (row_edits.h) only:
   uint32_t* patch;         // V keys: masked and biased tokens' keys (stages 1-2)
   uint32_t* edited;        // num_words(V) words: which tokens have a patch
-  int32_t* pending_tokens; // V entries: patched tokens as they come (row_edits.h)
-  uint32_t* pending_keys;  // V entries: their keys
-  int32_t* group_fill;     // num_groups(V) + 1 entries: patches per group, then the count
-  uint32_t* max_patched;   // num_words(num_groups(V)) words: groups whose raw maximum a patch held
-  int32_t* list_tokens;    // V entries: the patched tokens by group (PatchedView)
-  uint32_t* list_keys;     // V entries: their keys
+  int32_t* list_tokens;    // one entry per patched token: the patched tokens by group (PatchedView)
+  uint32_t* list_keys;     // their keys
+  uint32_t* list_raw_keys; // their raw keys
+  int32_t* list_counts;    // their output counts while stage 3 is applied (row_edits.h)
   int32_t* group_start;    // num_groups(V) + 1 entries
   uint32_t* allowed;       // num_words(V) words: the allow-list (and grammar bitmask) as bits
-  uint32_t* seen;          // num_words(V) words: tokens already penalized
-  int32_t* marks;          // V entries, zero between rows
+  uint32_t* seen;          // num_words(V) words: the tokens stage 3 reaches
+  int32_t* marks;          // V entries: output counts, zero between rows
+  uint32_t* max_patched;   // num_groups(V) entries: whether a patch hit the group's raw maximum
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
 };
 
