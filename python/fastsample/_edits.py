@@ -153,6 +153,16 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
                         f"one dict (or None) per row ({batch}); got {type(v).__name__}")
     ids, values = [], []
     for r, d in enumerate(dicts):
+        row_ids, row_values = list(d.keys()), list(d.values())
+        # Plain int ids in range and finite int/float biases (what an API request holds): no
+        # per-entry checks. (A sum of finite values is finite unless it overflows; then, or on
+        # NaN or inf, the loop below finds the entry to name.)
+        if (all(type(t) is int for t in row_ids) and all(type(b) in (float, int) for b in row_values)
+                and (not row_ids or (min(row_ids) >= 0 and max(row_ids) < vocab))
+                and math.isfinite(sum(row_values))):
+            ids.append(row_ids)
+            values.append(row_values)
+            continue
         row_ids, row_values = [], []
         for tok, bias in d.items():
             tok = int(tok) if isinstance(tok, str) and tok.lstrip("-").isdigit() else tok
@@ -163,7 +173,7 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
                 raise ValueError(f"logit_bias[{r}][{tok}]={bias!r} is not allowed; use a finite "
                                  f"number (clamped to [-{LOGIT_BIAS_LIMIT:g}, {LOGIT_BIAS_LIMIT:g}])")
             row_ids.append(tok)
-            row_values.append(max(-LOGIT_BIAS_LIMIT, min(LOGIT_BIAS_LIMIT, float(bias))))
+            row_values.append(float(bias))
         ids.append(row_ids)
         values.append(row_values)
     width = max((len(r) for r in ids), default=0)
@@ -171,7 +181,8 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
     val_t = torch.zeros((batch, width), dtype=torch.float32)
     for r in range(batch):
         id_t[r, :len(ids[r])] = torch.tensor(ids[r], dtype=torch.int64)
-        val_t[r, :len(values[r])] = torch.tensor(values[r], dtype=torch.float32)
+        val_t[r, :len(values[r])] = torch.tensor(values[r], dtype=torch.float64).clamp_(
+            -LOGIT_BIAS_LIMIT, LOGIT_BIAS_LIMIT)
     return IdRows(id_t.to(device)), val_t.to(device)
 
 
