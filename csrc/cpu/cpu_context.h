@@ -90,7 +90,7 @@ struct WorkerBuffers {
   Buffer<uint32_t> solo_bin_keys;
   Buffer<int32_t> solo_bin_tokens;
 
-  Buffer<uint32_t> patch, edited, allowed, seen, list_keys, list_raw_keys, max_patched;
+  Buffer<uint32_t> patch, edited, allowed, seen, counted, list_keys, list_raw_keys, max_patched;
   Buffer<int32_t> marks, list_tokens, list_counts, group_start;
   Buffer<uint32_t> raw_group_max;
 
@@ -99,7 +99,7 @@ struct WorkerBuffers {
                  cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
                  bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
                  kBinListCap, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = patch.at_least(size_t(vocab));
       s.edited = edited.at_least(size_t(num_words(vocab)));
@@ -110,7 +110,8 @@ struct WorkerBuffers {
       s.group_start = group_start.at_least(size_t(num_groups(vocab) + 1));
       s.allowed = allowed.at_least(size_t(num_words(vocab)));
       s.seen = seen.at_least(size_t(num_words(vocab)));
-      s.marks = marks.at_least(size_t(vocab));
+      s.counted = counted.at_least(size_t(num_words(vocab)));
+      s.marks = marks.at_least(size_t(vocab) + 1);
       s.max_patched = max_patched.at_least(size_t(num_groups(vocab)));
       s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
     }

@@ -15,8 +15,8 @@ namespace {
 // call has edits.
 struct ScratchLayout {
   int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, patch, edited, list_tokens,
-      list_keys, list_raw_keys, list_counts, group_start, allowed, seen, marks, max_patched, raw_group_max,
-      bytes;
+      list_keys, list_raw_keys, list_counts, group_start, allowed, seen, counted, marks,
+      max_patched, raw_group_max, bytes;
   bool edits;
 
   __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits, int64_t patches)
@@ -39,8 +39,9 @@ struct ScratchLayout {
     group_start = list_counts + listed;
     allowed = group_start + per_group;
     seen = allowed + bits;
-    marks = seen + bits;
-    max_patched = marks + (edits ? round16(4 * vocab) : 0);
+    counted = seen + bits;
+    marks = counted + bits;
+    max_patched = marks + (edits ? round16(4 * (vocab + 1)) : 0);
     raw_group_max = max_patched + per_group;
     bytes = raw_group_max + (edits ? round16(4 * num_groups(vocab)) : 0);
   }
@@ -52,7 +53,7 @@ struct ScratchLayout {
                  reinterpret_cast<uint32_t*>(base + bin_keys),
                  reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
                  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = reinterpret_cast<uint32_t*>(base + patch);
       s.edited = reinterpret_cast<uint32_t*>(base + edited);
@@ -63,6 +64,7 @@ struct ScratchLayout {
       s.group_start = reinterpret_cast<int32_t*>(base + group_start);
       s.allowed = reinterpret_cast<uint32_t*>(base + allowed);
       s.seen = reinterpret_cast<uint32_t*>(base + seen);
+      s.counted = reinterpret_cast<uint32_t*>(base + counted);
       s.marks = reinterpret_cast<int32_t*>(base + marks);
       s.max_patched = reinterpret_cast<uint32_t*>(base + max_patched);
       s.raw_group_max = reinterpret_cast<uint32_t*>(base + raw_group_max);
@@ -80,7 +82,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1) batch_kernel(const BatchArgs
   const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes);
   if (a.edits.enabled) {
     // row_edits.h keeps marks zero between rows; the workspace arrives uninitialized.
-    for (int64_t i = threadIdx.x; i < a.vocab; i += kBlockThreads) scratch.marks[i] = 0;
+    for (int64_t i = threadIdx.x; i <= a.vocab; i += kBlockThreads) scratch.marks[i] = 0;
     __syncthreads();
   }
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {

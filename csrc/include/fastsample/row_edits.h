@@ -84,11 +84,13 @@ struct Stage3 {
   bool rep, freq;
   int32_t* marks;  // output counts by token (row_edits.h), or null when freq is off
 
-  // The token's output count (0 for a prompt token), leaving its mark zero.
-  FS_HOST_DEVICE FS_INLINE int32_t take_count(int64_t t) const {
+  // Token t's output count, leaving its mark zero; `slot` is t for an output token, else an
+  // entry that is always zero (marks[V]): prompt tokens then read no line of `marks` of their
+  // own, without a branch on which kind of token t is.
+  FS_HOST_DEVICE FS_INLINE int32_t take_count(int64_t slot) const {
     if (!freq) return 0;
-    const int32_t count = marks[t];
-    marks[t] = 0;
+    const int32_t count = marks[slot];
+    marks[slot] = 0;
     return count;
   }
   FS_HOST_DEVICE FS_INLINE uint32_t apply(uint32_t key, int32_t count) const {
@@ -117,8 +119,9 @@ template <class Ctx, DType D>
 FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mask,
                                  const RowScratch& s, const Stage3& stage3) {
   static_assert(kGroup == 64, "a group is two bitset words");
-  const int64_t groups = num_groups(raw.size());
-  const int64_t words = num_words(raw.size());
+  const int64_t vocab = raw.size();
+  const int64_t groups = num_groups(vocab);
+  const int64_t words = num_words(vocab);
   const uint32_t* const seen = s.seen;
   uint32_t* const edited = s.edited;
   const uint32_t* const patch = s.patch;
@@ -171,7 +174,8 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mas
     const uint32_t raw_key = raw.key(t);
     raw_keys[i] = raw_key;
     keys[i] = bit_is_set(edited, t) ? patch[t] : raw_key;
-    counts[i] = bit_is_set(seen, t) ? stage3.take_count(t) : -1;
+    const int64_t slot = bit_is_set(s.counted, t) ? t : vocab;
+    counts[i] = bit_is_set(seen, t) ? stage3.take_count(slot) : -1;
   }
   for (int32_t i = first; i < at; ++i) {
     const uint32_t penalized = stage3.apply(keys[i], counts[i]);
@@ -209,6 +213,7 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
   for (int64_t w = w0; w < w1; ++w) {
     s.edited[w] = 0;
     s.seen[w] = 0;
+    s.counted[w] = 0;
   }
   // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it.
   const uint32_t* allowed = reinterpret_cast<const uint32_t*>(e.bitmask);
@@ -262,6 +267,7 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
   if (rep || freq) {
     for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
       mark(t);
+      if (freq) ctx.fetch_or_u32(s.counted + (t >> 5), 1u << (t & 31));
       if (counted) {
         ctx.fetch_add_i32(s.marks + t, 1);
       } else if (freq) {

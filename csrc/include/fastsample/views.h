@@ -84,7 +84,8 @@ struct RowScratch {
   int32_t* group_start;    // num_groups(V) + 1 entries
   uint32_t* allowed;       // num_words(V) words: the allow-list (and grammar bitmask) as bits
   uint32_t* seen;          // num_words(V) words: the tokens stage 3 reaches
-  int32_t* marks;          // V entries: output counts, zero between rows
+  uint32_t* counted;       // num_words(V) words: the output tokens (their counts are in marks)
+  int32_t* marks;          // V + 1 entries: output counts, zero between rows (marks[V] always)
   uint32_t* max_patched;   // num_groups(V) entries: whether a patch hit the group's raw maximum
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
 };
