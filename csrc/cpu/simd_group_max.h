@@ -62,7 +62,7 @@ FS_INLINE uint32_t group_max_key(const typename KeyLoader<D>::Elem* p) {
   if constexpr (kSimdGroupMax) {
     // NaN never wins the float max and sanitizes below everything, so sanitizing the max is
     // the max of the sanitized keys.
-    return bits_to_key(sanitize_bits(float_bits(group_max_float<D>(p))));
+    return sanitized_key(float_bits(group_max_float<D>(p)));
   }
   uint32_t best = 0;
   for (int j = 0; j < kGroup; ++j) {

@@ -23,17 +23,6 @@ FS_HOST_DEVICE FS_INLINE float bits_float(uint32_t u) {
   return f;
 }
 
-// Sanitized bits: NaN -> -inf (never sampled), +inf -> largest finite float (SEMANTICS stage 0),
-// -0 -> +0 (they compare equal as floats, so they must tie as keys: argmax takes the first).
-// Signed compares on the magnitude: they map to single SIMD instructions, unsigned ones do not.
-FS_HOST_DEVICE FS_INLINE uint32_t sanitize_bits(uint32_t u) {
-  const int32_t mag = int32_t(u & 0x7fffffffu);
-  u = mag > int32_t(0x7f800000) ? kNegInfBits : u;
-  u = u == 0x7f800000u ? kFloatMaxBits : u;
-  u = mag == 0 ? 0u : u;
-  return u;
-}
-
 // Order-preserving map float bits -> uint32 (negative floats reversed, positives above them).
 FS_HOST_DEVICE FS_INLINE uint32_t bits_to_key(uint32_t u) {
   const uint32_t mask = uint32_t(int32_t(u) >> 31) | 0x80000000u;
@@ -48,6 +37,21 @@ FS_HOST_DEVICE FS_INLINE float key_to_float(uint32_t k) { return bits_float(key_
 
 constexpr uint32_t kNegInfKey = 0x007fffffu;        // bits_to_key(kNegInfBits)
 constexpr uint32_t kFloatMaxKey = 0xff7fffffu;      // bits_to_key(kFloatMaxBits)
+
+// The key of sanitized float bits (SEMANTICS stage 0): NaN -> -inf (never sampled), +inf ->
+// the largest finite float, -0 -> +0 (they compare equal as floats, so they must tie as keys:
+// argmax takes the first). Mostly done on the key: after the map, every NaN but the positive
+// ones lies below -inf's key, +inf's key is one above the largest finite's, and -0's one below
+// +0's. One signed compare, an unsigned max and two equality tests, each a single SIMD
+// instruction: the decode loops of every pass compile to straight vector code.
+FS_HOST_DEVICE FS_INLINE uint32_t sanitized_key(uint32_t u) {
+  u |= 0u - uint32_t(int32_t(u) > int32_t(0x7f800000));  // positive NaN -> a negative one
+  uint32_t k = bits_to_key(u);
+  k = k > kNegInfKey ? k : kNegInfKey;                    // NaN -> -inf
+  k += 0u - uint32_t(k == 0xff800000u);                   // +inf -> largest finite
+  k -= 0u - uint32_t(k == 0x7fffffffu);                   // -0 -> +0
+  return k;
+}
 
 // float16 / bfloat16 -> float32 are exact; these bit forms give the same result on every backend.
 FS_HOST_DEVICE FS_INLINE uint32_t half_to_float_bits(uint16_t h) {
@@ -70,20 +74,20 @@ struct KeyLoader;
 template <>
 struct KeyLoader<DType::kFloat32> {
   using Elem = uint32_t;
-  FS_HOST_DEVICE FS_INLINE static uint32_t key(Elem e) { return bits_to_key(sanitize_bits(e)); }
+  FS_HOST_DEVICE FS_INLINE static uint32_t key(Elem e) { return sanitized_key(e); }
 };
 template <>
 struct KeyLoader<DType::kFloat16> {
   using Elem = uint16_t;
   FS_HOST_DEVICE FS_INLINE static uint32_t key(Elem e) {
-    return bits_to_key(sanitize_bits(half_to_float_bits(e)));
+    return sanitized_key(half_to_float_bits(e));
   }
 };
 template <>
 struct KeyLoader<DType::kBFloat16> {
   using Elem = uint16_t;
   FS_HOST_DEVICE FS_INLINE static uint32_t key(Elem e) {
-    return bits_to_key(sanitize_bits(bf16_to_float_bits(e)));
+    return sanitized_key(bf16_to_float_bits(e));
   }
 };
 
