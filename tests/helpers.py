@@ -1,5 +1,8 @@
 """Shared test inputs and the tolerance-aware keep-set comparison."""
 import math
+import os
+import subprocess
+import sys
 
 import torch
 
@@ -34,3 +37,13 @@ def assert_keep_sets_match(logits, got, **params):
     allowing keep-set differences only at the top-p boundary within TOP_P_MASS_TOL."""
     problem = keep_set_mismatch(logits, got, **params)
     assert problem is None, problem
+
+
+def run_tests_with_env(env_updates, test_files):
+    """Runs pytest on `test_files` in a fresh process with `env_updates` set (kernel variants
+    chosen at import time); returns (returncode, the output's tail)."""
+    env = dict(os.environ, **env_updates)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, test_files)],
+        env=env, capture_output=True, text=True)
+    return result.returncode, result.stdout[-3000:] + result.stderr[-2000:]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import fastsample
+from helpers import run_tests_with_env
 
 HERE = Path(__file__).parent
 
@@ -18,11 +19,10 @@ def test_baseline_kernels_match_the_reference():
     env = dict(os.environ, FASTSAMPLE_SIMD="baseline")
     check = "import fastsample; assert fastsample.build_info()['simd'] == 'baseline'"
     subprocess.run([sys.executable, "-c", check], env=env, check=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(HERE / "test_keep_sets.py"), str(HERE / "test_row_max_groups.py")],
-        env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    code, tail = run_tests_with_env(
+        {"FASTSAMPLE_SIMD": "baseline"},
+        [HERE / "test_keep_sets.py", HERE / "test_row_max_groups.py"])
+    assert code == 0, tail
 
 
 def test_simd_level_reported():

@@ -224,6 +224,9 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("get_num_threads", [] { return fastsample::cpu::ThreadPool::instance().size(); });
   m.def("simd_level", [] { return std::string(fastsample::cpu::simd_level()); });
+  m.def("cpu_edited_rows", [] {
+    return std::string(fastsample::cpu::edited_rows_dense() ? "dense" : "patched");
+  });
   m.def("first_id_out_of_range", [](uintptr_t ids, int64_t rows, int64_t cols, int64_t row_stride,
                                     int64_t vocab) {
     return fastsample::cpu::first_id_out_of_range(reinterpret_cast<const int64_t*>(ids), rows,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <thread>
 
+#include "cpu_backend.h"
 #include "fastsample/common.h"
 #include "fastsample/views.h"
 #include "simd_group_max.h"
@@ -92,14 +93,14 @@ struct WorkerBuffers {
 
   Buffer<uint32_t> patch, edited, allowed, seen, counted, list_keys, list_raw_keys, max_patched;
   Buffer<int32_t> marks, list_tokens, list_counts, group_start;
-  Buffer<uint32_t> raw_group_max;
+  Buffer<uint32_t> raw_group_max, dense_keys;
 
   RowScratch row_scratch(int64_t vocab, bool edits) {
     RowScratch s{group_max.at_least(size_t(num_groups(vocab))),
                  cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
                  bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
                  kBinListCap, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = patch.at_least(size_t(vocab));
       s.edited = edited.at_least(size_t(num_words(vocab)));
@@ -114,6 +115,7 @@ struct WorkerBuffers {
       s.marks = marks.at_least(size_t(vocab) + 1);
       s.max_patched = max_patched.at_least(size_t(num_groups(vocab)));
       s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
+      if (edited_rows_dense()) s.dense_keys = dense_keys.at_least(size_t(vocab));
     }
     return s;
   }
@@ -254,8 +256,7 @@ class CpuCtx {
     uint32_t keys[kChunk];
     for (int64_t i = b; i < e; i += kChunk) {
       const int n = int(min_of<int64_t>(kChunk, e - i));
-      load_keys(view, i, n, keys);
-      visit(keys, i, n);
+      visit(chunk_keys(view, i, n, keys), i, n);
     }
   }
   template <class Visit>
@@ -290,8 +291,7 @@ class CpuCtx {
       while (end < g1 && end - g < kRun && gmax[end] >= min_key) ++end;
       const int64_t first = g * kGroup;
       const int m = int(min_of<int64_t>(end * kGroup, n) - first);
-      load_keys(view, first, m, keys);
-      visit(keys, first, m);
+      visit(chunk_keys(view, first, m, keys), first, m);
       g = end;
     }
   }
@@ -328,6 +328,20 @@ class CpuCtx {
     }
     sync();
   }
+  template <DType D>
+  void group_max(const DenseView<D>& view, uint32_t* gmax) {
+    if (view.keys == nullptr) return group_max(view.patched, gmax);
+    const int64_t groups = num_groups(view.size());
+    int64_t g0, g1;
+    segment(groups, &g0, &g1);
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint32_t hint = view.patched.gmax_hint[g];
+      const KeysView keys{view.keys, view.size()};
+      gmax[g] = hint != 0 ? hint
+                          : keys_max(keys, g * kGroup, min_of<int64_t>(keys.n, (g + 1) * kGroup));
+    }
+    sync();
+  }
   template <class View>
   void group_max(const View& view, uint32_t* gmax) {
     const int64_t groups = num_groups(view.size());
@@ -337,6 +351,52 @@ class CpuCtx {
       gmax[g] = keys_max(view, g * kGroup, min_of<int64_t>(view.size(), (g + 1) * kGroup));
     }
     sync();
+  }
+
+  // An edited row is read by the filters and the draw in several passes (group maxima, the
+  // top-p histogram, the boundary bin, the draw's two): with the row written out once as keys
+  // (V x 4 bytes of the group's scratch, which stay in cache), each of them reads plain keys
+  // instead of decoding the dtype and merging the patch list into every chunk. The raw pass
+  // of edit_row writes the keys; edited_view stores the patches over them. Without
+  // scratch.dense_keys (FASTSAMPLE_CPU_EDITED_ROWS=patched, which the tests use to run the
+  // PatchedView path the CUDA kernels take) the row is read through its patches.
+  template <DType D>
+  void begin_edits(const RowView<D>& raw, const RowScratch& s) {
+    uint32_t* const out = s.dense_keys;
+    if (out == nullptr) return group_max(raw, s.raw_group_max);
+    const int64_t n = raw.size();
+    int64_t g0, g1;
+    segment(num_groups(n), &g0, &g1);
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t first = g * kGroup;
+      const int m = int(min_of<int64_t>(kGroup, n - first));
+      uint32_t best = 0;
+      for (int j = 0; j < m; ++j) {
+        const uint32_t k = raw.key(first + j);
+        out[first + j] = k;
+        best = k > best ? k : best;
+      }
+      s.raw_group_max[g] = best;
+    }
+    sync();
+  }
+  template <DType D>
+  DenseView<D> edited_view(const PatchedView<D>& view, const RowScratch& s) {
+    uint32_t* const out = s.dense_keys;
+    if (out == nullptr) return DenseView<D>{view, nullptr};
+    const int64_t n = view.size();
+    int64_t g0, g1;
+    segment(num_groups(n), &g0, &g1);
+    const int32_t end = view.group_start[g1];
+    for (int32_t i = view.group_start[g0]; i < end; ++i) out[view.list_tokens[i]] = view.list_keys[i];
+    if (view.allowed != nullptr) {
+      const int64_t last = min_of<int64_t>(g1 * kGroup, n);
+      for (int64_t t = g0 * kGroup; t < last; ++t) {
+        out[t] = bit_is_set(view.allowed, t) ? out[t] : kNegInfKey;
+      }
+    }
+    sync();
+    return DenseView<D>{view, out};
   }
 
   template <class View, class Pred>
@@ -424,8 +484,30 @@ class CpuCtx {
   static FS_INLINE void prefetch_group(const PatchedView<D>& view, int64_t first) {
     prefetch_group(view.raw, first);
   }
+  template <DType D>
+  static FS_INLINE void prefetch_group(const DenseView<D>& view, int64_t first) {
+    if (view.keys == nullptr) return prefetch_group(view.patched, first);
+    constexpr int kLine = 64;
+    const char* p = reinterpret_cast<const char*>(view.keys + first);
+    for (int b = 0; b < int(sizeof(uint32_t)) * kGroup; b += kLine) __builtin_prefetch(p + b);
+  }
   template <class View>
   static FS_INLINE void prefetch_group(const View&, int64_t) {}
+
+  // A chunk's keys: decoded into `buf`, or where they lie when the view holds keys.
+  template <class View>
+  static FS_INLINE const uint32_t* chunk_keys(const View& view, int64_t first, int m,
+                                              uint32_t* buf) {
+    load_keys(view, first, m, buf);
+    return buf;
+  }
+  template <DType D>
+  static FS_INLINE const uint32_t* chunk_keys(const DenseView<D>& view, int64_t first, int m,
+                                              uint32_t* buf) {
+    if (view.keys != nullptr) return view.keys + first;
+    load_keys(view.patched, first, m, buf);
+    return buf;
+  }
 
   // Keys of elements [first, first + m): a plain loop the compiler vectorizes, then, for a
   // patched row, the few patched keys and the dense mask.
@@ -450,6 +532,12 @@ class CpuCtx {
         keys[j] = bit_is_set(view.allowed, first + j) ? keys[j] : kNegInfKey;
       }
     }
+  }
+  template <DType D>
+  static FS_INLINE void load_keys(const DenseView<D>& view, int64_t first, int m,
+                                  uint32_t* keys) {
+    if (view.keys == nullptr) return load_keys(view.patched, first, m, keys);
+    for (int j = 0; j < m; ++j) keys[j] = view.keys[first + j];
   }
   // Keys of elements [first, first + m) and whether each is kept; returns how many are.
   // kM > 0: m == kM.

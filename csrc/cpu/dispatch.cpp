@@ -24,6 +24,12 @@ bool baseline_forced() {
   return env != nullptr && std::strcmp(env, "baseline") == 0;
 }
 
+bool patched_rows_forced() {
+  const char* env = std::getenv("FASTSAMPLE_CPU_EDITED_ROWS");
+  return env != nullptr && std::strcmp(env, "patched") == 0;
+}
+const bool kDenseEditedRows = !patched_rows_forced();
+
 #if FASTSAMPLE_HAVE_AVX2_BUILD
 const bool kUseAvx2 = has_avx2() && !baseline_forced();
 #else
@@ -46,5 +52,6 @@ int64_t process_batch(const BatchArgs& a) {
   return kUseAvx2 ? avx2::process_batch(a) : baseline::process_batch(a);
 }
 const char* simd_level() { return kUseAvx2 ? "avx2" : "baseline"; }
+bool edited_rows_dense() { return kDenseEditedRows; }
 
 }  // namespace fastsample::cpu

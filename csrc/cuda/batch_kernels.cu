@@ -53,7 +53,7 @@ struct ScratchLayout {
                  reinterpret_cast<uint32_t*>(base + bin_keys),
                  reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
                  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = reinterpret_cast<uint32_t*>(base + patch);
       s.edited = reinterpret_cast<uint32_t*>(base + edited);

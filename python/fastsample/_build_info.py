@@ -13,7 +13,9 @@ def build_info() -> Dict[str, Any]:
     `backends` lists the device types with compiled sampling kernels; other torch devices run
     the pure-torch reference. `cuda_enabled` says whether the build found nvcc and compiled the
     CUDA kernels (FASTSAMPLE_CUDA); `cuda_devices` how many GPUs they can use here (0 without a
-    driver or GPU: CUDA tensors cannot exist then either).
+    driver or GPU: CUDA tensors cannot exist then either). `cpu_edited_rows` is how CPU rows with
+    penalties, bias or masks are read: "dense" (written out as keys once) or "patched" (through
+    the patch list, as the CUDA kernels do; FASTSAMPLE_CPU_EDITED_ROWS=patched, for tests).
     """
     archs = [a for a in str(_C.cuda_architectures).split(",") if a]
     return {
@@ -23,6 +25,7 @@ def build_info() -> Dict[str, Any]:
         "cuda_architectures": archs,
         "cuda_devices": _cuda.device_count(),
         "simd": _C.simd_level(),
+        "cpu_edited_rows": _C.cpu_edited_rows(),
         "num_threads": _C.get_num_threads(),
     }
 

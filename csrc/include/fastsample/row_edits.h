@@ -205,9 +205,10 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
                                        const RowScratch& s) {
   const int64_t vocab = raw.size();
   const float neg_inf = bits_float(kNegInfBits);
-  // The raw row's group maxima first: a streaming pass that also brings the row into cache for
-  // the reads below. Groups without a patch keep these maxima, and raw logprobs start from them.
-  ctx.group_max(raw, s.raw_group_max);
+  // The raw row's group maxima first (ctx.begin_edits): a streaming pass that also brings the
+  // row into cache for the reads below. Groups without a patch keep these maxima, and raw
+  // logprobs start from them.
+  ctx.begin_edits(raw, s);
   int64_t w0, w1;
   ctx.segment(num_words(vocab), &w0, &w1);
   for (int64_t w = w0; w < w1; ++w) {

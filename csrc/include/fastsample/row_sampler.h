@@ -156,6 +156,14 @@ FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const PatchedView<D>& row, const 
   raw_logprobs(ctx, row.raw, token, row.raw_gmax, m, scratch, out, log_total);
 }
 
+// Raw logprobs of an edited row written out as keys: those of its patches.
+template <class Ctx, DType D>
+FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const DenseView<D>& row, const RowParams& p,
+                                     const RowKeep& keep, int64_t token,
+                                     const RowScratch& scratch, const LogprobOut& out) {
+  row_raw_logprobs(ctx, row.patched, p, keep, token, scratch, out);
+}
+
 // One row after stages 0-3 (`row`: the logits, or the logits under patches): the keep-set, the
 // draw, and stage 7 when asked.
 template <class Ctx, class View>
@@ -186,7 +194,10 @@ template <class Ctx, DType D>
 FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                     const RowParams& p, const RowScratch& scratch,
                                     const RowLogprobs& lp) {
-  if (edits.any) return sample_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, lp);
+  if (edits.any) {
+    return sample_view(ctx, ctx.edited_view(edit_row(ctx, raw, edits, scratch), scratch), p,
+                       scratch, lp);
+  }
   return sample_view(ctx, raw, p, scratch, lp);
 }
 
@@ -229,7 +240,10 @@ FS_HOST_DEVICE bool process_view(Ctx& ctx, const View& row, const RowParams& p,
 template <class Ctx, DType D>
 FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                 const RowParams& p, const RowScratch& scratch, float* out) {
-  if (edits.any) return process_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, out);
+  if (edits.any) {
+    return process_view(ctx, ctx.edited_view(edit_row(ctx, raw, edits, scratch), scratch), p,
+                        scratch, out);
+  }
   return process_view(ctx, raw, p, scratch, out);
 }
 

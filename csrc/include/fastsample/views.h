@@ -48,6 +48,20 @@ struct PatchedView {
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
 };
 
+// An edited row as a backend's context chose to read it (exec_context.h, edited_view): its keys
+// written out (the CPU context), or, with keys null, through `patched`, which also describes the
+// edits for what needs the raw row (raw logprobs).
+template <DType D>
+struct DenseView {
+  PatchedView<D> patched;
+  const uint32_t* keys;  // V keys, or null
+  FS_HOST_DEVICE FS_INLINE int64_t size() const { return patched.size(); }
+  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const {
+    return keys != nullptr ? keys[i] : patched.key(i);
+  }
+  FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
+};
+
 // Candidates in ascending token order (the compaction primitives preserve order).
 struct ListView {
   const uint32_t* keys;
@@ -88,6 +102,7 @@ struct RowScratch {
   int32_t* marks;          // V + 1 entries: output counts, zero between rows (marks[V] always)
   uint32_t* max_patched;   // num_groups(V) entries: whether a patch hit the group's raw maximum
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
+  uint32_t* dense_keys;    // V keys, or null: the edited row written out (DenseView)
 };
 
 FS_CODE_END
