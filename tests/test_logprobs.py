@@ -100,6 +100,35 @@ def test_raw_logprobs_from_the_top_p_mass(vocab, device):
     assert _close(out.top_logprobs, values[:, :4])
 
 
+@pytest.mark.parametrize("batch,vocab", [(1, 50000), (4, 3000)])
+def test_raw_logprobs_after_overlapping_edits(batch, vocab, threads):
+    # T = 1 and top-p: the raw normalizer is corrected over the edited tokens. Every way a token
+    # can be listed more than once: in the prompt and the output, repeated in the output
+    # (frequency counts), biased and penalized, banned and penalized, banned and suppressed, plus
+    # padding. One row of 50000 runs on a team of two threads when two are set.
+    logits = random_logits(batch, vocab, seed=47)
+    g = torch.Generator().manual_seed(48)
+    output = torch.randint(0, vocab, (batch, 64), generator=g)
+    output[:, 32:40] = output[:, :8]  # repeats
+    prompt = torch.cat([torch.randint(0, vocab, (batch, 96), generator=g), output[:, :16]], 1)
+    prompt[:, -4:] = -1  # padding
+    bias = [{int(output[r, 1]): 3.0, int(prompt[r, 2]): -2.0, 11: 1.5} for r in range(batch)]
+    banned = [[int(output[r, 3]), int(prompt[r, 5]), 13] for r in range(batch)]
+    kw = dict(temperature=1.0, top_p=0.95, seed=list(range(batch)), logprobs=5,
+              repetition_penalty=1.3, frequency_penalty=0.4, presence_penalty=0.2,
+              prompt_token_ids=prompt, output_token_ids=output, logit_bias=bias,
+              banned_token_ids=banned, min_tokens=5, eos_token_id=13, stop_token_ids=[17],
+              num_generated=2)
+    out = fastsample.sample(logits, **kw)
+    want = fastsample.reference.sample(logits, **kw)
+    assert torch.equal(out.tokens, want.tokens)
+    lsm = torch.log_softmax(fastsample.reference.sanitize(logits).double(), dim=1)
+    assert _close(out.logprobs, lsm.gather(1, out.tokens[:, None])[:, 0])
+    values, ids = lsm.sort(dim=1, descending=True, stable=True)
+    assert torch.equal(out.top_ids, ids[:, :5])
+    assert _close(out.top_logprobs, values[:, :5])
+
+
 def test_top_n_padding_and_ties():
     x = torch.full((2, 100), -math.inf)
     x[0, [3, 50]] = 1.0          # two finite tokens: the rest of the top 5 is padding

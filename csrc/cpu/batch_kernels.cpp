@@ -93,7 +93,7 @@ int64_t run_batch(const BatchArgs& a) {
       TeamShared& sh = shared[row];
       WorkerBuffers& buf = worker_buffers();
       CpuCtx ctx(rank, team, &sh, &buf);
-      if (rank == 0) sh.scratch = buf.row_scratch(a.vocab, a.edits.enabled);
+      if (rank == 0) sh.scratch = buf.row_scratch(a.vocab, a.edits.enabled, listed_ids(a.edits));
       ctx.sync();
       if (!run_row_any_dtype<kProcess>(ctx, a, row, sh.scratch) && rank == 0) invalid++;
     }, ThreadPool::Workers::kAll);
@@ -103,7 +103,7 @@ int64_t run_batch(const BatchArgs& a) {
   const int workers = int(min_of<int64_t>(threads, a.batch < 1 ? 1 : a.batch));
   pool.run(workers, [&](int) {
     WorkerBuffers& buf = worker_buffers();
-    const RowScratch scratch = buf.row_scratch(a.vocab, a.edits.enabled);
+    const RowScratch scratch = buf.row_scratch(a.vocab, a.edits.enabled, listed_ids(a.edits));
     CpuCtx ctx(0, 1, nullptr, &buf);
     int64_t local_invalid = 0;
     for (int64_t row = next++; row < a.batch; row = next++) {

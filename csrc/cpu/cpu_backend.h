@@ -20,7 +20,7 @@ FS_DECLARE_CPU_ISA(avx2)
 int64_t sample_batch(const BatchArgs& args);
 int64_t process_batch(const BatchArgs& args);
 const char* simd_level();
-// Whether edited rows are written out as keys before the filters read them (CpuCtx::begin_edits):
+// Whether edited rows are copied as keys before the filters read them (row_edits_dense.h):
 // yes, unless FASTSAMPLE_CPU_EDITED_ROWS=patched (the tests run the CUDA kernels' way too).
 bool edited_rows_dense();
 

@@ -95,18 +95,21 @@ struct WorkerBuffers {
   Buffer<int32_t> marks, list_tokens, list_counts, group_start;
   Buffer<uint32_t> raw_group_max, dense_keys;
 
-  RowScratch row_scratch(int64_t vocab, bool edits) {
+  // listed: how many ids the call's stages 1-3 list per row (batch_args.h, listed_ids).
+  RowScratch row_scratch(int64_t vocab, bool edits, int64_t listed = 0) {
     RowScratch s{group_max.at_least(size_t(num_groups(vocab))),
                  cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
                  bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
-                 kBinListCap, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                 kBinListCap, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr,
                  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = patch.at_least(size_t(vocab));
       s.edited = edited.at_least(size_t(num_words(vocab)));
-      s.list_tokens = list_tokens.at_least(size_t(vocab));
-      s.list_keys = list_keys.at_least(size_t(vocab));
-      s.list_raw_keys = list_raw_keys.at_least(size_t(vocab));
+      // Room for every token (patch lists) and for every listed id (edit records).
+      s.list_cap = listed > vocab ? listed : vocab;
+      s.list_tokens = list_tokens.at_least(size_t(s.list_cap));
+      s.list_keys = list_keys.at_least(size_t(s.list_cap));
+      s.list_raw_keys = list_raw_keys.at_least(size_t(s.list_cap));
       s.list_counts = list_counts.at_least(size_t(vocab));
       s.group_start = group_start.at_least(size_t(num_groups(vocab) + 1));
       s.allowed = allowed.at_least(size_t(num_words(vocab)));
@@ -330,15 +333,18 @@ class CpuCtx {
   }
   template <DType D>
   void group_max(const DenseView<D>& view, uint32_t* gmax) {
-    if (view.keys == nullptr) return group_max(view.patched, gmax);
-    const int64_t groups = num_groups(view.size());
+    // Groups without an edited token keep the raw maxima (unless a dense mask cleared keys).
+    const int64_t n = view.size();
+    const int64_t words = num_words(n);
     int64_t g0, g1;
-    segment(groups, &g0, &g1);
+    segment(num_groups(n), &g0, &g1);
+    const KeysView keys{view.keys, n};
     for (int64_t g = g0; g < g1; ++g) {
-      const uint32_t hint = view.patched.gmax_hint[g];
-      const KeysView keys{view.keys, view.size()};
-      gmax[g] = hint != 0 ? hint
-                          : keys_max(keys, g * kGroup, min_of<int64_t>(keys.n, (g + 1) * kGroup));
+      const int64_t w = 2 * g;
+      const uint32_t bits = view.edited[w] | (w + 1 < words ? view.edited[w + 1] : 0u);
+      gmax[g] = bits == 0 && !view.dense_mask
+                    ? view.raw_gmax[g]
+                    : keys_max(keys, g * kGroup, min_of<int64_t>(n, (g + 1) * kGroup));
     }
     sync();
   }
@@ -353,17 +359,16 @@ class CpuCtx {
     sync();
   }
 
-  // An edited row is read by the filters and the draw in several passes (group maxima, the
-  // top-p histogram, the boundary bin, the draw's two): with the row written out once as keys
-  // (V x 4 bytes of the group's scratch, which stay in cache), each of them reads plain keys
-  // instead of decoding the dtype and merging the patch list into every chunk. The raw pass
-  // of edit_row writes the keys; edited_view stores the patches over them. Without
-  // scratch.dense_keys (FASTSAMPLE_CPU_EDITED_ROWS=patched, which the tests use to run the
-  // PatchedView path the CUDA kernels take) the row is read through its patches.
+  // Edited rows are copied as keys (row_edits_dense.h) when the scratch has room for them: the
+  // filters and the draw read such a row in four to six passes (group maxima, the top-p
+  // histogram, the boundary bin, the draw's two), and plain keys spare each of them the dtype
+  // decode and the merge of a patch list into every chunk. The copy costs one pass, fused with
+  // the raw group maxima. Without scratch.dense_keys (FASTSAMPLE_CPU_EDITED_ROWS=patched, which
+  // the tests use to run the PatchedView path the CUDA kernels take) rows are read through
+  // their patches.
+  static constexpr bool kDenseEdits = true;
   template <DType D>
-  void begin_edits(const RowView<D>& raw, const RowScratch& s) {
-    uint32_t* const out = s.dense_keys;
-    if (out == nullptr) return group_max(raw, s.raw_group_max);
+  void keys_and_group_max(const RowView<D>& raw, uint32_t* keys, uint32_t* gmax) {
     const int64_t n = raw.size();
     int64_t g0, g1;
     segment(num_groups(n), &g0, &g1);
@@ -373,30 +378,12 @@ class CpuCtx {
       uint32_t best = 0;
       for (int j = 0; j < m; ++j) {
         const uint32_t k = raw.key(first + j);
-        out[first + j] = k;
+        keys[first + j] = k;
         best = k > best ? k : best;
       }
-      s.raw_group_max[g] = best;
+      gmax[g] = best;
     }
     sync();
-  }
-  template <DType D>
-  DenseView<D> edited_view(const PatchedView<D>& view, const RowScratch& s) {
-    uint32_t* const out = s.dense_keys;
-    if (out == nullptr) return DenseView<D>{view, nullptr};
-    const int64_t n = view.size();
-    int64_t g0, g1;
-    segment(num_groups(n), &g0, &g1);
-    const int32_t end = view.group_start[g1];
-    for (int32_t i = view.group_start[g0]; i < end; ++i) out[view.list_tokens[i]] = view.list_keys[i];
-    if (view.allowed != nullptr) {
-      const int64_t last = min_of<int64_t>(g1 * kGroup, n);
-      for (int64_t t = g0 * kGroup; t < last; ++t) {
-        out[t] = bit_is_set(view.allowed, t) ? out[t] : kNegInfKey;
-      }
-    }
-    sync();
-    return DenseView<D>{view, out};
   }
 
   template <class View, class Pred>
@@ -486,7 +473,6 @@ class CpuCtx {
   }
   template <DType D>
   static FS_INLINE void prefetch_group(const DenseView<D>& view, int64_t first) {
-    if (view.keys == nullptr) return prefetch_group(view.patched, first);
     constexpr int kLine = 64;
     const char* p = reinterpret_cast<const char*>(view.keys + first);
     for (int b = 0; b < int(sizeof(uint32_t)) * kGroup; b += kLine) __builtin_prefetch(p + b);
@@ -502,11 +488,9 @@ class CpuCtx {
     return buf;
   }
   template <DType D>
-  static FS_INLINE const uint32_t* chunk_keys(const DenseView<D>& view, int64_t first, int m,
-                                              uint32_t* buf) {
-    if (view.keys != nullptr) return view.keys + first;
-    load_keys(view.patched, first, m, buf);
-    return buf;
+  static FS_INLINE const uint32_t* chunk_keys(const DenseView<D>& view, int64_t first, int,
+                                              uint32_t*) {
+    return view.keys + first;
   }
 
   // Keys of elements [first, first + m): a plain loop the compiler vectorizes, then, for a
@@ -532,12 +516,6 @@ class CpuCtx {
         keys[j] = bit_is_set(view.allowed, first + j) ? keys[j] : kNegInfKey;
       }
     }
-  }
-  template <DType D>
-  static FS_INLINE void load_keys(const DenseView<D>& view, int64_t first, int m,
-                                  uint32_t* keys) {
-    if (view.keys == nullptr) return load_keys(view.patched, first, m, keys);
-    for (int j = 0; j < m; ++j) keys[j] = view.keys[first + j];
   }
   // Keys of elements [first, first + m) and whether each is kept; returns how many are.
   // kM > 0: m == kM.

@@ -16,7 +16,7 @@ namespace {
 struct ScratchLayout {
   int64_t group_max, cand_keys, cand_tokens, bin_keys, bin_tokens, patch, edited, list_tokens,
       list_keys, list_raw_keys, list_counts, group_start, allowed, seen, counted, marks,
-      max_patched, raw_group_max, bytes;
+      max_patched, raw_group_max, bytes, list_cap;
   bool edits;
 
   __host__ __device__ ScratchLayout(int64_t vocab, bool with_edits, int64_t patches)
@@ -32,6 +32,7 @@ struct ScratchLayout {
     edited = patch + (edits ? round16(4 * vocab) : 0);
     const int64_t per_group = edits ? round16(4 * (num_groups(vocab) + 1)) : 0;
     const int64_t listed = edits ? round16(4 * patches) : 0;
+    list_cap = edits ? patches : 0;
     list_tokens = edited + bits;
     list_keys = list_tokens + listed;
     list_raw_keys = list_keys + listed;
@@ -52,14 +53,15 @@ struct ScratchLayout {
                  reinterpret_cast<int32_t*>(base + cand_tokens),
                  reinterpret_cast<uint32_t*>(base + bin_keys),
                  reinterpret_cast<int32_t*>(base + bin_tokens), kBinListCap,
-                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, nullptr, nullptr};
+                 nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr,
+                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     if (edits) {
       s.patch = reinterpret_cast<uint32_t*>(base + patch);
       s.edited = reinterpret_cast<uint32_t*>(base + edited);
       s.list_tokens = reinterpret_cast<int32_t*>(base + list_tokens);
       s.list_keys = reinterpret_cast<uint32_t*>(base + list_keys);
       s.list_raw_keys = reinterpret_cast<uint32_t*>(base + list_raw_keys);
+      s.list_cap = list_cap;
       s.list_counts = reinterpret_cast<int32_t*>(base + list_counts);
       s.group_start = reinterpret_cast<int32_t*>(base + group_start);
       s.allowed = reinterpret_cast<uint32_t*>(base + allowed);

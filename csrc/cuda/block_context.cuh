@@ -81,17 +81,9 @@ class BlockCtx {
   }
 
   __device__ void sync() const { __syncthreads(); }
-  // The raw row's group maxima, where edit_row starts.
-  template <DType D>
-  __device__ void begin_edits(const RowView<D>& raw, const RowScratch& s) {
-    group_max(raw, s.raw_group_max);
-  }
-  // Edited rows are read through their patches: writing V keys out to global memory would
-  // cost a pass of stores for the few passes that follow.
-  template <DType D>
-  __device__ PatchedView<D> edited_view(const PatchedView<D>& view, const RowScratch&) const {
-    return view;
-  }
+  // Edited rows are read through their patches (row_edits.h): a copy of V keys in global
+  // memory would cost a pass of stores for the few passes that follow.
+  static constexpr bool kDenseEdits = false;
   __device__ int32_t exchange_i32(int32_t* p, int32_t v) const { return atomicExch(p, v); }
   __device__ int32_t fetch_add_i32(int32_t* p, int32_t v) const { return atomicAdd(p, v); }
   __device__ uint32_t fetch_or_u32(uint32_t* p, uint32_t v) const { return atomicOr(p, v); }

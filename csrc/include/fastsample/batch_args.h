@@ -36,10 +36,15 @@ struct EditArgs {
   int64_t bitmask_stride = 0;
 };
 
-// Most tokens stages 1-3 can patch in one row: each listed id once (the allow-list and the
-// bitmask are masks, not patches). Sizes the patch lists of the GPU workspace.
+// How many ids stages 1-3 list for one row (the allow-list and the bitmask are masks).
+FS_HOST_DEVICE inline int64_t listed_ids(const EditArgs& e) {
+  return e.prompt.len + e.output.len + e.bias.len + e.banned.len + e.stop.len;
+}
+
+// Most tokens stages 1-3 can patch in one row: each listed id once. Sizes the patch lists of
+// the GPU workspace.
 FS_HOST_DEVICE inline int64_t max_patches(const EditArgs& e, int64_t vocab) {
-  const int64_t listed = e.prompt.len + e.output.len + e.bias.len + e.banned.len + e.stop.len;
+  const int64_t listed = listed_ids(e);
   return listed < vocab ? listed : vocab;
 }
 

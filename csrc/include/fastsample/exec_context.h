@@ -37,13 +37,13 @@
 //       as for_each_chunk, but chunks inside groups whose gmax is below min_key may be left out
 //       (and the split between workers may differ from for_each_chunk's: use it for every pass
 //       whose per-worker results are combined in rank order)
-//   template <DType D> void begin_edits(const RowView<D>& raw, const RowScratch&)
-//       group_max(raw, scratch.raw_group_max), where edit_row starts; a backend may keep what
-//       it reads (the CPU: the row's keys, in scratch.dense_keys)
-//   template <DType D> View edited_view(const PatchedView<D>&, const RowScratch&)
-//       the view the filters read an edited row through: the PatchedView itself, or a
-//       DenseView (views.h) of scratch.dense_keys with the patches stored over the keys
-//       begin_edits wrote (visible to every worker)
+//   static constexpr bool kDenseEdits
+//       true: edited rows are copied as keys (row_edits_dense.h) when scratch.dense_keys is
+//       set, and the context provides
+//       template <DType D> void keys_and_group_max(const RowView<D>&, uint32_t* keys,
+//                                                 uint32_t* gmax)
+//           every key of the row and its group maxima, visible to every worker on return;
+//       false: edited rows are read through their patches (row_edits.h, PatchedView).
 //   template <class View, class Visit> void for_each_chunk(const View&, Visit)
 //       visit(const uint32_t* keys, int64_t first, int count) over this worker's segment, in
 //       order, a chunk at a time: element first + j has key keys[j]. Algorithms write their

@@ -107,6 +107,50 @@ struct Stage3 {
   }
 };
 
+// Lists the set bits of a | b in groups [g0, g1) (this worker's) as token ids in token order,
+// at this worker's place in a list the group's workers share (an exclusive scan of their
+// counts): [*first, *end). group_start (may be null) gets each group's first index, and its
+// entry past the last group the list's length. The bits become tokens before anything reads
+// them, so the loops that use the list have no data-dependent exits.
+template <class Ctx>
+FS_HOST_DEVICE void list_set_bits(Ctx& ctx, const uint32_t* a, const uint32_t* b, int64_t g0,
+                                  int64_t g1, int64_t words, int32_t* tokens,
+                                  int32_t* group_start, int32_t* first, int32_t* end) {
+  static_assert(kGroup == 64, "a group is two bitset words");
+  const int64_t w0 = 2 * g0, w1 = 2 * g1 < words ? 2 * g1 : words;
+  uint64_t mine = 0;
+  for (int64_t w = w0; w < w1; ++w) mine += uint64_t(popcount(a[w] | b[w]));
+  uint64_t total = 0;
+  *first = int32_t(ctx.exclusive_scan_u64(mine, &total));
+  *end = *first + int32_t(mine);
+  int32_t at = *first;
+  for (int64_t g = g0; g < g1; ++g) {
+    if (group_start != nullptr) group_start[g] = at;
+    // A group's bits as one 64-bit word (its second half is zero past the last token).
+    const int64_t w = 2 * g;
+    uint64_t bits = uint64_t(a[w] | b[w]);
+    if (w + 1 < words) bits |= uint64_t(a[w + 1] | b[w + 1]) << 32;
+    if (bits == 0) continue;  // most groups, when the lists are short
+    const int n = popcount64(bits);
+    // kEagerFlatten tokens without a branch on the count (a group holds one to three patches
+    // in a long history), where the extra writes stay inside this worker's part of the list.
+    int k = 0;
+    if (at + kEagerFlatten <= *end) {
+      for (; k < kEagerFlatten; ++k) {
+        tokens[at + k] = int32_t(g * kGroup + trailing_zeros64(bits | (uint64_t(1) << 63)));
+        bits &= bits - 1;
+      }
+    }
+    for (; k < n; ++k) {
+      tokens[at + k] = int32_t(g * kGroup + trailing_zeros64(bits));
+      bits &= bits - 1;
+    }
+    at += n;
+  }
+  const int64_t groups = (words + 1) / 2;
+  if (group_start != nullptr && g1 == groups) group_start[groups] = int32_t(total);
+}
+
 // Lists the patched tokens of this worker's groups in token order (the set bits of `seen` |
 // `edited`), with their final keys and raw keys, and fills view.gmax_hint. A token in `seen` gets
 // stage 3 here, from its stage 1-2 value (`patch`, when `edited`) or its raw key, and the count
@@ -134,38 +178,12 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mas
   int64_t g0, g1;
   ctx.segment(groups, &g0, &g1);
   const int64_t w0 = 2 * g0, w1 = 2 * g1 < words ? 2 * g1 : words;
-  uint64_t mine = 0;
-  for (int64_t w = w0; w < w1; ++w) mine += uint64_t(popcount(seen[w] | edited[w]));
-  uint64_t total = 0;
-  const int32_t first = int32_t(ctx.exclusive_scan_u64(mine, &total));
-  const int32_t end = first + int32_t(mine);
-  int32_t at = first;
+  int32_t first, at;
+  list_set_bits(ctx, seen, edited, g0, g1, words, tokens, s.group_start, &first, &at);
   for (int64_t g = g0; g < g1; ++g) {
-    s.group_start[g] = at;
     gmax[g] = 0;  // the patches' maximum, first
     held[g] = 0;
-    // A group's bits as one 64-bit word (its second half is zero past the last token).
-    const int64_t w = 2 * g;
-    uint64_t bits = uint64_t(seen[w] | edited[w]);
-    if (w + 1 < words) bits |= uint64_t(seen[w + 1] | edited[w + 1]) << 32;
-    if (bits == 0) continue;  // most groups, when the lists are short
-    const int n = popcount64(bits);
-    // kEagerFlatten tokens without a branch on the count (a group holds one to three patches
-    // in a long history), where the extra writes stay inside this worker's part of the list.
-    int k = 0;
-    if (at + kEagerFlatten <= end) {
-      for (; k < kEagerFlatten; ++k) {
-        tokens[at + k] = int32_t(g * kGroup + trailing_zeros64(bits | (uint64_t(1) << 63)));
-        bits &= bits - 1;
-      }
-    }
-    for (; k < n; ++k) {
-      tokens[at + k] = int32_t(g * kGroup + trailing_zeros64(bits));
-      bits &= bits - 1;
-    }
-    at += n;
   }
-  if (g1 == groups) s.group_start[groups] = int32_t(total);
   // Each token's raw key, its key after stages 1-2, and its output count (-1: stage 3 does not
   // reach it); then stage 3 over the list (a loop that vectorizes); then the group maxima.
   int32_t* const counts = s.list_counts;
@@ -205,10 +223,9 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
                                        const RowScratch& s) {
   const int64_t vocab = raw.size();
   const float neg_inf = bits_float(kNegInfBits);
-  // The raw row's group maxima first (ctx.begin_edits): a streaming pass that also brings the
-  // row into cache for the reads below. Groups without a patch keep these maxima, and raw
-  // logprobs start from them.
-  ctx.begin_edits(raw, s);
+  // The raw row's group maxima first: a streaming pass that also brings the row into cache for
+  // the reads below. Groups without a patch keep these maxima, and raw logprobs start from them.
+  ctx.group_max(raw, s.raw_group_max);
   int64_t w0, w1;
   ctx.segment(num_words(vocab), &w0, &w1);
   for (int64_t w = w0; w < w1; ++w) {

@@ -126,29 +126,40 @@ FS_HOST_DEVICE void raw_logprobs(Ctx& ctx, const View& raw, int64_t token, const
   write_logprobs(ctx, out, ls, token, raw.key(token), keys, tokens, found);
 }
 
-// log_mass of a raw row (relative to its maximum raw_max, T = 1) from its patched row's mass
+// log_mass of a raw row (relative to its maximum raw_max, T = 1) from its edited row's mass
 // row_mass (every finite key, relative to row_max, T = 1: what top-p sums when T = 1 and there is
-// no top-k). The rows differ only at patched tokens: their patched masses come out, their raw
-// masses go in. That sum is exact, and scaled by exp(z_row - z_raw) <= 1 its rounding does not
-// grow. kUnknownLogMass when this does not hold (a dense mask, or an edit raised the maximum).
+// no top-k) and the n tokens whose keys may differ (`keys` edited, `raw_keys` raw; visible to
+// every worker): their edited masses come out, their raw masses go in. That sum is exact, and
+// scaled by exp(z_row - z_raw) <= 1 its rounding does not grow. Needs row_max <= raw_max.
+template <class Ctx>
+FS_HOST_DEVICE double raw_log_mass_from_lists(Ctx& ctx, const uint32_t* keys,
+                                              const uint32_t* raw_keys, int64_t n,
+                                              uint64_t row_mass, uint32_t row_max,
+                                              uint32_t raw_max) {
+  const Temperature identity(1.0f);
+  const MassWeight edited{identity, key_to_float(row_max)};
+  const MassWeight unedited{identity, key_to_float(raw_max)};
+  // Both sums a chunk at a time (they vectorize).
+  const uint64_t out =
+      ctx.sum_u64(local_keep_set_mass(ctx, KeysView{keys, n}, kNegInfKey + 1, edited));
+  const uint64_t in =
+      ctx.sum_u64(local_keep_set_mass(ctx, KeysView{raw_keys, n}, kNegInfKey + 1, unedited));
+  if (row_max == raw_max) return log_mass(row_mass - out + in);  // what a pass over raw sums
+  const double scale = exp(double(key_to_float(row_max)) - double(key_to_float(raw_max)));
+  return log(double(row_mass - out) * scale + double(in)) -
+         double(kMassFracBits) * 0.69314718055994530942;
+}
+
+// The same for a patched row, over its patch list. kUnknownLogMass when it does not hold (a
+// dense mask, or an edit raised the maximum).
 template <class Ctx, DType D>
 FS_HOST_DEVICE double raw_log_mass_from_patched(Ctx& ctx, const PatchedView<D>& row,
                                                 uint64_t row_mass, uint32_t row_max,
                                                 uint32_t raw_max, const RowScratch& scratch) {
   if (row.allowed != nullptr || row_max > raw_max || row_mass == 0) return kUnknownLogMass;
-  const Temperature identity(1.0f);
-  const MassWeight patched{identity, key_to_float(row_max)};
-  const MassWeight unpatched{identity, key_to_float(raw_max)};
-  // Both sums a chunk at a time (they vectorize), over the patch list's keys and raw keys.
-  const int64_t n = row.group_start[num_groups(row.size())];
-  const uint64_t out = ctx.sum_u64(
-      local_keep_set_mass(ctx, KeysView{row.list_keys, n}, kNegInfKey + 1, patched));
-  const uint64_t in = ctx.sum_u64(
-      local_keep_set_mass(ctx, KeysView{scratch.list_raw_keys, n}, kNegInfKey + 1, unpatched));
-  if (row_max == raw_max) return log_mass(row_mass - out + in);  // what a pass over raw sums
-  const double scale = exp(double(key_to_float(row_max)) - double(key_to_float(raw_max)));
-  return log(double(row_mass - out) * scale + double(in)) -
-         double(kMassFracBits) * 0.69314718055994530942;
+  return raw_log_mass_from_lists(ctx, row.list_keys, scratch.list_raw_keys,
+                                 row.group_start[num_groups(row.size())], row_mass, row_max,
+                                 raw_max);
 }
 
 FS_CODE_END

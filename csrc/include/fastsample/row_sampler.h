@@ -2,6 +2,7 @@
 #pragma once
 #include "fastsample/philox.h"
 #include "fastsample/row_edits.h"
+#include "fastsample/row_edits_dense.h"
 #include "fastsample/row_logprobs.h"
 
 namespace fastsample {
@@ -156,12 +157,17 @@ FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const PatchedView<D>& row, const 
   raw_logprobs(ctx, row.raw, token, row.raw_gmax, m, scratch, out, log_total);
 }
 
-// Raw logprobs of an edited row written out as keys: those of its patches.
+// Raw logprobs of a dense-edited row: those of the logits it was copied from.
 template <class Ctx, DType D>
 FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const DenseView<D>& row, const RowParams& p,
                                      const RowKeep& keep, int64_t token,
                                      const RowScratch& scratch, const LogprobOut& out) {
-  row_raw_logprobs(ctx, row.patched, p, keep, token, scratch, out);
+  const RowMax m = max_of_groups(ctx, row.raw, row.raw_gmax);
+  const double log_total =
+      p.temperature == 1.0f && keep.row_mass != 0
+          ? raw_log_mass_from_dense(ctx, row, keep.row_mass, keep.max_key, m.key, scratch)
+          : kUnknownLogMass;
+  raw_logprobs(ctx, row.raw, token, row.raw_gmax, m, scratch, out, log_total);
 }
 
 // One row after stages 0-3 (`row`: the logits, or the logits under patches): the keep-set, the
@@ -195,8 +201,15 @@ FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& raw, const RowEd
                                     const RowParams& p, const RowScratch& scratch,
                                     const RowLogprobs& lp) {
   if (edits.any) {
-    return sample_view(ctx, ctx.edited_view(edit_row(ctx, raw, edits, scratch), scratch), p,
-                       scratch, lp);
+    if constexpr (Ctx::kDenseEdits) {
+      if (scratch.dense_keys != nullptr) {
+        // Raw logprobs at T = 1 correct the row's mass over the edits (row_raw_logprobs).
+        const bool record = lp.on && !lp.processed && p.temperature == 1.0f;
+        return sample_view(ctx, edit_row_dense(ctx, raw, edits, scratch, record), p, scratch,
+                           lp);
+      }
+    }
+    return sample_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, lp);
   }
   return sample_view(ctx, raw, p, scratch, lp);
 }
@@ -241,8 +254,13 @@ template <class Ctx, DType D>
 FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                 const RowParams& p, const RowScratch& scratch, float* out) {
   if (edits.any) {
-    return process_view(ctx, ctx.edited_view(edit_row(ctx, raw, edits, scratch), scratch), p,
-                        scratch, out);
+    if constexpr (Ctx::kDenseEdits) {
+      if (scratch.dense_keys != nullptr) {
+        return process_view(ctx, edit_row_dense(ctx, raw, edits, scratch, false), p, scratch,
+                            out);
+      }
+    }
+    return process_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, out);
   }
   return process_view(ctx, raw, p, scratch, out);
 }

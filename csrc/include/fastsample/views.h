@@ -48,17 +48,19 @@ struct PatchedView {
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
 };
 
-// An edited row as a backend's context chose to read it (exec_context.h, edited_view): its keys
-// written out (the CPU context), or, with keys null, through `patched`, which also describes the
-// edits for what needs the raw row (raw logprobs).
+// A row after stages 0-3 as a copy of its keys (row_edits_dense.h), for backends that keep one
+// (exec_context.h, kDenseEdits). `edited` holds every token whose key an edit may have changed:
+// the other groups keep the raw group maxima, and raw logprobs correct the row's mass over it.
 template <DType D>
 struct DenseView {
-  PatchedView<D> patched;
-  const uint32_t* keys;  // V keys, or null
-  FS_HOST_DEVICE FS_INLINE int64_t size() const { return patched.size(); }
-  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const {
-    return keys != nullptr ? keys[i] : patched.key(i);
-  }
+  RowView<D> raw;
+  const uint32_t* keys;      // V keys
+  const uint32_t* edited;    // V bits
+  const uint32_t* raw_gmax;  // the logits' group maxima
+  bool dense_mask;           // an allow-list or grammar bitmask cleared keys outside `edited`
+  int64_t recorded;          // entries of the edit record (row_edits_dense.h), or -1: none
+  FS_HOST_DEVICE FS_INLINE int64_t size() const { return raw.n; }
+  FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return keys[i]; }
   FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }
 };
 
@@ -94,6 +96,7 @@ struct RowScratch {
   int32_t* list_tokens;    // one entry per patched token: the patched tokens by group (PatchedView)
   uint32_t* list_keys;     // their keys
   uint32_t* list_raw_keys; // their raw keys
+  int64_t list_cap;        // entries of the three list_* arrays (at least min(V, listed ids))
   int32_t* list_counts;    // their output counts while stage 3 is applied (row_edits.h)
   int32_t* group_start;    // num_groups(V) + 1 entries
   uint32_t* allowed;       // num_words(V) words: the allow-list (and grammar bitmask) as bits
@@ -102,7 +105,7 @@ struct RowScratch {
   int32_t* marks;          // V + 1 entries: output counts, zero between rows (marks[V] always)
   uint32_t* max_patched;   // num_groups(V) entries: whether a patch hit the group's raw maximum
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
-  uint32_t* dense_keys;    // V keys, or null: the edited row written out (DenseView)
+  uint32_t* dense_keys;    // V keys, or null: the edited row's copy (DenseView)
 };
 
 FS_CODE_END

@@ -1,0 +1,173 @@
+// Stages 1-3 for one row written into a copy of its keys (views.h, DenseView): the way for a
+// backend whose context keeps the row's keys in scratch (exec_context.h, kDenseEdits; the CPU).
+// Each edit is a store to its token's key; the filters then read plain keys in every pass. The
+// cost is one pass that decodes and stores the row (fused with its group maxima) plus
+// O(history); no list of patches is built unless raw logprobs ask for one.
+#pragma once
+#include "fastsample/row_edits.h"
+#include "fastsample/row_logprobs.h"
+
+namespace fastsample {
+FS_CODE_BEGIN
+
+// Stages 1-3 of `raw` into scratch.dense_keys, in contract order. `edited` ends as the set of
+// tokens whose key an edit may have changed (group maxima read it); `seen` makes stage 3 reach
+// each token once; `marks` holds zeros on entry and on return.
+// With `record` (raw logprobs will correct the row's mass over the edited tokens: row_logprobs.h),
+// the edits are also recorded where the listed ids lie: position i of the banned, suppressed,
+// bias, output and (with repetition) prompt ids, in that order, gets the key its token had
+// before its first edit (list_raw_keys) and after its last (list_keys), or -inf keys (zero mass)
+// where the id is out of range or its token was already recorded. Written while each key is in
+// hand, this costs sequential stores, not a list of the edited bits and a gather.
+template <class Ctx, DType D>
+FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, const RowEdits& e,
+                                           const RowScratch& s, bool record) {
+  const int64_t vocab = raw.size();
+  const float neg_inf = bits_float(kNegInfBits);
+  uint32_t* const keys = s.dense_keys;
+  const bool rep = e.repetition != 1.0f;
+  const bool freq = e.frequency != 0.0f || e.presence != 0.0f;
+  const bool dense_mask = e.restrict_allowed || e.bitmask != nullptr;
+  // Where each list's records start; stage-1-2 records (the first n12) name their token, as
+  // their final key is read after stage 3.
+  const int64_t at_suppressed = e.banned.len, at_bias = at_suppressed + e.suppressed.len;
+  const int64_t n12 = at_bias + e.bias.len;
+  const int64_t at_output = n12, at_prompt = at_output + (rep || freq ? e.output.len : 0);
+  const int64_t n_record = at_prompt + (rep ? e.prompt.len : 0);
+  record = record && !dense_mask && n_record <= s.list_cap;
+  uint32_t* const rec_keys = s.list_keys;
+  uint32_t* const rec_raw = s.list_raw_keys;
+  int32_t* const rec_token = s.list_tokens;
+  if (record) {
+    int64_t r0, r1;
+    ctx.segment(n_record, &r0, &r1);
+    for (int64_t i = r0; i < r1; ++i) {
+      rec_keys[i] = kNegInfKey;
+      rec_raw[i] = kNegInfKey;
+      rec_token[i] = -1;
+    }
+  }
+  ctx.keys_and_group_max(raw, keys, s.raw_group_max);  // a sync: the records are clear too
+  int64_t w0, w1;
+  ctx.segment(num_words(vocab), &w0, &w1);
+  for (int64_t w = w0; w < w1; ++w) {
+    s.edited[w] = 0;
+    s.seen[w] = 0;
+  }
+  // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it, cleared into
+  // the keys of this worker's words.
+  if (dense_mask) {
+    const uint32_t* allowed = reinterpret_cast<const uint32_t*>(e.bitmask);
+    if (e.restrict_allowed) {
+      for (int64_t w = w0; w < w1; ++w) s.allowed[w] = 0;
+      ctx.sync();
+      for_each_listed(ctx, e.allowed, vocab, [&](int64_t t, int64_t) {
+        ctx.fetch_or_u32(s.allowed + (t >> 5), 1u << (t & 31));
+      });
+      ctx.sync();
+      if (e.bitmask != nullptr) {
+        for (int64_t w = w0; w < w1; ++w) s.allowed[w] &= uint32_t(e.bitmask[w]);
+      }
+      allowed = s.allowed;
+    }
+    const int64_t t1 = 32 * w1 < vocab ? 32 * w1 : vocab;
+    for (int64_t t = 32 * w0; t < t1; ++t) {
+      keys[t] = bit_is_set(allowed, t) ? keys[t] : kNegInfKey;
+    }
+  }
+  ctx.sync();
+  // Within a step every write to a token stores the same value (or one worker owns the token),
+  // so the races are benign; bits are set atomically, as neighbours share a word. The worker
+  // that sets a token's bit first records it, with the raw key read from the logits (another
+  // worker may have stored over keys[t] already).
+  const auto store = [&](int64_t t, float v, int64_t at) {
+    keys[t] = KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
+    const uint32_t bit = 1u << (t & 31);
+    const bool first = (ctx.fetch_or_u32(s.edited + (t >> 5), bit) & bit) == 0;
+    if (record && first) {
+      rec_raw[at] = raw.key(t);
+      rec_token[at] = int32_t(t);
+    }
+  };
+  // Stage 1, sparse: banned and suppressed tokens.
+  for_each_listed(ctx, e.banned, vocab, [&](int64_t t, int64_t j) { store(t, neg_inf, j); });
+  for_each_listed(ctx, e.suppressed, vocab,
+                  [&](int64_t t, int64_t j) { store(t, neg_inf, at_suppressed + j); });
+  ctx.sync();
+  // Stage 2: one worker adds the biases in list order, so a repeated id adds up the same way on
+  // every backend (Python gives each id once).
+  if (e.bias.len > 0) {
+    if (ctx.rank() == 0) {
+      for (int64_t j = 0; j < e.bias.len; ++j) {
+        const int64_t t = e.bias.ids[j];
+        if (t >= 0 && t < vocab) {
+          store(t, key_to_float(keys[t]) + clamp_bias(e.bias_values[j]), at_bias + j);
+        }
+      }
+    }
+    ctx.sync();
+  }
+  // Stage 3: output counts first (accumulated here, or the caller's), then each token of the
+  // output, then of the prompt, once: the worker that first marks it in `seen` applies it (and
+  // records it, unless stages 1-2 did). An output token is reached by the output list, so a
+  // prompt token that is first here has count zero and reads no line of `marks`.
+  if (rep || freq) {
+    if (freq) {
+      for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
+        if (e.output_counts == nullptr) {
+          ctx.fetch_add_i32(s.marks + t, 1);
+        } else {
+          s.marks[t] = e.output_counts[j];  // one entry per token (Python checks)
+        }
+      }, [&](int64_t t) { FS_PREFETCH(s.marks + t); });
+      ctx.sync();
+    }
+    const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, s.marks};
+    const auto reach = [&](int64_t t, bool output, int64_t at) {
+      const uint32_t bit = 1u << (t & 31);
+      if ((ctx.fetch_or_u32(s.seen + (t >> 5), bit) & bit) != 0) return;
+      const uint32_t before = keys[t];
+      const uint32_t after = stage3.apply(before, output ? stage3.take_count(t) : 0);
+      keys[t] = after;
+      if (record && !bit_is_set(s.edited, t)) {
+        rec_raw[at] = before;
+        rec_keys[at] = after;
+      }
+    };
+    const auto ahead = [&](int64_t t) { FS_PREFETCH(keys + t); };
+    for_each_listed(ctx, e.output, vocab,
+                    [&](int64_t t, int64_t j) { reach(t, true, at_output + j); }, ahead);
+    ctx.sync();
+    if (rep) {
+      for_each_listed(ctx, e.prompt, vocab,
+                      [&](int64_t t, int64_t j) { reach(t, false, at_prompt + j); }, ahead);
+    }
+  }
+  ctx.sync();
+  // Stage-1-2 records get their tokens' final keys; `edited` takes in stage 3's tokens.
+  if (record) {
+    int64_t r0, r1;
+    ctx.segment(n12, &r0, &r1);
+    for (int64_t i = r0; i < r1; ++i) {
+      if (rec_token[i] >= 0) rec_keys[i] = keys[rec_token[i]];
+    }
+  }
+  for (int64_t w = w0; w < w1; ++w) s.edited[w] |= s.seen[w];
+  ctx.sync();
+  return DenseView<D>{raw, keys, s.edited, s.raw_group_max, dense_mask, record ? n_record : -1};
+}
+
+// Raw logprobs' log mass of a dense-edited row from its mass row_mass (as
+// raw_log_mass_from_patched), over the edit record; kUnknownLogMass without one, or when the
+// correction does not hold (a dense mask, or an edit raised the maximum).
+template <class Ctx, DType D>
+FS_HOST_DEVICE double raw_log_mass_from_dense(Ctx& ctx, const DenseView<D>& row,
+                                              uint64_t row_mass, uint32_t row_max,
+                                              uint32_t raw_max, const RowScratch& s) {
+  if (row.recorded < 0 || row_max > raw_max || row_mass == 0) return kUnknownLogMass;
+  return raw_log_mass_from_lists(ctx, s.list_keys, s.list_raw_keys, row.recorded, row_mass,
+                                 row_max, raw_max);
+}
+
+FS_CODE_END
+}  // namespace fastsample
