@@ -333,16 +333,13 @@ class CpuCtx {
   }
   template <DType D>
   void group_max(const DenseView<D>& view, uint32_t* gmax) {
-    // Groups without an edited token keep the raw maxima (unless a dense mask cleared keys).
+    // Groups no edit may have changed keep the raw maxima (unless a dense mask cleared keys).
     const int64_t n = view.size();
-    const int64_t words = num_words(n);
     int64_t g0, g1;
     segment(num_groups(n), &g0, &g1);
     const KeysView keys{view.keys, n};
     for (int64_t g = g0; g < g1; ++g) {
-      const int64_t w = 2 * g;
-      const uint32_t bits = view.edited[w] | (w + 1 < words ? view.edited[w + 1] : 0u);
-      gmax[g] = bits == 0 && !view.dense_mask
+      gmax[g] = view.changed[g] == 0 && !view.dense_mask
                     ? view.raw_gmax[g]
                     : keys_max(keys, g * kGroup, min_of<int64_t>(n, (g + 1) * kGroup));
     }

@@ -10,9 +10,12 @@
 namespace fastsample {
 FS_CODE_BEGIN
 
-// Stages 1-3 of `raw` into scratch.dense_keys, in contract order. `edited` ends as the set of
-// tokens whose key an edit may have changed (group maxima read it); `seen` makes stage 3 reach
-// each token once; `marks` holds zeros on entry and on return.
+// Stages 1-3 of `raw` into scratch.dense_keys, in contract order. `edited` holds the tokens
+// stages 1-2 changed, `seen` those stage 3 reached (each once); `marks` holds zeros on entry and
+// on return. A group's flag in scratch.max_patched is set when an edit may have changed its
+// maximum (its token held the raw maximum, or its new key is above it, or stages 1-2 touched
+// it): the other groups keep their raw maxima, and the filters' group-max pass reads only the
+// flagged ones (a few percent of the groups in a long history).
 // With `record` (raw logprobs will correct the row's mass over the edited tokens: row_logprobs.h),
 // the edits are also recorded where the listed ids lie: position i of the banned, suppressed,
 // bias, output and (with repetition) prompt ids, in that order, gets the key its token had
@@ -47,7 +50,11 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
       rec_token[i] = -1;
     }
   }
-  ctx.keys_and_group_max(raw, keys, s.raw_group_max);  // a sync: the records are clear too
+  uint32_t* const changed = s.max_patched;
+  int64_t g0, g1;
+  ctx.segment(num_groups(vocab), &g0, &g1);
+  for (int64_t g = g0; g < g1; ++g) changed[g] = 0;
+  ctx.keys_and_group_max(raw, keys, s.raw_group_max);  // a sync: records and flags are clear
   int64_t w0, w1;
   ctx.segment(num_words(vocab), &w0, &w1);
   for (int64_t w = w0; w < w1; ++w) {
@@ -82,6 +89,7 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
   // worker may have stored over keys[t] already).
   const auto store = [&](int64_t t, float v, int64_t at) {
     keys[t] = KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
+    changed[t / kGroup] = 1;
     const uint32_t bit = 1u << (t & 31);
     const bool first = (ctx.fetch_or_u32(s.edited + (t >> 5), bit) & bit) == 0;
     if (record && first) {
@@ -129,6 +137,8 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
       const uint32_t before = keys[t];
       const uint32_t after = stage3.apply(before, output ? stage3.take_count(t) : 0);
       keys[t] = after;
+      const uint32_t raw_max = s.raw_group_max[t / kGroup];
+      if (before == raw_max || after > raw_max) changed[t / kGroup] = 1;
       if (record && !bit_is_set(s.edited, t)) {
         rec_raw[at] = before;
         rec_keys[at] = after;
@@ -144,7 +154,7 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
     }
   }
   ctx.sync();
-  // Stage-1-2 records get their tokens' final keys; `edited` takes in stage 3's tokens.
+  // Stage-1-2 records get their tokens' final keys.
   if (record) {
     int64_t r0, r1;
     ctx.segment(n12, &r0, &r1);
@@ -152,9 +162,8 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
       if (rec_token[i] >= 0) rec_keys[i] = keys[rec_token[i]];
     }
   }
-  for (int64_t w = w0; w < w1; ++w) s.edited[w] |= s.seen[w];
   ctx.sync();
-  return DenseView<D>{raw, keys, s.edited, s.raw_group_max, dense_mask, record ? n_record : -1};
+  return DenseView<D>{raw, keys, changed, s.raw_group_max, dense_mask, record ? n_record : -1};
 }
 
 // Raw logprobs' log mass of a dense-edited row from its mass row_mass (as

@@ -49,15 +49,14 @@ struct PatchedView {
 };
 
 // A row after stages 0-3 as a copy of its keys (row_edits_dense.h), for backends that keep one
-// (exec_context.h, kDenseEdits). `edited` holds every token whose key an edit may have changed:
-// the other groups keep the raw group maxima, and raw logprobs correct the row's mass over it.
+// (exec_context.h, kDenseEdits). Groups not flagged in `changed` keep the raw group maxima.
 template <DType D>
 struct DenseView {
   RowView<D> raw;
   const uint32_t* keys;      // V keys
-  const uint32_t* edited;    // V bits
+  const uint32_t* changed;   // num_groups(V) flags: an edit may have changed the group's max
   const uint32_t* raw_gmax;  // the logits' group maxima
-  bool dense_mask;           // an allow-list or grammar bitmask cleared keys outside `edited`
+  bool dense_mask;           // an allow-list or grammar bitmask cleared keys: every group changed
   int64_t recorded;          // entries of the edit record (row_edits_dense.h), or -1: none
   FS_HOST_DEVICE FS_INLINE int64_t size() const { return raw.n; }
   FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return keys[i]; }
@@ -104,6 +103,7 @@ struct RowScratch {
   uint32_t* counted;       // num_words(V) words: the output tokens (their counts are in marks)
   int32_t* marks;          // V + 1 entries: output counts, zero between rows (marks[V] always)
   uint32_t* max_patched;   // num_groups(V) entries: whether a patch hit the group's raw maximum
+                           // (dense edits: whether an edit may have changed it)
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
   uint32_t* dense_keys;    // V keys, or null: the edited row's copy (DenseView)
 };
