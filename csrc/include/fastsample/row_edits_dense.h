@@ -10,6 +10,61 @@
 namespace fastsample {
 FS_CODE_BEGIN
 
+// Stage 3 over one id list of a dense-edited row (edit_row_dense), a block of ids at a time in
+// phases, so that the loads of a block overlap and the penalties vectorize: the tokens this
+// worker reaches first (marked in `seen`), then their keys and output counts, then the
+// penalties, then the stores (with the group flags and the edit record).
+struct DenseStage3 {
+  static constexpr int kBlock = 256;
+  Stage3 stage3;
+  uint32_t* keys;
+  uint32_t* seen;
+  const uint32_t* edited;   // stages 1-2 recorded these tokens
+  const uint32_t* raw_gmax;
+  uint32_t* changed;
+  uint32_t* rec_keys;       // null: no record
+  uint32_t* rec_raw;
+
+  // output: the ids are the output's (their counts are taken from marks); `at`: the record
+  // position of the list's first id.
+  template <class Ctx>
+  FS_HOST_DEVICE void over(Ctx& ctx, const RowList& l, int64_t vocab, bool output,
+                           int64_t at) const {
+    int64_t b, e;
+    ctx.segment(l.len, &b, &e);
+    int32_t token[kBlock], pos[kBlock], count[kBlock];
+    uint32_t before[kBlock], after[kBlock];
+    for (int64_t j0 = b; j0 < e; j0 += kBlock) {
+      const int m = int(e - j0 < kBlock ? e - j0 : kBlock);
+      int n = 0;
+      for (int i = 0; i < m; ++i) {
+        const int64_t t = l.ids[j0 + i];
+        if (t < 0 || t >= vocab) continue;
+        const uint32_t bit = 1u << (t & 31);
+        const bool first = (ctx.fetch_or_u32(seen + (t >> 5), bit) & bit) == 0;
+        token[n] = int32_t(t);
+        pos[n] = int32_t(j0 + i);
+        n += first ? 1 : 0;
+      }
+      for (int i = 0; i < n; ++i) {
+        before[i] = keys[token[i]];
+        count[i] = output ? stage3.take_count(token[i]) : 0;
+      }
+      for (int i = 0; i < n; ++i) after[i] = stage3.apply(before[i], count[i]);
+      for (int i = 0; i < n; ++i) {
+        const int64_t t = token[i];
+        keys[t] = after[i];
+        const uint32_t raw_max = raw_gmax[t / kGroup];
+        if (before[i] == raw_max || after[i] > raw_max) changed[t / kGroup] = 1;
+        if (rec_keys != nullptr && !bit_is_set(edited, t)) {
+          rec_raw[at + pos[i]] = before[i];
+          rec_keys[at + pos[i]] = after[i];
+        }
+      }
+    }
+  }
+};
+
 // Stages 1-3 of `raw` into scratch.dense_keys, in contract order. `edited` holds the tokens
 // stages 1-2 changed, `seen` those stage 3 reached (each once); `marks` holds zeros on entry and
 // on return. A group's flag in scratch.max_patched is set when an edit may have changed its
@@ -131,27 +186,11 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
       ctx.sync();
     }
     const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, s.marks};
-    const auto reach = [&](int64_t t, bool output, int64_t at) {
-      const uint32_t bit = 1u << (t & 31);
-      if ((ctx.fetch_or_u32(s.seen + (t >> 5), bit) & bit) != 0) return;
-      const uint32_t before = keys[t];
-      const uint32_t after = stage3.apply(before, output ? stage3.take_count(t) : 0);
-      keys[t] = after;
-      const uint32_t raw_max = s.raw_group_max[t / kGroup];
-      if (before == raw_max || after > raw_max) changed[t / kGroup] = 1;
-      if (record && !bit_is_set(s.edited, t)) {
-        rec_raw[at] = before;
-        rec_keys[at] = after;
-      }
-    };
-    const auto ahead = [&](int64_t t) { FS_PREFETCH(keys + t); };
-    for_each_listed(ctx, e.output, vocab,
-                    [&](int64_t t, int64_t j) { reach(t, true, at_output + j); }, ahead);
+    const DenseStage3 apply{stage3, keys, s.seen, s.edited, s.raw_group_max, changed,
+                            record ? rec_keys : nullptr, rec_raw};
+    apply.over(ctx, e.output, vocab, true, at_output);
     ctx.sync();
-    if (rep) {
-      for_each_listed(ctx, e.prompt, vocab,
-                      [&](int64_t t, int64_t j) { reach(t, false, at_prompt + j); }, ahead);
-    }
+    if (rep) apply.over(ctx, e.prompt, vocab, false, at_prompt);
   }
   ctx.sync();
   // Stage-1-2 records get their tokens' final keys.
