@@ -39,10 +39,14 @@ def assert_keep_sets_match(logits, got, **params):
     assert problem is None, problem
 
 
-def run_tests_with_env(env_updates, test_files):
+def run_tests_with_env(env_updates, test_files, build_info_key):
     """Runs pytest on `test_files` in a fresh process with `env_updates` set (kernel variants
-    chosen at import time); returns (returncode, the output's tail)."""
+    chosen at import time), after checking there that build_info()[key] == value for
+    build_info_key = (key, value); returns (returncode, the output's tail)."""
     env = dict(os.environ, **env_updates)
+    key, value = build_info_key
+    check = f"import fastsample; assert fastsample.build_info()[{key!r}] == {value!r}"
+    subprocess.run([sys.executable, "-c", check], env=env, check=True)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, test_files)],
         env=env, capture_output=True, text=True)

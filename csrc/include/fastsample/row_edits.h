@@ -77,6 +77,28 @@ FS_HOST_DEVICE void for_each_listed(Ctx& ctx, const RowList& l, int64_t vocab, c
   for_each_listed(ctx, l, vocab, f, [](int64_t) {});
 }
 
+// Stage 1's dense mask as V bits: the grammar bitmask row, or the allow-list's bits (in
+// scratch.allowed) ANDed with it; null when the row has neither. Visible to every worker.
+template <class Ctx>
+FS_HOST_DEVICE const uint32_t* allowed_bits(Ctx& ctx, const RowEdits& e, int64_t vocab,
+                                            const RowScratch& s) {
+  const uint32_t* allowed = reinterpret_cast<const uint32_t*>(e.bitmask);
+  if (!e.restrict_allowed) return allowed;
+  int64_t w0, w1;
+  ctx.segment(num_words(vocab), &w0, &w1);
+  for (int64_t w = w0; w < w1; ++w) s.allowed[w] = 0;
+  ctx.sync();
+  for_each_listed(ctx, e.allowed, vocab, [&](int64_t t, int64_t) {
+    ctx.fetch_or_u32(s.allowed + (t >> 5), 1u << (t & 31));
+  });
+  ctx.sync();
+  if (e.bitmask != nullptr) {
+    for (int64_t w = w0; w < w1; ++w) s.allowed[w] &= uint32_t(e.bitmask[w]);
+  }
+  ctx.sync();
+  return s.allowed;
+}
+
 // Stage 3 for one token, in contract order: repetition, then x -= f * count + p (output
 // tokens only). Branch-free, so that list_patches' loop over the tokens vectorizes.
 struct Stage3 {
@@ -234,19 +256,7 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     s.counted[w] = 0;
   }
   // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it.
-  const uint32_t* allowed = reinterpret_cast<const uint32_t*>(e.bitmask);
-  if (e.restrict_allowed) {
-    for (int64_t w = w0; w < w1; ++w) s.allowed[w] = 0;
-    ctx.sync();
-    for_each_listed(ctx, e.allowed, vocab, [&](int64_t t, int64_t) {
-      ctx.fetch_or_u32(s.allowed + (t >> 5), 1u << (t & 31));
-    });
-    ctx.sync();
-    if (e.bitmask != nullptr) {
-      for (int64_t w = w0; w < w1; ++w) s.allowed[w] &= uint32_t(e.bitmask[w]);
-    }
-    allowed = s.allowed;
-  }
+  const uint32_t* allowed = allowed_bits(ctx, e, vocab, s);
   ctx.sync();
   // Within a step every write to a token stores the same value (or one worker owns the token),
   // so the races are benign; bits are set atomically, as neighbours share a word.

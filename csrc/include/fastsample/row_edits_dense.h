@@ -119,19 +119,7 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
   // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it, cleared into
   // the keys of this worker's words.
   if (dense_mask) {
-    const uint32_t* allowed = reinterpret_cast<const uint32_t*>(e.bitmask);
-    if (e.restrict_allowed) {
-      for (int64_t w = w0; w < w1; ++w) s.allowed[w] = 0;
-      ctx.sync();
-      for_each_listed(ctx, e.allowed, vocab, [&](int64_t t, int64_t) {
-        ctx.fetch_or_u32(s.allowed + (t >> 5), 1u << (t & 31));
-      });
-      ctx.sync();
-      if (e.bitmask != nullptr) {
-        for (int64_t w = w0; w < w1; ++w) s.allowed[w] &= uint32_t(e.bitmask[w]);
-      }
-      allowed = s.allowed;
-    }
+    const uint32_t* allowed = allowed_bits(ctx, e, vocab, s);
     const int64_t t1 = 32 * w1 < vocab ? 32 * w1 : vocab;
     for (int64_t t = 32 * w0; t < t1; ++t) {
       keys[t] = bit_is_set(allowed, t) ? keys[t] : kNegInfKey;
@@ -205,11 +193,11 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
   return DenseView<D>{raw, keys, changed, s.raw_group_max, dense_mask, record ? n_record : -1};
 }
 
-// Raw logprobs' log mass of a dense-edited row from its mass row_mass (as
-// raw_log_mass_from_patched), over the edit record; kUnknownLogMass without one, or when the
+// Raw logprobs' log mass of a dense-edited row from its mass row_mass (as the PatchedView
+// overload in row_logprobs.h), over the edit record; kUnknownLogMass without one, or when the
 // correction does not hold (a dense mask, or an edit raised the maximum).
 template <class Ctx, DType D>
-FS_HOST_DEVICE double raw_log_mass_from_dense(Ctx& ctx, const DenseView<D>& row,
+FS_HOST_DEVICE double raw_log_mass_from_edits(Ctx& ctx, const DenseView<D>& row,
                                               uint64_t row_mass, uint32_t row_max,
                                               uint32_t raw_max, const RowScratch& s) {
   if (row.recorded < 0 || row_max > raw_max || row_mass == 0) return kUnknownLogMass;

@@ -153,7 +153,7 @@ FS_HOST_DEVICE double raw_log_mass_from_lists(Ctx& ctx, const uint32_t* keys,
 // The same for a patched row, over its patch list. kUnknownLogMass when it does not hold (a
 // dense mask, or an edit raised the maximum).
 template <class Ctx, DType D>
-FS_HOST_DEVICE double raw_log_mass_from_patched(Ctx& ctx, const PatchedView<D>& row,
+FS_HOST_DEVICE double raw_log_mass_from_edits(Ctx& ctx, const PatchedView<D>& row,
                                                 uint64_t row_mass, uint32_t row_max,
                                                 uint32_t raw_max, const RowScratch& scratch) {
   if (row.allowed != nullptr || row_max > raw_max || row_mass == 0) return kUnknownLogMass;

@@ -144,28 +144,15 @@ FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const RowView<D>& row, const RowP
                out, summed ? log_mass(keep.row_mass) : kUnknownLogMass);
 }
 
-// Raw logprobs of an edited row: those of the logits under the patches.
-template <class Ctx, DType D>
-FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const PatchedView<D>& row, const RowParams& p,
+// Raw logprobs of an edited row (PatchedView or DenseView): those of the logits it came from.
+template <class Ctx, class EditedView>
+FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const EditedView& row, const RowParams& p,
                                      const RowKeep& keep, int64_t token,
                                      const RowScratch& scratch, const LogprobOut& out) {
   const RowMax m = max_of_groups(ctx, row.raw, row.raw_gmax);
   const double log_total =
       p.temperature == 1.0f && keep.row_mass != 0
-          ? raw_log_mass_from_patched(ctx, row, keep.row_mass, keep.max_key, m.key, scratch)
-          : kUnknownLogMass;
-  raw_logprobs(ctx, row.raw, token, row.raw_gmax, m, scratch, out, log_total);
-}
-
-// Raw logprobs of a dense-edited row: those of the logits it was copied from.
-template <class Ctx, DType D>
-FS_HOST_DEVICE void row_raw_logprobs(Ctx& ctx, const DenseView<D>& row, const RowParams& p,
-                                     const RowKeep& keep, int64_t token,
-                                     const RowScratch& scratch, const LogprobOut& out) {
-  const RowMax m = max_of_groups(ctx, row.raw, row.raw_gmax);
-  const double log_total =
-      p.temperature == 1.0f && keep.row_mass != 0
-          ? raw_log_mass_from_dense(ctx, row, keep.row_mass, keep.max_key, m.key, scratch)
+          ? raw_log_mass_from_edits(ctx, row, keep.row_mass, keep.max_key, m.key, scratch)
           : kUnknownLogMass;
   raw_logprobs(ctx, row.raw, token, row.raw_gmax, m, scratch, out, log_total);
 }
