@@ -11,6 +11,7 @@
 #include "fastsample/common.h"
 #include "fastsample/views.h"
 #include "simd_group_max.h"
+#include "simd_list_below.h"
 #include "thread_pool.h"
 
 namespace fastsample::cpu {
@@ -237,6 +238,9 @@ class CpuCtx {
     return buf_->hist;
   }
   static void hist_add(uint64_t* h, int bin, uint64_t w) { h[bin] += w; }
+  static FS_INLINE int list_below(const int* values, int n, int bound, int* listed) {
+    return cpu::list_below(values, n, bound, listed);
+  }
   const uint64_t* hist_end(uint64_t* h, int bins) {
     if (size_ == 1) return h;
     shared_->hists[rank_] = h;

@@ -144,6 +144,13 @@ class BlockCtx {
     run_bin_ = bin;
     run_weight_ = w;
   }
+  __device__ static int list_below(const int* values, int n, int bound, int* listed) {
+    int count = 0;
+    for (int j = 0; j < n; ++j) {
+      if (values[j] < bound) listed[count++] = j;
+    }
+    return count;
+  }
   __device__ const uint64_t* hist_end(uint64_t* h, int) {
     flush(h);
     __syncthreads();

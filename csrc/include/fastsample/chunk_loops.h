@@ -66,13 +66,15 @@ FS_HOST_DEVICE FS_INLINE uint64_t chunk_mass_sum(const uint32_t* hi, const uint3
   return mass_join(sh, 0) + sl;
 }
 
-// mass_bin of every distance of a chunk (d = +inf lands in the last bin).
-FS_HOST_DEVICE FS_INLINE void chunk_mass_bins(const float* d, int n, int* bins) {
+// mass_bin of every distance of a chunk (d = +inf lands in the tail bin).
+FS_HOST_DEVICE FS_INLINE void chunk_mass_bins(const float* d, int n, int tail, int* bins) {
+  const float tail_scaled = float(tail);
   for (int j = 0; j < n; ++j) {
     const float scaled = d[j] * float(kMassBinsPerUnit);
-    bins[j] = scaled < float(kMassBins - 1) ? int(scaled) : kMassBins - 1;
+    bins[j] = scaled < tail_scaled ? int(scaled) : tail;
   }
 }
+
 
 FS_CODE_END
 }  // namespace fastsample

@@ -38,7 +38,7 @@ constexpr int kRadixBits = 11;
 constexpr int kRadixBins = 1 << kRadixBits;
 
 // Top-p first locates its boundary in a histogram of d = z_max - z (z units), kMassBinsPerUnit bins
-// per unit up to kMassHistRange; everything further from the max shares the last bin.
+// per unit up to at most kMassHistRange; everything further from the max shares one tail bin.
 constexpr int kMassBinsPerUnit = 64;
 constexpr int kMassHistRange = 24;
 constexpr int kMassBins = kMassBinsPerUnit * kMassHistRange + 1;

@@ -32,9 +32,25 @@ struct MassWeight {
   }
 };
 
-FS_HOST_DEVICE FS_INLINE int mass_bin(float d) {
+// Bin of distance d in the top-p histogram whose distances from tail / kMassBinsPerUnit on all
+// share bin `tail` (chunk_mass_bins is the same per chunk).
+FS_HOST_DEVICE FS_INLINE int mass_bin(float d, int tail) {
   const float scaled = d * float(kMassBinsPerUnit);
-  return scaled < float(kMassBins - 1) ? int(scaled) : kMassBins - 1;
+  return scaled < float(tail) ? int(scaled) : tail;
+}
+
+// The top-p histogram's tail bin for a view of n elements: the first bin whose elements together
+// cannot hold the boundary, so the search never reads it and the pass need not add to it. Each
+// element at d >= D weighs at most e^-D 2^38 + 1 units, and D is chosen so that n of them weigh at
+// most (1 - p) / 4 of the maximum's own mass (2^38 units, <= the total): the mass above the tail
+// then exceeds p of the total by far more than ceil() and the exp's rounding can take back.
+// When 1 - p is too small for such a D within kMassHistRange, the tail is the last bin.
+FS_HOST_DEVICE inline int top_p_tail_bin(float top_p, int64_t n) {
+  const double unit = 1.0 / double(uint64_t(1) << kMassFracBits);
+  const double per_element = (1.0 - double(top_p)) / 4.0 / double(n > 0 ? n : 1) - unit;
+  if (!(per_element > 0.0)) return kMassBins - 1;
+  const double d = -log(per_element) * double(kMassBinsPerUnit);
+  return d < double(kMassBins - 1) ? int(ceil(d)) : kMassBins - 1;
 }
 
 struct RowMax {
@@ -119,8 +135,10 @@ FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t
 }
 
 // Smallest key whose mass bin is <= b: bins do not increase with the key (d falls as z rises).
-FS_HOST_DEVICE inline uint32_t min_key_with_bin_at_most(const MassWeight& mass, int b) {
-  const auto bin_of = [&](uint32_t key) { return mass_bin(mass.z_max - mass.temp.z_of_key(key)); };
+FS_HOST_DEVICE inline uint32_t min_key_with_bin_at_most(const MassWeight& mass, int tail, int b) {
+  const auto bin_of = [&](uint32_t key) {
+    return mass_bin(mass.z_max - mass.temp.z_of_key(key), tail);
+  };
   uint32_t lo = kNegInfKey, hi = kFloatMaxKey;
   if (bin_of(lo) <= b) return lo;
   if (bin_of(hi) > b) return hi + 1;  // no key: never reached for b >= 0 and a finite max
@@ -156,8 +174,9 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
     *total_out = total;
     return radix_select_desc<8>(ctx, view, lo, top_p_need(top_p, total), mass);
   }
+  const int tail = top_p_tail_bin(top_p, view.size());
   uint64_t local_total = 0;
-  uint64_t* local = ctx.hist_begin(kMassBins);
+  uint64_t* local = ctx.hist_begin(tail + 1);
   ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
     if (chunk_max(keys, n) < lo) return;
     float d[Ctx::kChunk], w[Ctx::kChunk];
@@ -166,22 +185,29 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
     chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
     chunk_mass_float(d, n, w);
     chunk_mass_split(w, n, hi, lo_part);
-    chunk_mass_bins(d, n, bins);
+    chunk_mass_bins(d, n, tail, bins);
     local_total += chunk_mass_sum(hi, lo_part, n);
-    for (int j = 0; j < n; ++j) ctx.hist_add(local, bins[j], mass_join(hi[j], lo_part[j]));
+    // Most of a typical row lies in the tail, which is never read: only the rest is added.
+    int listed[Ctx::kChunk + 8];
+    const int n_listed = ctx.list_below(bins, n, tail, listed);
+    for (int t = 0; t < n_listed; ++t) {
+      const int j = listed[t];
+      ctx.hist_add(local, bins[j], mass_join(hi[j], lo_part[j]));
+    }
   });
-  const uint64_t* hist = ctx.hist_end(local, kMassBins);
+  const uint64_t* hist = ctx.hist_end(local, tail + 1);
   const uint64_t total = ctx.sum_u64(local_total);
   *total_out = total;
   const uint64_t need = top_p_need(top_p, total);
   int bin = 0;
   uint64_t above = 0;
-  for (; bin < kMassBins - 1; ++bin) {
+  for (; bin < tail; ++bin) {
     if (above + hist[bin] >= need) break;
     above += hist[bin];
   }
-  const uint32_t bin_lo = min_key_with_bin_at_most(mass, bin);
-  const uint32_t bin_hi = bin == 0 ? kFloatMaxKey : min_key_with_bin_at_most(mass, bin - 1) - 1;
+  const uint32_t bin_lo = min_key_with_bin_at_most(mass, tail, bin);
+  const uint32_t bin_hi =
+      bin == 0 ? kFloatMaxKey : min_key_with_bin_at_most(mass, tail, bin - 1) - 1;
   const uint32_t bin_floor = bin_lo > lo ? bin_lo : lo;
   const int64_t n_bin = ctx.compact(
       view, bin_floor, [bin_hi](uint32_t key) { return key <= bin_hi; }, scratch.bin_keys,
