@@ -11,7 +11,10 @@ FS_HOST_DEVICE FS_INLINE float exp_nonpositive(float a) {
   // Below this the result is under 2^-126: flushed to 0, far below the 2^-38 mass resolution.
   const bool tiny = !(a > -87.0f);
   a = tiny ? 0.0f : a;
-  const float n = floorf(fmaf(a, 1.44269504088896341f, 0.5f));
+  // n = round(a / ln2): adding 1.5 * 2^23 rounds a * log2(e) to an integer in the low bits,
+  // which then hold n + 127, the exponent field of 2^n (no float-to-int conversion).
+  const float shifted = fmaf(a, 1.44269504088896341f, 12582912.0f + 127.0f);
+  const float n = shifted - (12582912.0f + 127.0f);
   float r = fmaf(n, -0.693145751953125f, a);   // ln2 split in two for an exact reduction
   r = fmaf(n, -1.428606765330187e-06f, r);
   float p = 1.98412698e-4f;                     // Taylor coefficients 1/7! ... 1/0!
@@ -22,8 +25,7 @@ FS_HOST_DEVICE FS_INLINE float exp_nonpositive(float a) {
   p = fmaf(p, r, 0.5f);
   p = fmaf(p, r, 1.0f);
   p = fmaf(p, r, 1.0f);
-  const uint32_t scale = uint32_t(int32_t(n) + 127) << 23;
-  const float result = p * bits_float(scale);
+  const float result = p * bits_float(float_bits(shifted) << 23);
   return tiny ? 0.0f : result;
 }
 
