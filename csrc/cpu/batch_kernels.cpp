@@ -66,6 +66,13 @@ bool run_row_any_dtype(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowSc
   }
 }
 
+// Where row `row`'s logits start and how many bytes they span.
+void row_bytes(const BatchArgs& a, int64_t row, const void** start, int64_t* bytes) {
+  const int64_t elem = a.dtype == DType::kFloat32 ? 4 : 2;
+  *start = static_cast<const char*>(a.logits) + row * a.row_stride * elem;
+  *bytes = a.vocab * elem;
+}
+
 WorkerBuffers& worker_buffers() {
   static thread_local WorkerBuffers buffers;
   return buffers;
@@ -107,6 +114,15 @@ int64_t run_batch(const BatchArgs& a) {
     CpuCtx ctx(0, 1, nullptr, &buf);
     int64_t local_invalid = 0;
     for (int64_t row = next++; row < a.batch; row = next++) {
+      // Rows go out in turn, so this worker's next row is most likely `workers - 1` past the
+      // next one handed out. A wrong guess only warms a row another worker reads.
+      const int64_t ahead = next.load(std::memory_order_relaxed) + workers - 1;
+      if (ahead < a.batch) {
+        const void* start;
+        int64_t bytes;
+        row_bytes(a, ahead, &start, &bytes);
+        ctx.set_read_ahead(start, bytes);
+      }
       if (!run_row_any_dtype<kProcess>(ctx, a, row, scratch)) ++local_invalid;
     }
     invalid += local_invalid;
