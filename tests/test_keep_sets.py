@@ -140,6 +140,24 @@ def test_top_p_boundary_near_the_histogram_tail(top_p, dtype, threads, device):
     assert kept[0] > 1 and kept[1] == 1
 
 
+@pytest.mark.parametrize("top_k", [5, 50])
+def test_small_top_k_over_many_tied_groups(top_k, device):
+    # 600000 logits are 9375 groups of 64. Small top-k first bounds the k-th largest group
+    # maximum; when more than 8192 groups reach the cheap first bound (flat or nearly flat
+    # rows) it selects over every group instead, and when the top-k ties hold more than 8192
+    # tokens the candidate list gives way to the general path.
+    vocab = 600000
+    g = torch.Generator().manual_seed(13)
+    logits = torch.cat([torch.zeros(1, vocab), torch.rand(1, vocab, generator=g) * 1e-3])
+    logits[1, 123456] = 5.0
+    logits = logits.to(device)
+    params = dict(temperature=1.0, top_k=top_k)
+    got = fastsample.process_logits(logits, **params)
+    assert_keep_sets_match(logits, got, **params)
+    kept = (got > -float("inf")).sum(-1).tolist()
+    assert kept == [vocab, top_k]
+
+
 def test_keep_set_comparison_detects_errors():
     """The comparison every keep-set test relies on flags a wrong value and a wrong keep-set."""
     from fastsample._verify import keep_set_mismatch

@@ -64,12 +64,14 @@ template <class Ctx, class View>
 FS_HOST_DEVICE RowMax max_of_groups(Ctx& ctx, const View& view, const uint32_t* gmax) {
   int64_t g0, g1;
   ctx.segment(num_groups(view.size()), &g0, &g1);
+  // The maximum (a loop that vectorizes), then the first group holding it.
   uint32_t best = 0;
+  for (int64_t g = g0; g < g1; ++g) best = gmax[g] > best ? gmax[g] : best;
   int64_t best_group = INT64_MAX;
   for (int64_t g = g0; g < g1; ++g) {
-    if (gmax[g] > best || best_group == INT64_MAX) {
-      best = gmax[g];
+    if (gmax[g] == best) {
       best_group = g;
+      break;
     }
   }
   ctx.argmax(&best, &best_group);

@@ -59,6 +59,37 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
   return RowDraw{ctx.min_i64(found), total};
 }
 
+// A lower bound on the k-th largest of the group maxima, within 2^-16 of their spread (at
+// least k of them are finite). The smallest of k block maxima (the groups cut into k blocks)
+// already has k group maxima at or above it, so only those, a few times k rather than every
+// group, go through the radix select; its two 8-bit digits below the bits they all share bound
+// the k-th largest closely enough. `own`: this worker's scratch (its bin list is free here).
+template <class Solo>
+FS_HOST_DEVICE uint32_t kth_group_max_bound(Solo& solo, const KeysView& groups, int64_t k,
+                                            const RowScratch& own) {
+  const int64_t block = groups.size() / k;
+  int64_t b0, b1;
+  solo.segment(k, &b0, &b1);
+  int64_t smallest = INT64_MAX;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t last = b == k - 1 ? groups.size() : (b + 1) * block;
+    uint32_t block_max = 0;
+    for (int64_t g = b * block; g < last; ++g) {
+      block_max = groups.keys[g] > block_max ? groups.keys[g] : block_max;
+    }
+    smallest = int64_t(block_max) < smallest ? int64_t(block_max) : smallest;
+  }
+  const uint32_t floor_key = uint32_t(solo.min_i64(smallest));
+  const uint32_t lo = floor_key > kNegInfKey + 1 ? floor_key : kNegInfKey + 1;
+  const int64_t n_above = solo.compact(groups, lo, [](uint32_t) { return true; }, own.bin_keys,
+                                       own.bin_tokens, own.bin_cap, nullptr);
+  if (n_above > own.bin_cap) {
+    return radix_select_desc<8>(solo, groups, kNegInfKey + 1, uint64_t(k), CountWeight{}, 2);
+  }
+  return radix_select_desc<8>(solo, KeysView{own.bin_keys, n_above}, lo, uint64_t(k),
+                              CountWeight{}, 2);
+}
+
 // Small top-k: the k-th largest group maximum is a lower bound tau on the k-th largest key (k
 // groups each hold an element >= it), so the top-k set lies in {key >= tau}, found by reading
 // only the groups whose maximum reaches tau. Returns false when that list cannot be used (more
@@ -68,18 +99,16 @@ FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const View& row, const Ro
                                              const RowMax& m, const RowScratch& scratch,
                                              RowKeep* keep, ListView* list) {
   auto solo = ctx.solo();
+  const RowScratch own = ctx.solo_scratch(scratch);
   const KeysView groups{scratch.group_max, num_groups(row.size())};
   if (view_count_at_least(solo, groups, kNegInfKey + 1) < uint64_t(p.top_k)) return false;
-  // Two 8-bit digits below the bits all group maxima share bound it within 2^-16 of their
-  // spread: close enough. (Hundreds or a few thousand keys: 256 bins cost less than 2048.)
-  const uint32_t tau = radix_select_desc<8>(solo, groups, kNegInfKey + 1, uint64_t(p.top_k),
-                                            CountWeight{}, 2);
+  const uint32_t tau = kth_group_max_bound(solo, groups, p.top_k, own);
   const int64_t count = ctx.compact(
       row, tau, [](uint32_t) { return true; }, scratch.cand_keys, scratch.cand_tokens,
       kFastListCap, scratch.group_max);
   if (count > kFastListCap) return false;
   *list = ListView{scratch.cand_keys, scratch.cand_tokens, count};
-  *keep = row_keep_set(solo, *list, p, tau, m, nullptr, ctx.solo_scratch(scratch));
+  *keep = row_keep_set(solo, *list, p, tau, m, nullptr, own);
   return keep->lo_key >= tau;
 }
 

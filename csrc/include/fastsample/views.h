@@ -79,6 +79,7 @@ struct KeysView {
   int64_t n;
   FS_HOST_DEVICE FS_INLINE int64_t size() const { return n; }
   FS_HOST_DEVICE FS_INLINE uint32_t key(int64_t i) const { return keys[i]; }
+  FS_HOST_DEVICE FS_INLINE int64_t token(int64_t i) const { return i; }  // the position
 };
 
 // Scratch a worker group needs for one row; the backend owns the memory.
