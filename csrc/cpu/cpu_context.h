@@ -238,8 +238,15 @@ class CpuCtx {
     return buf_->hist;
   }
   static void hist_add(uint64_t* h, int bin, uint64_t w) { h[bin] += w; }
-  static FS_INLINE int list_below(const int* values, int n, int bound, int* listed) {
-    return cpu::list_below(values, n, bound, listed);
+  // The positions are listed eight at a time first (simd_list_below.h): a compare and a
+  // branch per element would cost as much as the work most elements skip.
+  template <class Visit>
+  static FS_INLINE void for_each_below(const int* values, int n, int bound, const Visit& visit) {
+    int listed[kChunk + 8];
+    for (int start = 0; start < n; start += kChunk) {
+      const int count = list_below(values + start, min_of(n - start, kChunk), bound, listed);
+      for (int t = 0; t < count; ++t) visit(start + listed[t]);
+    }
   }
   const uint64_t* hist_end(uint64_t* h, int bins) {
     if (size_ == 1) return h;

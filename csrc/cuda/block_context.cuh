@@ -144,12 +144,11 @@ class BlockCtx {
     run_bin_ = bin;
     run_weight_ = w;
   }
-  __device__ static int list_below(const int* values, int n, int bound, int* listed) {
-    int count = 0;
+  template <class Visit>
+  __device__ static void for_each_below(const int* values, int n, int bound, const Visit& visit) {
     for (int j = 0; j < n; ++j) {
-      if (values[j] < bound) listed[count++] = j;
+      if (values[j] < bound) visit(j);
     }
-    return count;
   }
   __device__ const uint64_t* hist_end(uint64_t* h, int) {
     flush(h);

@@ -190,12 +190,9 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
     chunk_mass_bins(d, n, tail, bins);
     local_total += chunk_mass_sum(hi, lo_part, n);
     // Most of a typical row lies in the tail, which is never read: only the rest is added.
-    int listed[Ctx::kChunk + 8];
-    const int n_listed = ctx.list_below(bins, n, tail, listed);
-    for (int t = 0; t < n_listed; ++t) {
-      const int j = listed[t];
+    ctx.for_each_below(bins, n, tail, [&](int j) {
       ctx.hist_add(local, bins[j], mass_join(hi[j], lo_part[j]));
-    }
+    });
   });
   const uint64_t* hist = ctx.hist_end(local, tail + 1);
   const uint64_t total = ctx.sum_u64(local_total);
