@@ -241,7 +241,8 @@ class CpuCtx {
   // The positions are listed eight at a time first (simd_list_below.h): a compare and a
   // branch per element would cost as much as the work most elements skip.
   template <class Visit>
-  static FS_INLINE void for_each_below(const int* values, int n, int bound, const Visit& visit) {
+  static FS_INLINE void for_each_below(const float* values, int n, float bound,
+                                      const Visit& visit) {
     int listed[kChunk + 8];
     for (int start = 0; start < n; start += kChunk) {
       const int count = list_below(values + start, min_of(n - start, kChunk), bound, listed);

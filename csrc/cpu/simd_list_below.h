@@ -33,16 +33,16 @@ inline constexpr LeftPackTable kLeftPack{};
 #endif
 
 // `listed` must have room for n + 8 entries: whole vectors are stored past the count.
-FS_INLINE int list_below(const int* values, int n, int bound, int* listed) {
+FS_INLINE int list_below(const float* values, int n, float bound, int* listed) {
   int count = 0;
   int j = 0;
 #if defined(__AVX2__)
-  const __m256i bound_v = _mm256_set1_epi32(bound);
+  const __m256 bound_v = _mm256_set1_ps(bound);
   const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   const __m256i nibble = _mm256_set1_epi32(0xf);
   for (; j + 8 <= n; j += 8) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + j));
-    const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(bound_v, v)));
+    const __m256 v = _mm256_loadu_ps(values + j);
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, bound_v, _CMP_LT_OQ));
     const __m256i lanes = _mm256_and_si256(
         _mm256_srlv_epi32(_mm256_set1_epi32(int(kLeftPack.packed[mask])), shifts), nibble);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(listed + count),

@@ -145,7 +145,8 @@ class BlockCtx {
     run_weight_ = w;
   }
   template <class Visit>
-  __device__ static void for_each_below(const int* values, int n, int bound, const Visit& visit) {
+  __device__ static void for_each_below(const float* values, int n, float bound,
+                                        const Visit& visit) {
     for (int j = 0; j < n; ++j) {
       if (values[j] < bound) visit(j);
     }

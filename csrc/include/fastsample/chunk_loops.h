@@ -36,45 +36,28 @@ FS_HOST_DEVICE FS_INLINE void chunk_distance(const uint32_t* keys, int n, uint32
   }
 }
 
-// Float masses exp(-d) of a chunk; the integer conversion (mass_fixed_from_float) stays scalar.
-FS_HOST_DEVICE FS_INLINE void chunk_mass_float(const float* d, int n, float* w) {
-  for (int j = 0; j < n; ++j) w[j] = exp_nonpositive(-d[j]);
+// Fixed-point masses ceil(exp(-d) * 2^38) of a chunk (mass_fixed), held as floats: each is an
+// integer below 2^39, exact in float (below 2^24 it is one, above it every float is integral).
+// A loop of its own: fused with chunk_distance's, the two run slower.
+FS_HOST_DEVICE FS_INLINE void chunk_mass(const float* d, int n, float* m) {
+  for (int j = 0; j < n; ++j) m[j] = ceilf(exp_nonpositive(-d[j]) * 274877906944.0f);  // 2^38
 }
 
-// Fixed-point masses of a chunk (mass_fixed_from_float), split as m = hi * 2^19 + lo so that
-// every step is a float or int32 operation and the loop vectorizes. ceil(w * 2^38) is exact in
-// float (an integer below 2^24, or a float already integral above it), and so are the split's
-// floor, product and difference.
-FS_HOST_DEVICE FS_INLINE void chunk_mass_split(const float* w, int n, uint32_t* hi, uint32_t* lo) {
-  for (int j = 0; j < n; ++j) {
-    const float m = ceilf(w[j] * 274877906944.0f);        // 2^38
-    const float h = floorf(m * 1.9073486328125e-06f);     // 2^-19
-    hi[j] = uint32_t(int32_t(h));
-    lo[j] = uint32_t(int32_t(m - h * 524288.0f));         // 2^19
+// Sum of a chunk's masses. Each is an integer <= 2^38, so any partial sum of a chunk stays below
+// 2^53 and is exact in double in any order: eight running sums let the loop vectorize.
+FS_HOST_DEVICE FS_INLINE uint64_t chunk_mass_sum(const float* m, int n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    for (int l = 0; l < 8; ++l) acc[l] += double(m[j + l]);
   }
+  for (; j < n; ++j) acc[0] += double(m[j]);
+  double s = 0;
+  for (int l = 0; l < 8; ++l) s += acc[l];
+  return uint64_t(int64_t(s));
 }
-FS_HOST_DEVICE FS_INLINE uint64_t mass_join(uint32_t hi, uint32_t lo) {
-  return (uint64_t(hi) << 19) + lo;
-}
-// Sum of a chunk's split masses; per-chunk int32 sums cannot overflow (kChunk * 2^19 < 2^32).
-FS_HOST_DEVICE FS_INLINE uint64_t chunk_mass_sum(const uint32_t* hi, const uint32_t* lo, int n) {
-  uint32_t sh = 0, sl = 0;
-  for (int j = 0; j < n; ++j) {
-    sh += hi[j];
-    sl += lo[j];
-  }
-  return mass_join(sh, 0) + sl;
-}
-
-// mass_bin of every distance of a chunk (d = +inf lands in the tail bin).
-FS_HOST_DEVICE FS_INLINE void chunk_mass_bins(const float* d, int n, int tail, int* bins) {
-  const float tail_scaled = float(tail);
-  for (int j = 0; j < n; ++j) {
-    const float scaled = d[j] * float(kMassBinsPerUnit);
-    bins[j] = scaled < tail_scaled ? int(scaled) : tail;
-  }
-}
-
+// Through int64: a float-to-unsigned conversion costs a branch for values no mass reaches.
+FS_HOST_DEVICE FS_INLINE uint64_t mass_of(float m) { return uint64_t(int64_t(m)); }
 
 FS_CODE_END
 }  // namespace fastsample

@@ -23,7 +23,7 @@
 //   uint64_t* hist_begin(int bins)              zeroed worker-local histogram
 //   void hist_add(uint64_t* h, int bin, uint64_t w)
 //   const uint64_t* hist_end(uint64_t* h, int bins)   merged histogram, visible to every worker
-//   template <class Visit> void for_each_below(const int* values, int n, int bound, Visit)
+//   template <class Visit> void for_each_below(const float* values, int n, float bound, Visit)
 //       visit(j) for each j < n with values[j] < bound, in order
 //   template <class View> void group_max(const View&, uint32_t* gmax)
 //       gmax[g] = max key of elements [g * kGroup, (g + 1) * kGroup); all groups written and

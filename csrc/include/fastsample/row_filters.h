@@ -33,7 +33,7 @@ struct MassWeight {
 };
 
 // Bin of distance d in the top-p histogram whose distances from tail / kMassBinsPerUnit on all
-// share bin `tail` (chunk_mass_bins is the same per chunk).
+// share bin `tail`.
 FS_HOST_DEVICE FS_INLINE int mass_bin(float d, int tail) {
   const float scaled = d * float(kMassBinsPerUnit);
   return scaled < float(tail) ? int(scaled) : tail;
@@ -126,12 +126,10 @@ FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t
   uint64_t local = 0;
   for_each_chunk_reaching(ctx, view, gmax, lo, [&](const uint32_t* keys, int64_t, int n) {
     if (chunk_max(keys, n) < lo) return;
-    float d[Ctx::kChunk], w[Ctx::kChunk];
-    uint32_t hi[Ctx::kChunk], lo_part[Ctx::kChunk];
+    float d[Ctx::kChunk], m[Ctx::kChunk];
     chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
-    chunk_mass_float(d, n, w);
-    chunk_mass_split(w, n, hi, lo_part);
-    local += chunk_mass_sum(hi, lo_part, n);
+    chunk_mass(d, n, m);
+    local += chunk_mass_sum(m, n);
   });
   return local;
 }
@@ -179,19 +177,19 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, f
   const int tail = top_p_tail_bin(top_p, view.size());
   uint64_t local_total = 0;
   uint64_t* local = ctx.hist_begin(tail + 1);
+  // d < tail_d <=> mass_bin(d, tail) < tail: scaling by a power of two is exact.
+  const float tail_d = float(tail) / float(kMassBinsPerUnit);
+  // Below the floor only -inf keys, whose mass is 0 anyway: no chunk is worth skipping.
+  const bool skip_chunks = lo > kNegInfKey + 1;
   ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
-    if (chunk_max(keys, n) < lo) return;
-    float d[Ctx::kChunk], w[Ctx::kChunk];
-    uint32_t hi[Ctx::kChunk], lo_part[Ctx::kChunk];
-    int bins[Ctx::kChunk];
+    if (skip_chunks && chunk_max(keys, n) < lo) return;
+    float d[Ctx::kChunk], m[Ctx::kChunk];
     chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
-    chunk_mass_float(d, n, w);
-    chunk_mass_split(w, n, hi, lo_part);
-    chunk_mass_bins(d, n, tail, bins);
-    local_total += chunk_mass_sum(hi, lo_part, n);
+    chunk_mass(d, n, m);
+    local_total += chunk_mass_sum(m, n);
     // Most of a typical row lies in the tail, which is never read: only the rest is added.
-    ctx.for_each_below(bins, n, tail, [&](int j) {
-      ctx.hist_add(local, bins[j], mass_join(hi[j], lo_part[j]));
+    ctx.for_each_below(d, n, tail_d, [&](int j) {
+      ctx.hist_add(local, int(d[j] * float(kMassBinsPerUnit)), mass_of(m[j]));
     });
   });
   const uint64_t* hist = ctx.hist_end(local, tail + 1);

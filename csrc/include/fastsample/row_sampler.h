@@ -37,18 +37,16 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
     for_each_chunk_reaching(ctx, view, gmax, keep.lo_key,
                             [&](const uint32_t* keys, int64_t first, int n) {
       if (found != INT64_MAX || chunk_max(keys, n) < keep.lo_key) return;
-      float d[Ctx::kChunk], w[Ctx::kChunk];
-      uint32_t hi[Ctx::kChunk], lo[Ctx::kChunk];
+      float d[Ctx::kChunk], m[Ctx::kChunk];
       chunk_distance(keys, n, keep.lo_key, temp, mass.z_max, d);
-      chunk_mass_float(d, n, w);
-      chunk_mass_split(w, n, hi, lo);
-      const uint64_t sum = chunk_mass_sum(hi, lo, n);
+      chunk_mass(d, n, m);
+      const uint64_t sum = chunk_mass_sum(m, n);
       if (cum + sum <= target) {
         cum += sum;
         return;
       }
       for (int j = 0; j < n; ++j) {
-        cum += mass_join(hi[j], lo[j]);
+        cum += mass_of(m[j]);
         if (cum > target) {
           found = view.token(first + j);
           break;
