@@ -119,13 +119,14 @@ def test_boundary_bin_larger_than_its_list(dtype, threads, device):
 @pytest.mark.parametrize("top_p", [0.5, 0.9, 0.999, 1 - 1e-6])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_top_p_boundary_near_the_histogram_tail(top_p, dtype, threads, device):
-    # The top-p pass bins distances from the maximum only below D ~ ln(4 V / (1 - p)) (V tokens
-    # beyond D weigh under (1 - p) / 4 of the maximum); past kMassHistRange (24) the last bin
-    # is the tail. Row 0's bulk straddles D and holds ~2.7 (1 - p) of the maximum's mass, so
-    # the boundary lies ~2.5 below D, the closest it can come (or, for p = 1 - 1e-6, in the
-    # last bin itself); row 1's bulk lies wholly beyond D: the maximum alone is kept.
+    # The top-p pass bins distances from the maximum only below D ~ ln(p V / (1 - p)) (V tokens
+    # beyond D weigh under (1 - p) / p of the maximum: the maximum alone then reaches p of the
+    # total); past kMassHistRange (24) the last bin is the tail. Row 0's bulk straddles D and
+    # holds ~10.8 (1 - p) / p of the maximum's mass, so the boundary lies in the bulk ~2 below
+    # D (or, for p = 1 - 1e-6, in the last bin itself); row 1's bulk lies wholly beyond D: the
+    # maximum alone is kept.
     vocab = 128256
-    tail = math.log(4 * vocab / (1 - top_p))
+    tail = math.log(top_p * vocab / (1 - top_p))
     g = torch.Generator().manual_seed(12)
     distance = torch.empty(2, vocab)
     distance[0] = tail - 4.0 + 5.0 * torch.rand(vocab, generator=g)

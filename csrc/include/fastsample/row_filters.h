@@ -40,16 +40,22 @@ FS_HOST_DEVICE FS_INLINE int mass_bin(float d, int tail) {
 }
 
 // The top-p histogram's tail bin for a view of n elements: the first bin whose elements together
-// cannot hold the boundary, so the search never reads it and the pass need not add to it. Each
-// element at d >= D weighs at most e^-D 2^38 + 1 units, and D is chosen so that n of them weigh at
-// most (1 - p) / 4 of the maximum's own mass (2^38 units, <= the total): the mass above the tail
-// then exceeds p of the total by far more than ceil() and the exp's rounding can take back.
+// cannot hold the boundary, so the search never reads it and the pass need not add to it.
+// Above the tail lies at least the maximum's own mass, M = 2^38 units (d = 0, exp(0) = 1
+// exactly); each tail element (d >= D) weighs at most e^-D (1 + 8e-8) M + 1 units (the exp's
+// relative error), n of them at most T. need = ceil(p (H + T)) <= p' (H + T) + 1 with p' = p
+// rounded up past double products, so the search stops above the tail when (1 - p') M >= p' T + 1,
+// which holds when e^-D (1 + 2^-20) <= (1 - p') / (p' n) - (1 / (p' n) + 1) 2^-38.
 // When 1 - p is too small for such a D within kMassHistRange, the tail is the last bin.
 FS_HOST_DEVICE inline int top_p_tail_bin(float top_p, int64_t n) {
   const double unit = 1.0 / double(uint64_t(1) << kMassFracBits);
-  const double per_element = (1.0 - double(top_p)) / 4.0 / double(n > 0 ? n : 1) - unit;
+  const double pn = double(top_p) * (1.0 + 0x1p-40) * double(n > 0 ? n : 1);
+  const double per_element =
+      ((1.0 - double(top_p) * (1.0 + 0x1p-40)) / pn - (1.0 / pn + 1.0) * unit) / (1.0 + 0x1p-20);
   if (!(per_element > 0.0)) return kMassBins - 1;
-  const double d = -log(per_element) * double(kMassBinsPerUnit);
+  // Bin 0 always exists: it holds the maximum, where the search then stops.
+  const double d = (-log(per_element) + 0x1p-20) * double(kMassBinsPerUnit);
+  if (!(d >= 1.0)) return 1;
   return d < double(kMassBins - 1) ? int(ceil(d)) : kMassBins - 1;
 }
 
