@@ -13,6 +13,12 @@ from ._sampling_params import LOGPROBS, LOGPROBS_MODES
 
 _threads = 0  # 0: the pool's size (see set_num_threads)
 
+_REALS = (float, int)
+# sample()'s off values for the stage 1-3 parameters (see its plain-call test).
+_ONE = 1.0
+_ZERO = 0.0
+_ZERO_INT = 0
+
 
 def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any, min_p: Any):
     batch = logits.shape[0]
@@ -36,9 +42,9 @@ def sample(
     offset: Any = None,
     generator: Optional[torch.Generator] = None,
     return_valid: bool = False,
-    repetition_penalty: Any = 1.0,
-    presence_penalty: Any = 0.0,
-    frequency_penalty: Any = 0.0,
+    repetition_penalty: Any = _ONE,
+    presence_penalty: Any = _ZERO,
+    frequency_penalty: Any = _ZERO,
     prompt_token_ids: Any = None,
     output_token_ids: Any = None,
     output_token_counts: Any = None,
@@ -46,7 +52,7 @@ def sample(
     allowed_token_ids: Any = None,
     banned_token_ids: Any = None,
     token_bitmask: Optional[torch.Tensor] = None,
-    min_tokens: Any = 0,
+    min_tokens: Any = _ZERO_INT,
     eos_token_id: Any = None,
     stop_token_ids: Any = None,
     num_generated: Any = None,
@@ -102,11 +108,13 @@ def sample(
         SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
         all -inf/NaN. Without return_valid, such a row raises ValueError.
     """
+    # The defaults are the module's own objects: an identity test settles the common call.
     plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
              and banned_token_ids is None and token_bitmask is None
-             and _edits.is_default(repetition_penalty, 1.0)
-             and _edits.is_default(presence_penalty, 0.0)
-             and _edits.is_default(frequency_penalty, 0.0) and _edits.is_default(min_tokens, 0))
+             and (repetition_penalty is _ONE or _edits.is_default(repetition_penalty, 1.0))
+             and (presence_penalty is _ZERO or _edits.is_default(presence_penalty, 0.0))
+             and (frequency_penalty is _ZERO or _edits.is_default(frequency_penalty, 0.0))
+             and (min_tokens is _ZERO_INT or _edits.is_default(min_tokens, 0)))
     if torch.compiler.is_compiling():
         # Traced by torch.compile: the custom op keeps the step in one graph.
         if not plain or generator is not None or return_valid:
@@ -114,11 +122,11 @@ def sample(
                              "top_k, top_p, min_p, seed and offset; call it outside the "
                              "compiled region for penalties, masks, logprobs or return_valid")
         return _ops.compiled_sample(logits, temperature, top_k, top_p, min_p, seed, offset)
-    fast = plain and _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset,
-                                  generator)
-    if fast:
-        tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
-        return _run_sample(logits, tokens, *fast, generator, return_valid)
+    if plain:
+        out = _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generator,
+                           return_valid)
+        if out is not None:
+            return out
     logits = _params.as_logits(logits)
     on_cuda = _cuda.runs_on(logits.device)
     if logits.device.type != "cpu" and not on_cuda:
@@ -136,7 +144,7 @@ def sample(
     if on_cuda:
         return _run_sample_cuda(logits, args, return_valid, edits, lp)
     tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
-    return _run_sample(logits, tokens, *args, None, return_valid, edits, lp)
+    return _run_sample(logits, tokens, *args, return_valid, edits, lp)
 
 
 class _LogprobOutputs:
@@ -186,13 +194,18 @@ def _run_sample_cuda(logits: torch.Tensor, args: tuple, return_valid: bool, edit
     return tokens
 
 
-def _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset, generator):
-    """The common call, checked with a few comparisons: a CPU [B, V] tensor with a contiguous
-    last dimension and plain int/float scalars in range. Returns the kernel's parameter
-    arguments, or None to take the general path (which also produces every error message)."""
-    if (type(logits) is not torch.Tensor or not logits.is_cpu or logits.requires_grad
-            or logits.dim() != 2 or logits.dtype not in _params.FLOAT_DTYPES
-            or logits.stride(1) != 1 or not 1 <= logits.shape[1] <= _params.MAX_VOCAB):
+def _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generator,
+                 return_valid):
+    """The common call, checked with a few comparisons and run at once: a CPU [B, V] tensor
+    with a contiguous last dimension and plain int/float scalars in range. Returns None to take
+    the general path (which also produces every error message). At B = 1 this call's cost is
+    part of every decode step, so it reads each tensor attribute once."""
+    if type(logits) is not torch.Tensor:
+        return None
+    dtype = _params.FLOAT_DTYPES.get(logits.dtype)
+    shape = logits.shape
+    if (dtype is None or len(shape) != 2 or not logits.is_cpu or logits.requires_grad
+            or not 1 <= shape[1] <= _params.MAX_VOCAB or logits.stride(1) != 1):
         return None
     if not (type(temperature) in _REALS and 0.0 <= temperature <= _params.TEMPERATURE.high
             and type(top_k) is int and -1 <= top_k <= _params.MAX_SEED
@@ -202,25 +215,30 @@ def _scalar_call(logits, temperature, top_k, top_p, min_p, seed, offset, generat
             and (offset is None or (type(offset) is int and 0 <= offset <= _params.MAX_SEED))
             and (generator is None or type(generator) is torch.Generator)):
         return None
+    batch = shape[0]
+    tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
     if seed is None or seed == -1:
-        seed_args = (0, _SEEDS_IN_OUTPUT)
+        # One draw of B seeds, as _params.seeds makes for unseeded rows, straight into the
+        # output (the kernel reads each row's seed before writing its token).
+        seed, seed_ptr = 0, _params.draw_seeds(tokens, generator).data_ptr()
     else:
-        seed_args = (seed, 0)
-    return (float(temperature), 0, top_k, 0, float(top_p), 0, float(min_p), 0, *seed_args,
-            0 if offset is None else offset, 0)
-
-
-_REALS = (float, int)
-_SEEDS_IN_OUTPUT = -1  # marker: unseeded rows' seeds are drawn into the output tensor
+        seed_ptr = 0
+    valid = torch.empty(batch, dtype=torch.bool) if return_valid else None
+    invalid = cpu_sample(
+        logits.data_ptr(), dtype, batch, shape[1], logits.stride(0), float(temperature), 0,
+        top_k, 0, float(top_p), 0, float(min_p), 0, seed, seed_ptr,
+        0 if offset is None else offset, 0, tokens.data_ptr(),
+        0 if valid is None else valid.data_ptr(), _threads, None, None)
+    if valid is not None:
+        return SampleOutput(tokens, valid)
+    if invalid:
+        raise ValueError(reference._invalid_rows_message(tokens >= 0))
+    return tokens
 
 
 def _run_sample(logits, tokens, t, t_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed, seed_ptr, offset,
-                offset_ptr, generator, return_valid, edits=None, lp=None):
+                offset_ptr, return_valid, edits=None, lp=None):
     batch, vocab = logits.shape
-    if seed_ptr == _SEEDS_IN_OUTPUT:
-        # One draw of B seeds, as _params.seeds makes for unseeded rows, straight into the output
-        # (the kernel reads each row's seed before writing its token).
-        seed_ptr = _params.draw_seeds(tokens, generator).data_ptr()
     valid = torch.empty(batch, dtype=torch.bool) if return_valid or lp is not None else None
     invalid = cpu_sample(
         logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
