@@ -142,6 +142,26 @@ def test_invalid_row_raises_without_return_valid(device):
         fastsample.sample(x)
 
 
+def test_pool_workers_sleep_once_idle():
+    """After a call, pool workers spin for a while (0.3 ms) and then sleep: a pause between
+    calls, such as a model's forward pass, costs no CPU. Measured as the process's CPU time
+    over 0.2 s of idle wall time; a worker still spinning would add about 0.2 s. Tolerance:
+    0.05 s."""
+    import time
+
+    before = fastsample.get_num_threads()
+    x = torch.randn(64, 32000, generator=torch.Generator().manual_seed(3)) * 3
+    try:
+        fastsample.set_num_threads(2)
+        fastsample.sample(x, top_p=0.9, seed=1)  # large enough for every worker to join
+        time.sleep(0.01)  # longer than any spin
+        cpu0 = time.process_time()
+        time.sleep(0.2)
+        assert time.process_time() - cpu0 < 0.05
+    finally:
+        fastsample.set_num_threads(before)
+
+
 def test_tokens_independent_of_worker_timing():
     """Rows are handed to whichever pool workers arrive: after pauses (workers asleep, small
     batches not waking them), in tight loops (workers spinning) and alternating with batches

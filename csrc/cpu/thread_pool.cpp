@@ -10,8 +10,21 @@ constexpr uint64_t kCountMask = kClosed - 1;
 
 uint64_t entry_generation(uint64_t e) { return e >> 32; }
 
-// A job starting this soon after the previous one ended comes from a tight loop (Workers::kAwake).
+// A job starting this soon after the previous one ended comes from a tight loop (Workers::kAwake)
+// and finds the workers still spinning.
 constexpr std::chrono::microseconds kRecentJob{200};
+// How long a worker spins after it leaves a job before it sleeps: longer than kRecentJob, since
+// a worker may leave a job before the caller does.
+constexpr std::chrono::microseconds kSpin{300};
+// For this long a spinning worker keeps its core; after it, it yields the core to any other
+// runnable thread (torch's, between decode steps) on every check.
+constexpr std::chrono::microseconds kHotSpin{50};
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 }  // namespace
 
@@ -54,15 +67,21 @@ void ThreadPool::resize(int n) {
 
 void ThreadPool::worker_loop(int id, uint64_t seen) {
   for (;;) {
-    // Spin first: a decode step arrives every few hundred microseconds and waking a sleeping
+    // Spin first, for a time rather than a count of iterations (whose length varies with the
+    // CPU): a caller in a tight loop comes back within microseconds, and waking a sleeping
     // thread costs tens of them.
+    const auto spin_start = std::chrono::steady_clock::now();
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen && !stop_.load()) {
-      if (++spins > 20000) {
+      cpu_relax();
+      if (++spins % 64 != 0) continue;
+      const auto spun = std::chrono::steady_clock::now() - spin_start;
+      if (spun > kSpin) {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return generation_.load() != seen || stop_.load(); });
         break;
       }
+      if (spun > kHotSpin) std::this_thread::yield();
     }
     if (stop_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
