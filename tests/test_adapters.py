@@ -1,6 +1,8 @@
 """Adapters on the example request bodies the OpenAI / NIM / vLLM, transformers, Bedrock and
 Llama Stack documentation shows, plus each source's range boundaries and typo'd fields."""
+import numpy as np
 import pytest
+import torch
 
 import fastsample
 from fastsample import Manual, SamplingParams, Uniform
@@ -120,7 +122,8 @@ def test_hf_generation_config_object():
 
 @pytest.mark.parametrize("field,value", [("typical_p", 0.9), ("penalty_alpha", 0.6),
                                          ("no_repeat_ngram_size", 3),
-                                         ("bad_words_ids", [[1, 2]])])
+                                         ("bad_words_ids", [[1, 2]]), ("num_beams", 4),
+                                         ("num_return_sequences", 2), ("num_beam_groups", 2)])
 def test_hf_unsupported_fields_are_not_silently_dropped(field, value):
     with pytest.raises(ValueError, match=field):
         fastsample.from_hf({"do_sample": True, field: value})
@@ -196,3 +199,100 @@ def test_every_adapter_returns_sampling_params():
     for make, body in ((fastsample.from_openai, {}), (fastsample.from_hf, {}),
                        (fastsample.from_bedrock, {}), (fastsample.from_llama_stack, {})):
         assert isinstance(make(body), SamplingParams)
+
+
+def test_openai_several_completions_are_not_silently_dropped():
+    for field, value in (("n", 2), ("best_of", 3)):
+        with pytest.raises(ValueError, match=f"{field}={value}: fastsample draws one completion"):
+            fastsample.from_openai({"model": "m", field: value})
+        p = fastsample.from_openai({"model": "m", field: value}, lenient=True)
+        assert p.metadata["ignored"] == [f"{field}={value}"]
+    assert fastsample.from_openai({"model": "m", "n": 1}).metadata["n"] == 1
+
+
+# Inputs fuzzing found crashing with the wrong exception, naming no field or the internal one,
+# or accepted although the source system rules them out.
+@pytest.mark.parametrize("call, exc, pattern", [
+    (lambda: fastsample.from_openai({"response_format": "json_object"}), TypeError,
+     r"OpenAI: response_format must be a dict"),
+    (lambda: fastsample.from_openai({"response_format": {"type": "xml"}}), ValueError,
+     r"response_format type 'xml' is not one of"),
+    (lambda: fastsample.from_openai({"logit_bias": torch.tensor([1.0, 2.0])}), TypeError,
+     r"OpenAI: logit_bias must be a dict"),
+    (lambda: fastsample.from_openai({"stop": torch.tensor([1, 2])}), TypeError,
+     r"OpenAI: stop must be a string or a list of strings"),
+    (lambda: fastsample.from_openai({"temperature": {"distribution_type": "uniform",
+                                                     "params": {"low": 1.5, "high": 1}}}),
+     ValueError, r"OpenAI temperature: Uniform: low=1.5 must be <= high=1"),
+    (lambda: fastsample.from_openai({"top_p": {"distribution_type": "manual",
+                                               "params": {"values": "ab"}}}),
+     TypeError, r"OpenAI top_p: params.values of a manual distribution must be a list"),
+    (lambda: fastsample.from_openai({"logit_bias": "abc"}), TypeError,
+     r"OpenAI: logit_bias must be a dict"),
+    (lambda: fastsample.from_openai({"stop": 5}), TypeError, r"OpenAI: stop must be a string"),
+    (lambda: fastsample.from_openai({"stop": 0}), TypeError, r"OpenAI: stop must be a string"),
+    (lambda: fastsample.from_openai({"stop": {"a": 1}}), TypeError, r"OpenAI: stop must be"),
+    (lambda: fastsample.from_openai({"max_completion_tokens": 0}), ValueError,
+     r"OpenAI: max_completion_tokens=0 is out of range"),
+    (lambda: fastsample.from_openai({"max_tokens": ""}), TypeError,
+     r"OpenAI: max_tokens must be an integer"),
+    (lambda: fastsample.from_openai({"logprobs": True, "top_logprobs": 21}), ValueError,
+     r"OpenAI: top_logprobs=21 is out of range"),
+    (lambda: fastsample.from_openai({"top_logprobs": 3}), ValueError,
+     r"top_logprobs=3 needs logprobs=true"),
+    (lambda: fastsample.from_openai({"logprobs": 2, "top_logprobs": 3}), ValueError,
+     r"top_logprobs goes with logprobs=true"),
+    (lambda: fastsample.from_openai({"allowed_token_ids": []}), ValueError,
+     r"allowed_token_ids=\[\] would mask every token"),
+    (lambda: fastsample.from_openai({"ignore_eos": "false"}), TypeError,
+     r"OpenAI: ignore_eos must be true or false"),
+    (lambda: fastsample.from_openai({"min_tokens": 5, "max_completion_tokens": 2}), ValueError,
+     r"min_tokens <= max_completion_tokens \(2\)"),
+    (lambda: fastsample.from_openai([("model", "m")]), TypeError,
+     r"OpenAI: the request body must be a dict"),
+    (lambda: fastsample.from_hf({"bad_words_ids": [1, 2]}), TypeError,
+     r"bad_words_ids must be a list of token-id lists"),
+    (lambda: fastsample.from_hf({"suppress_tokens": 5}), TypeError,
+     r"suppress_tokens must be a list of token ids"),
+    (lambda: fastsample.from_hf({"suppress_tokens": b"ab"}), TypeError,
+     r"suppress_tokens must be a list of token ids, got bytes"),
+    (lambda: fastsample.from_hf({"do_sample": "false", "temperature": 0.5}), TypeError,
+     r"GenerationConfig: do_sample must be true or false"),
+    (lambda: fastsample.from_hf({"do_sample": True, "top_k": []}), TypeError,
+     r"GenerationConfig: top_k must be an integer"),
+    (lambda: fastsample.from_hf({"max_new_tokens": 0}), ValueError,
+     r"GenerationConfig: max_new_tokens=0 is out of range"),
+    (lambda: fastsample.from_hf({"min_new_tokens": 3, "max_new_tokens": 2}), ValueError,
+     r"min_new_tokens=3 is out of range.*max_new_tokens \(2\)"),
+    (lambda: fastsample.from_hf({"max_length": 0}), ValueError, r"max_length=0 is out of range"),
+    (lambda: fastsample.from_bedrock({"stopSequences": 5}), TypeError,
+     r"Bedrock: stopSequences must be a string or a list of strings"),
+    (lambda: fastsample.from_bedrock({"maxTokens": 0}), ValueError,
+     r"Bedrock: maxTokens=0 is out of range"),
+    (lambda: fastsample.from_bedrock({"inferenceConfig": {}, "additionalModelRequestFields": [1]}),
+     TypeError, r"Bedrock: additionalModelRequestFields must be a dict"),
+    (lambda: fastsample.from_llama_stack({"strategy": {"type": ["top_p"]}}), ValueError,
+     r"Llama Stack: strategy \['top_p'\] is not one of"),
+    (lambda: fastsample.from_llama_stack({"strategy": {"type": "top_k"}}), ValueError,
+     r"the top_k strategy needs top_k"),
+    (lambda: fastsample.from_llama_stack({"max_tokens": ""}), TypeError,
+     r"Llama Stack: max_tokens must be an integer"),
+    (lambda: fastsample.from_llama_stack({"stop": 0}), TypeError,
+     r"Llama Stack: stop must be a string or a list of strings"),
+    (lambda: SamplingParams(stop=5), TypeError, r"stop must be a string or a list of strings"),
+    (lambda: SamplingParams(stop={"a": 1}), TypeError, r"stop must be a string or a list"),
+    (lambda: SamplingParams(allowed_token_ids=[]), ValueError,
+     r"allowed_token_ids=\[\] would mask every token"),
+    (lambda: SamplingParams(banned_token_ids={1: 2}), TypeError,
+     r"banned_token_ids must be a list of token ids"),
+])
+def test_adapter_errors_name_the_callers_field(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+def test_numpy_integers_become_ints():
+    p = SamplingParams(max_tokens=np.int64(5), min_tokens=np.int32(1), logprobs=np.int64(2),
+                       prompt_logprobs=np.int8(1), top_k=np.int64(3), seed=np.uint32(4))
+    for name in ("max_tokens", "min_tokens", "logprobs", "prompt_logprobs", "top_k", "seed"):
+        assert type(getattr(p, name)) is int, name

@@ -89,7 +89,7 @@ def test_raw_logprobs_from_the_top_p_mass(vocab, device):
               prompt_token_ids=[[], [top[1], 7, 7], [], [], []],
               logit_bias=[{}, {}, {5: 100.0}, {}, {}],
               banned_token_ids=[[], [], [], [top[3], 9], []],
-              allowed_token_ids=[[], [], [], [], list(range(0, vocab, 3))])
+              allowed_token_ids=[None, None, None, None, list(range(0, vocab, 3))])
     out = fastsample.sample(logits, **kw)
     want = fastsample.reference.sample(logits, **kw)
     assert torch.equal(out.tokens.cpu(), want.tokens.cpu())

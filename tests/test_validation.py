@@ -84,3 +84,43 @@ def test_build_info():
     assert "cpu" in info["backends"]
     assert info["simd"] in ("avx2", "baseline")
     assert info["num_threads"] >= 1
+
+
+# Inputs fuzzing found crashing with the wrong exception (RuntimeError, NotImplementedError,
+# AttributeError) or an error that named no field: each names the caller's field now.
+@pytest.mark.parametrize("call, exc, pattern", [
+    (lambda: fastsample.sample(X, frequency_penalty=1.0, output_token_ids=[[1], [2]],
+                               output_token_counts=[[2**31], [1]]),
+     ValueError, r"output_token_counts\[0\]\[0\]=2147483648 is out of range"),
+    (lambda: fastsample.sample(X, frequency_penalty=1.0, output_token_ids=[[1], [2]],
+                               output_token_counts="x"),
+     TypeError, r"output_token_counts must be an integer tensor"),
+    (lambda: fastsample.prompt_logprobs(X, [math.inf, 1]), TypeError, r"target_ids\[0\]=inf"),
+    (lambda: fastsample.prompt_logprobs(X, None), TypeError, r"target_ids must be a list"),
+    (lambda: fastsample.prompt_logprobs(X, torch.tensor([0.0, 1.0])), TypeError,
+     r"target_ids must be integer token ids"),
+    (lambda: fastsample.sample(torch.empty(2, 50, device="meta")), ValueError,
+     r"logits: a meta tensor holds no values"),
+    (lambda: fastsample.process_logits(torch.empty(2, 50, device="meta")), ValueError,
+     r"logits: a meta tensor"),
+    (lambda: fastsample.sample(X, temperature=torch.ones(2, device="meta")), ValueError,
+     r"temperature: a meta tensor"),
+    (lambda: fastsample.sample(X, min_tokens=1, stop_token_ids=5), TypeError,
+     r"stop_token_ids must be a list of token ids"),
+    (lambda: fastsample.sample(X, top_k=[2**64, 1]), ValueError,
+     r"top_k\[0\]=18446744073709551616 is out of range"),
+    (lambda: fastsample.sample(X, top_k=np.array([2**64 - 1, 1], dtype=np.uint64)), ValueError,
+     r"top_k: per-row value 18446744073709551615 is out of range"),
+    (lambda: fastsample.sample(X, temperature=np.array(["a", "b"])), TypeError,
+     r"temperature: per-row values must be numbers, got a numpy array of dtype <U1"),
+    (lambda: fastsample.sample(X, min_tokens=1, eos_token_id=50), ValueError,
+     r"eos_token_id=50 is out of range"),
+    (lambda: fastsample.sample(X, min_tokens=1, eos_token_id="2"), TypeError,
+     r"eos_token_id must be an int"),
+    (lambda: fastsample.sample(X, token_bitmask=torch.empty(2, 2, dtype=torch.int32,
+                                                            device="meta")),
+     ValueError, r"token_bitmask: a meta tensor"),
+])
+def test_errors_name_the_callers_field(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()

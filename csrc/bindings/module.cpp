@@ -29,7 +29,7 @@ void require(bool ok, const std::string& what) {
 
 BatchArgs batch_args(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
                      float temperature, uintptr_t temperature_ptr, int64_t top_k,
-                     uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                     uintptr_t top_k_ptr, double top_p, uintptr_t top_p_ptr, float min_p,
                      uintptr_t min_p_ptr, int64_t seed, uintptr_t seed_ptr, int64_t offset,
                      uintptr_t offset_ptr, int num_threads) {
   require(logits != 0 || batch == 0, "logits pointer is null");
@@ -45,7 +45,7 @@ BatchArgs batch_args(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, 
   a.row_stride = row_stride;
   a.temperature = {temperature, reinterpret_cast<const float*>(temperature_ptr)};
   a.top_k = {top_k, reinterpret_cast<const int64_t*>(top_k_ptr)};
-  a.top_p = {top_p, reinterpret_cast<const float*>(top_p_ptr)};
+  a.top_p = {top_p, reinterpret_cast<const double*>(top_p_ptr)};
   a.min_p = {min_p, reinterpret_cast<const float*>(min_p_ptr)};
   a.seed = {seed, reinterpret_cast<const int64_t*>(seed_ptr)};
   a.offset = {offset, reinterpret_cast<const int64_t*>(offset_ptr)};
@@ -91,7 +91,9 @@ void set_edits(BatchArgs* a, const py::object& edits) {
   e.num_generated = param_source<int64_t>(t, 28);
   e.bitmask = reinterpret_cast<const int32_t*>(t[30].cast<uintptr_t>());
   e.bitmask_stride = t[31].cast<int64_t>();
-  require(e.bitmask == nullptr || e.bitmask_stride * 32 >= a->vocab,
+  // Row stride 0: one mask row for every row (an expanded tensor); Python checks the width.
+  require(e.bitmask_stride >= 0, "token_bitmask row stride must be >= 0");
+  require(e.bitmask == nullptr || e.bitmask_stride == 0 || e.bitmask_stride * 32 >= a->vocab,
           "token_bitmask rows must hold ceil(V / 32) words");
 }
 
@@ -117,7 +119,7 @@ void set_logprobs(BatchArgs* a, const py::object& logprobs) {
 // device) leaves that to out_valid / the token -1.
 int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
                    float temperature, uintptr_t temperature_ptr, int64_t top_k,
-                   uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                   uintptr_t top_k_ptr, double top_p, uintptr_t top_p_ptr, float min_p,
                    uintptr_t min_p_ptr, int64_t seed, uintptr_t seed_ptr, int64_t offset,
                    uintptr_t offset_ptr, uintptr_t out_tokens,
                    uintptr_t out_valid, int num_threads, const py::object& edits,
@@ -138,7 +140,7 @@ int64_t cpu_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, in
 
 int64_t cpu_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
                     float temperature, uintptr_t temperature_ptr, int64_t top_k,
-                    uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                    uintptr_t top_k_ptr, double top_p, uintptr_t top_p_ptr, float min_p,
                     uintptr_t min_p_ptr, uintptr_t out_logits, int64_t out_row_stride,
                     int num_threads, const py::object& edits) {
   BatchArgs a = batch_args(logits, dtype, batch, vocab, row_stride, temperature, temperature_ptr,
@@ -160,7 +162,7 @@ void check_launch(const std::string& error) {
 
 void cuda_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
                  float temperature, uintptr_t temperature_ptr, int64_t top_k, uintptr_t top_k_ptr,
-                 float top_p, uintptr_t top_p_ptr, float min_p, uintptr_t min_p_ptr, int64_t seed,
+                 double top_p, uintptr_t top_p_ptr, float min_p, uintptr_t min_p_ptr, int64_t seed,
                  uintptr_t seed_ptr, int64_t offset, uintptr_t offset_ptr, uintptr_t out_tokens,
                  uintptr_t out_valid, uintptr_t workspace, int64_t blocks, uintptr_t stream,
                  const py::object& edits, const py::object& logprobs) {
@@ -179,7 +181,7 @@ void cuda_sample(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int6
 
 void cuda_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
                   float temperature, uintptr_t temperature_ptr, int64_t top_k,
-                  uintptr_t top_k_ptr, float top_p, uintptr_t top_p_ptr, float min_p,
+                  uintptr_t top_k_ptr, double top_p, uintptr_t top_p_ptr, float min_p,
                   uintptr_t min_p_ptr, uintptr_t out_logits, int64_t out_row_stride,
                   uintptr_t workspace, int64_t blocks, uintptr_t stream,
                   const py::object& edits) {
@@ -220,6 +222,8 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(n));
+    // Waits for a batch another thread is running, which may need the GIL to finish.
+    py::gil_scoped_release release;
     fastsample::cpu::ThreadPool::instance().resize(n);
   });
   m.def("get_num_threads", [] { return fastsample::cpu::ThreadPool::instance().size(); });

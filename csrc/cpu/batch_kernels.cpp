@@ -80,7 +80,8 @@ WorkerBuffers& worker_buffers() {
 
 template <bool kProcess>
 int64_t run_batch(const BatchArgs& a) {
-  ThreadPool& pool = ThreadPool::instance();
+  // Held until the batch is done: the team plan below stays valid while set_num_threads waits.
+  ThreadPool::Lease pool(ThreadPool::instance());
   int threads = a.num_threads > 0 ? min_of(a.num_threads, pool.size()) : pool.size();
   if (a.batch * a.vocab < kParallelMinWork) threads = 1;
   std::atomic<int64_t> invalid{0};

@@ -54,6 +54,7 @@ void ThreadPool::stop_all() {
   cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  size_.store(1, std::memory_order_release);
   stop_.store(false);
 }
 
@@ -63,6 +64,7 @@ void ThreadPool::resize(int n) {
   // New workers start at the current generation: the last job's function is gone.
   const uint64_t now = generation_.load();
   for (int i = 1; i < n; ++i) threads_.emplace_back([this, i, now] { worker_loop(i, now); });
+  size_.store(int(threads_.size()) + 1, std::memory_order_release);
 }
 
 void ThreadPool::worker_loop(int id, uint64_t seen) {
@@ -102,8 +104,7 @@ void ThreadPool::worker_loop(int id, uint64_t seen) {
   }
 }
 
-void ThreadPool::run(int n, const std::function<void(int)>& fn, Workers mode) {
-  std::lock_guard<std::mutex> run_lock(run_mu_);
+void ThreadPool::run_leased(int n, const std::function<void(int)>& fn, Workers mode) {
   if (n > size()) n = size();
   if (n <= 1) {
     fn(0);

@@ -26,20 +26,37 @@ class ThreadPool {
                 // costs the caller more than the help is worth: the woken thread competes for
                 // the cores with the caller and with torch's threads, which still spin.
   };
+  // The pool held for one job: size() cannot change (resize waits) until the lease ends, so a
+  // job planned from size() (a team per row, whose members wait for each other) gets every
+  // worker it planned for.
+  class Lease {
+   public:
+    explicit Lease(ThreadPool& pool) : pool_(pool), lock_(pool.run_mu_) {}
+    int size() const { return pool_.size(); }
+    // Runs fn for the workers as `mode` says and returns when every started call has
+    // returned; n is capped at size().
+    void run(int n, const std::function<void(int)>& fn, Workers mode) {
+      pool_.run_leased(n, fn, mode);
+    }
+
+   private:
+    ThreadPool& pool_;
+    std::lock_guard<std::mutex> lock_;
+  };
   static ThreadPool& instance();
-  // Runs fn for the workers as `mode` says and returns when every started call has returned;
-  // n is capped at size().
-  void run(int n, const std::function<void(int)>& fn, Workers mode);
-  int size() const { return int(threads_.size()) + 1; }
+  int size() const { return size_.load(std::memory_order_acquire); }
+  // Waits for the job in progress, if any.
   void resize(int n);
 
  private:
+  void run_leased(int n, const std::function<void(int)>& fn, Workers mode);
   ThreadPool();
   ~ThreadPool();
   void stop_all();
   void worker_loop(int id, uint64_t seen);
 
   std::vector<std::thread> threads_;
+  std::atomic<int> size_{1};  // threads_.size() + 1 (the caller), readable during a resize
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
@@ -52,7 +69,7 @@ class ThreadPool {
   // older or newer job by mistake, and never after the caller closed the job.
   std::atomic<uint64_t> entry_{0};
   std::atomic<int> finished_{0};  // workers of a kAll job that have returned from fn
-  std::mutex run_mu_;             // one job at a time
+  std::mutex run_mu_;             // one job (Lease) or resize at a time
   std::chrono::steady_clock::time_point last_end_{};  // when the previous job returned
 };
 

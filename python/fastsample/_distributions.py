@@ -95,7 +95,14 @@ def parse_distribution(name: str, v: Any) -> Any:
         if kind == "uniform":
             return Uniform(params["low"], params["high"])
         if kind == "manual":
-            return Manual(params["values"], params.get("weights"))
+            values, weights = params["values"], params.get("weights")
+            for what, v in (("values", values), ("weights", weights)):
+                if v is not None and not isinstance(v, (list, tuple)):
+                    raise TypeError(f"{name}: params.{what} of a manual distribution must be a "
+                                    f"list of numbers, got {type(v).__name__}")
+            return Manual(values, weights)
     except KeyError as e:
         raise ValueError(f"{name}: the {kind} distribution needs params[{e.args[0]!r}]") from None
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
     raise ValueError(f"{name}: distribution_type={kind!r} is not supported; use 'uniform' or 'manual'")

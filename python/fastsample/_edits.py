@@ -12,9 +12,7 @@ import torch
 
 from . import _params
 from ._C import first_id_out_of_range
-from ._sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, REPETITION_PENALTY
-
-PENALTY = _params.Range("a finite number (0 = off)", -3.4e38, 3.4e38)
+from ._sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, PENALTY, REPETITION_PENALTY
 
 
 @dataclass
@@ -91,15 +89,22 @@ def _check_ids(name: str, t: torch.Tensor, vocab: int) -> None:
                      f"token ids 0 <= id < V={vocab} (-1 = padding)")
 
 
+def _integer_tensor(name: str, v: torch.Tensor, what: str) -> None:
+    if v.is_floating_point() or v.is_complex() or v.dtype == torch.bool:
+        raise TypeError(f"{name}: {what} must be an integer tensor, got dtype {v.dtype}")
+    if v.device.type == "meta":
+        raise ValueError(f"{name}: a meta tensor holds no values; pass real {what}")
+
+
 def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
-            shared_ok: bool) -> IdRows:
-    """A [B, L] tensor (-1 padding), a list of per-row lists, or (shared_ok) one flat list of ids
-    for every row. None = no ids."""
+            shared_ok: bool, empty_row: Optional[str] = None) -> IdRows:
+    """A [B, L] tensor (-1 padding), a list of per-row lists (None: no ids for that row), or
+    (shared_ok) one flat list of ids for every row. None = no ids. empty_row: why an empty list
+    is rejected (it would mean the opposite of what was asked), or None when it is allowed."""
     if v is None:
         return IdRows(torch.empty((batch, 0), dtype=torch.int64, device=device))
     if isinstance(v, torch.Tensor):
-        if v.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool):
-            raise TypeError(f"{name}: token ids must be an integer tensor, got dtype {v.dtype}")
+        _integer_tensor(name, v, "token ids")
         if v.dim() == 1 and shared_ok:
             v = v.unsqueeze(0).expand(batch, -1)
         if v.dim() != 2 or v.shape[0] != batch:
@@ -113,6 +118,8 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
         raise TypeError(f"{name} must be a list of token ids, a list of per-row lists, or an "
                         f"int64 tensor [B, L]; got {type(v).__name__}")
     if shared_ok and all(_is_int(i) for i in v):
+        if not v and empty_row:
+            raise ValueError(f"{name}=[] {empty_row}")
         # One list for every row: packed once, read by every row (row stride 0).
         return IdRows(id_rows(name, [list(v)], 1, vocab, device, False).ids.expand(batch, -1))
     else:
@@ -120,11 +127,18 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
             raise ValueError(f"{name}: expected one list of ids per row ({batch}), got {len(v)}")
         rows = []
         for r, row in enumerate(v):
+            if row is None:
+                rows.append([])
+                continue
             if isinstance(row, torch.Tensor):
+                _integer_tensor(f"{name}[{r}]", row, "token ids")
                 row = row.tolist()
             if not isinstance(row, (list, tuple)) or not all(_is_int(i) for i in row):
-                raise TypeError(f"{name}[{r}] must be a list of int token ids, got {row!r}")
-            rows.append(list(row))
+                raise TypeError(f"{name}[{r}] must be a list of int token ids (or None), got "
+                                f"{row!r}")
+            if not row and empty_row:
+                raise ValueError(f"{name}[{r}]=[] {empty_row}")
+            rows.append([int(i) for i in row])
     for r, row in enumerate(rows):
         for c, i in enumerate(row):
             if not 0 <= i < vocab:
@@ -186,18 +200,44 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
     return IdRows(id_t.to(device)), val_t.to(device)
 
 
+MAX_COUNT = (1 << 31) - 1  # counts reach the kernels as int32
+
+
 def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tensor]:
     if v is None:
         return None
-    t = v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=torch.int32)
-    if t.shape != output.ids.shape or t.is_floating_point():
-        raise ValueError(f"output_token_counts: expected an integer tensor of the shape of "
-                         f"output_token_ids {tuple(output.ids.shape)}, got {tuple(t.shape)} {t.dtype}")
+    name = "output_token_counts"
+    if isinstance(v, torch.Tensor):
+        _integer_tensor(name, v, "counts")
+        t = v
+    elif isinstance(v, (list, tuple)) and all(isinstance(r, (list, tuple)) for r in v):
+        for r, row in enumerate(v):
+            for c, n in enumerate(row):
+                if not _is_int(n):
+                    raise TypeError(f"{name}[{r}][{c}]={n!r}: counts must be ints")
+                if not 0 <= n <= MAX_COUNT:
+                    raise ValueError(f"{name}[{r}][{c}]={n} is out of range; allowed: "
+                                     f"0 <= count <= 2**31-1")
+        width = max((len(r) for r in v), default=0)
+        t = torch.zeros((len(v), width), dtype=torch.int64)
+        for r, row in enumerate(v):
+            t[r, :len(row)] = torch.tensor([int(n) for n in row], dtype=torch.int64)
+    else:
+        raise TypeError(f"{name} must be an integer tensor [B, L] or one list of ints per row "
+                        f"(beside output_token_ids), got {type(v).__name__}")
+    if t.shape != output.ids.shape:
+        raise ValueError(f"{name}: expected the shape of output_token_ids "
+                         f"{tuple(output.ids.shape)}, got {tuple(t.shape)}")
+    if t.device.type == "cpu" or not _params._capturing():
+        wide = t.to("cpu", torch.int64)
+        bad = (wide < 0) | (wide > MAX_COUNT)
+        if bool(bad.any()):
+            r, c = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name}[{r}][{c}]={int(wide[r, c])} is out of range; allowed: "
+                             f"0 <= count <= 2**31-1")
     t = t.to(device=device, dtype=torch.int32).contiguous()
     if t.device.type == "cpu" or not _params._capturing():
         ids = output.ids.cpu()
-        if bool((t.cpu() < 0).any()):
-            raise ValueError("output_token_counts: counts must be >= 0")
         for r in range(ids.shape[0]):
             row = ids[r][ids[r] >= 0]
             if row.unique().numel() != row.numel():
@@ -216,29 +256,69 @@ def _bitmask(v: Any, batch: int, vocab: int, device: torch.device) -> Optional[t
                         f"{getattr(v, 'dtype', '')}")
     if v.dim() != 2 or v.shape[0] != batch or v.shape[1] < words:
         raise ValueError(f"token_bitmask: expected shape [{batch}, {words}], got {tuple(v.shape)}")
+    if v.device.type == "meta":
+        raise ValueError("token_bitmask: a meta tensor holds no values")
     _params._check_capturable("token_bitmask", v, device)
     v = v.to(device)
     return v if v.stride(1) == 1 else v.contiguous()
 
 
-def _stop_ids(eos_token_id: Any, stop_token_ids: Any, ignore_eos: bool) -> Any:
-    eos = [] if eos_token_id is None or ignore_eos else (
-        [eos_token_id] if _is_int(eos_token_id) else list(eos_token_id))
-    if stop_token_ids is None:
-        return eos or None
-    if isinstance(stop_token_ids, torch.Tensor) or (stop_token_ids and not _is_int(stop_token_ids[0])):
-        if eos:
-            raise ValueError("eos_token_id with per-row stop_token_ids: put the EOS ids in each "
-                             "row's stop_token_ids instead")
-        return stop_token_ids
-    return eos + list(stop_token_ids)
+def _eos_ids(eos_token_id: Any, vocab: int) -> list:
+    """eos_token_id: one id or a list of ids (every row's), validated under its own name."""
+    if eos_token_id is None:
+        return []
+    if _is_int(eos_token_id):
+        eos = [eos_token_id]
+    elif isinstance(eos_token_id, (list, tuple)) and all(_is_int(i) for i in eos_token_id):
+        eos = list(eos_token_id)
+    else:
+        raise TypeError(f"eos_token_id must be an int token id or a list of them, got "
+                        f"{type(eos_token_id).__name__} {eos_token_id!r}")
+    for i in eos:
+        if not 0 <= i < vocab:
+            raise ValueError(f"eos_token_id={i} is out of range; allowed: token ids 0 <= id < "
+                             f"V={vocab}")
+    return [int(i) for i in eos]
 
 
-# The stage 1-3 keywords of sample() / process_logits(), as build() takes them.
-NAMES = ("repetition_penalty", "presence_penalty", "frequency_penalty", "prompt_token_ids",
-         "output_token_ids", "output_token_counts", "logit_bias", "allowed_token_ids",
-         "banned_token_ids", "token_bitmask", "min_tokens", "eos_token_id", "stop_token_ids",
-         "num_generated", "ignore_eos")
+def _stop_rows(eos_token_id: Any, stop_token_ids: Any, ignore_eos: bool, batch: int, vocab: int,
+               device: torch.device) -> IdRows:
+    """EOS (unless ignore_eos) and stop ids, each validated under its own name, as one list."""
+    if not isinstance(ignore_eos, bool):
+        raise TypeError(f"ignore_eos must be a bool, got {type(ignore_eos).__name__} "
+                        f"{ignore_eos!r}")
+    eos = _eos_ids(eos_token_id, vocab)
+    if ignore_eos:
+        eos = []
+    stop = id_rows("stop_token_ids", stop_token_ids, batch, vocab, device, True)
+    if not eos:
+        return stop
+    eos_rows = torch.tensor([eos], dtype=torch.int64, device=device).expand(batch, -1)
+    if stop.ids.shape[1] == 0:
+        return IdRows(eos_rows)
+    return IdRows(torch.cat([eos_rows, stop.ids], dim=1))
+
+
+# The stage 1-3 keywords of sample() / process_logits(), as build() takes them, and their off
+# values (None: not given).
+OFF = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+       "prompt_token_ids": None, "output_token_ids": None, "output_token_counts": None,
+       "logit_bias": None, "allowed_token_ids": None, "banned_token_ids": None,
+       "token_bitmask": None, "min_tokens": 0, "eos_token_id": None, "stop_token_ids": None,
+       "num_generated": None, "ignore_eos": False}
+NAMES = tuple(OFF)
+
+
+def all_off(args: dict) -> bool:
+    """No stage 1-3 keyword of `args` is given: each is None or its off value."""
+    for name, off in OFF.items():
+        v = args.get(name, off)
+        if off is None or isinstance(off, bool):
+            if v is not off:
+                return False
+        elif not is_default(v, off):
+            return False
+    return True
 
 
 def arguments(given: dict) -> dict:
@@ -252,35 +332,41 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
           allowed_token_ids: Any = None, banned_token_ids: Any = None, token_bitmask: Any = None,
           min_tokens: Any = 0, eos_token_id: Any = None, stop_token_ids: Any = None,
           num_generated: Any = None, ignore_eos: bool = False) -> Optional[Edits]:
-    """Validates stages 1-3 arguments; None when none of them changes anything."""
-    if (is_default(repetition_penalty, 1.0) and is_default(presence_penalty, 0.0)
-            and is_default(frequency_penalty, 0.0) and logit_bias is None
-            and allowed_token_ids is None and banned_token_ids is None and token_bitmask is None
-            and is_default(min_tokens, 0)):
+    """Validates stages 1-3 arguments (every one given, also when its stage is off); None when
+    none of them changes anything."""
+    given = locals()
+    if all_off(given):
         return None
+    # Only these change a logit; the rest (history, EOS, counts) only feed them.
+    changes = not all_off({name: given[name] for name in (
+        "repetition_penalty", "presence_penalty", "frequency_penalty", "logit_bias",
+        "allowed_token_ids", "banned_token_ids", "token_bitmask", "min_tokens")})
     prompt = id_rows("prompt_token_ids", prompt_token_ids, batch, vocab, device, False)
     output = id_rows("output_token_ids", output_token_ids, batch, vocab, device, False)
-    if isinstance(allowed_token_ids, (list, tuple)) and len(allowed_token_ids) == 0:
-        raise ValueError("allowed_token_ids=[] would mask every token; pass None for no restriction")
-    if num_generated is None:
+    counts = _counts(output_token_counts, output, device)
+    stop = _stop_rows(eos_token_id, stop_token_ids, ignore_eos, batch, vocab, device)
+    min_tokens_p = _params.param("min_tokens", min_tokens, batch, MIN_TOKENS, device)
+    if num_generated is not None:
+        generated = _params.param("num_generated", num_generated, batch, MIN_TOKENS, device)
+    elif output.ids.shape[1] and not is_default(min_tokens, 0):
         # Only min_tokens reads it: no pass over the output ids when that is off.
-        no_min = is_default(min_tokens, 0)
-        num_generated = (output.ids >= 0).sum(dim=1) if output.ids.shape[1] and not no_min else 0
+        generated = _params.Param(0, (output.ids >= 0).sum(dim=1).contiguous())
+    else:
+        generated = _params.Param(0)
     bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
-    return Edits(
-        prompt=prompt, output=output, output_counts=_counts(output_token_counts, output, device),
+    edits = Edits(
+        prompt=prompt, output=output, output_counts=counts,
         repetition=_params.param("repetition_penalty", repetition_penalty, batch, REPETITION_PENALTY, device),
         frequency=_params.param("frequency_penalty", frequency_penalty, batch, PENALTY, device),
         presence=_params.param("presence_penalty", presence_penalty, batch, PENALTY, device),
         bias=bias, bias_values=bias_values,
-        allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True),
+        allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True,
+                        empty_row="would mask every token; pass None for no restriction"),
         banned=id_rows("banned_token_ids", banned_token_ids, batch, vocab, device, True),
-        stop=id_rows("stop_token_ids", _stop_ids(eos_token_id, stop_token_ids, ignore_eos),
-                     batch, vocab, device, True),
-        min_tokens=_params.param("min_tokens", min_tokens, batch, MIN_TOKENS, device),
-        num_generated=_params.param("num_generated", num_generated, batch, MIN_TOKENS, device),
+        stop=stop, min_tokens=min_tokens_p, num_generated=generated,
         bitmask=_bitmask(token_bitmask, batch, vocab, device),
     )
+    return edits if changes else None
 
 
 def is_default(v: Any, default: float) -> bool:

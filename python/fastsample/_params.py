@@ -33,6 +33,9 @@ def as_logits(logits: Any, name: str = "logits") -> torch.Tensor:
             f"{name} must be a torch.Tensor or numpy.ndarray of shape [B, V], "
             f"got {type(logits).__name__}"
         )
+    if logits.device.type == "meta":
+        raise ValueError(f"{name}: a meta tensor holds no values; sample real logits "
+                         "(on the CPU or a GPU)")
     if logits.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name}: dtype {logits.dtype} is not supported; use float32, float16 or bfloat16"
@@ -70,6 +73,8 @@ class Range:
     low_open: bool = False
     integer: bool = False
     extra: tuple = ()  # isolated allowed values below `low` (e.g. top_k -1 and 0)
+    # How per-row values of a real parameter reach the kernels (integers: int64).
+    dtype: torch.dtype = torch.float32
 
     def ok(self, v: float) -> bool:
         if v in self.extra:
@@ -77,12 +82,22 @@ class Range:
         if isinstance(v, float) and not math.isfinite(v):
             return False
         above = v > self.low if self.low_open else v >= self.low
-        return above and v <= self.high
+        return above and v <= self.high and not self.vanishes(v)
+
+    def vanishes(self, v: float) -> bool:
+        """A nonzero value the kernels' float32 would read as 0 (|v| < 2**-150): T 1e-50 would
+        turn greedy, a repetition penalty off; such a value is rejected, never rounded."""
+        return not self.integer and self.dtype == torch.float32 and v != 0 and abs(v) <= 2.0**-150
+
+    def message(self, name: str, v: Any) -> str:
+        why = " (it rounds to 0 in float32)" if self.vanishes(v) else ""
+        return f"{name}={v!r} is out of range{why}; allowed: {self.text}"
 
 
 TEMPERATURE = Range("a finite number >= 0 (0 = greedy)", 0.0, 3.4e38)
 TOP_K = Range("an integer: -1 or 0 (off) or 1 .. 2**63-1", 1, MAX_SEED, integer=True, extra=(-1, 0))
-TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True)
+# float64: a decimal top_p (0.8) must not become a float32 (0.800000012) needing more mass.
+TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True, dtype=torch.float64)
 MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 
 
@@ -93,21 +108,36 @@ def _check_scalar(name: str, v: Any, rng: Range) -> None:
     elif not _is_real(v):
         raise TypeError(f"{name} must be a number ({rng.text}), got {type(v).__name__} {v!r}")
     if not rng.ok(v):
-        raise ValueError(f"{name}={v!r} is out of range; allowed: {rng.text}")
+        raise ValueError(rng.message(name, v))
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _rows_tensor(name: str, v: Any, batch: int, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(v, torch.Tensor):
+        if v.device.type == "meta":
+            raise ValueError(f"{name}: a meta tensor holds no values; pass real values")
         t = v.detach()
     elif isinstance(v, np.ndarray):
+        if v.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: per-row values must be numbers, got a numpy array of "
+                            f"dtype {v.dtype}")
+        if v.dtype.kind == "u" and v.dtype.itemsize == 8:
+            if v.size and int(v.max()) > INT64_MAX:
+                raise ValueError(f"{name}: per-row value {int(v.max())} is out of range")
+            v = v.astype(np.int64)
         t = torch.from_numpy(np.ascontiguousarray(v))
     elif isinstance(v, (list, tuple)):
-        for item in v:
-            ok = _is_int(item) if dtype == torch.int64 else _is_real(item)
-            if not ok:
-                kind = "int" if dtype == torch.int64 else "number"
+        integer = dtype == torch.int64
+        for i, item in enumerate(v):
+            if not (_is_int(item) if integer else _is_real(item)):
+                kind = "int" if integer else "number"
                 raise TypeError(f"{name}: every per-row value must be a {kind}, got {item!r}")
-        t = torch.tensor(v, dtype=torch.float64 if dtype != torch.int64 else torch.int64)
+            if integer and not INT64_MIN <= item <= INT64_MAX:
+                raise ValueError(f"{name}[{i}]={item!r} is out of range (beyond int64)")
+        t = torch.tensor([int(i) for i in v] if integer else [float(i) for i in v],
+                         dtype=torch.int64 if integer else torch.float64)
     else:
         raise TypeError(
             f"{name} must be a scalar or one value per row (list, tuple, numpy array or tensor), "
@@ -141,19 +171,23 @@ def _check_rows(name: str, t: torch.Tensor, rng: Range) -> None:
         # Reading device values would wait for the GPU, which capture forbids. The kernels
         # normalize out-of-range values (row_params.h); SamplingBatch validated them at build.
         return
-    values = t.to("cpu", torch.float64)
+    # Integers compare as int64 (float64 would round 2**63-1 up past the range).
+    values = t.to("cpu", torch.int64 if rng.integer else torch.float64)
     bad = ~torch.isfinite(values) if not rng.integer else torch.zeros_like(values, dtype=torch.bool)
     finite = values.clone()
     finite[bad] = 0
-    lo_ok = finite > rng.low if rng.low_open else finite >= rng.low
-    in_range = lo_ok & (finite <= rng.high)
+    low = int(rng.low) if rng.integer else rng.low
+    high = int(rng.high) if rng.integer else rng.high
+    lo_ok = finite > low if rng.low_open else finite >= low
+    in_range = lo_ok & (finite <= high)
+    if not rng.integer and rng.dtype == torch.float32:
+        in_range &= (finite == 0) | (finite.abs() > 2.0**-150)
     for e in rng.extra:
         in_range |= values == e
     bad |= ~in_range
     if bool(bad.any()):
         row = int(bad.nonzero()[0, 0])
-        value = t[row].item()
-        raise ValueError(f"{name}[{row}]={value!r} is out of range; allowed: {rng.text}")
+        raise ValueError(rng.message(f"{name}[{row}]", t[row].item()))
 
 
 @dataclass
@@ -172,7 +206,7 @@ def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Pa
     if isinstance(v, (numbers.Number, str)):
         _check_scalar(name, v, rng)
         return Param(int(v) if rng.integer else float(v))
-    dtype = torch.int64 if rng.integer else torch.float32
+    dtype = torch.int64 if rng.integer else rng.dtype
     t = _rows_tensor(name, v, batch, dtype)
     _check_capturable(name, t, device)
     _check_rows(name, t, rng)

@@ -22,6 +22,33 @@ class PromptLogprobs(NamedTuple):
     top_logprobs: torch.Tensor
 
 
+def _target_ids(v: Any, length: int) -> torch.Tensor:
+    """target_ids as an int64 tensor [length]; TypeError/ValueError naming it otherwise."""
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind not in "iu":
+            raise TypeError(f"target_ids must be integer token ids, got a numpy array of dtype "
+                            f"{v.dtype}")
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        for i, t in enumerate(v):
+            if not _params._is_int(t):
+                raise TypeError(f"target_ids[{i}]={t!r}: token ids must be ints")
+            if not 0 <= t < _params.MAX_VOCAB:
+                raise ValueError(f"target_ids[{i}]={t} is out of range; allowed: 0 <= id < V")
+        v = torch.tensor([int(t) for t in v], dtype=torch.int64).reshape(len(v))
+    elif not isinstance(v, torch.Tensor):
+        raise TypeError(f"target_ids must be a list or an integer tensor of {length} token ids "
+                        f"(one per logits row), got {type(v).__name__}")
+    elif v.is_floating_point() or v.is_complex() or v.dtype == torch.bool or \
+            v.device.type == "meta":
+        raise TypeError(f"target_ids must be integer token ids, got dtype {v.dtype} on "
+                        f"{v.device}")
+    if v.dim() != 1 or v.shape[0] != length:
+        raise ValueError(f"target_ids must be {length} token ids (one per logits row), got "
+                         f"shape {tuple(v.shape)}")
+    return v
+
+
 def prompt_logprobs(logits: Any, target_ids: Any, n: int = 0) -> PromptLogprobs:
     """Raw logprobs of `target_ids` under `logits`, for prompt scoring.
 
@@ -33,11 +60,7 @@ def prompt_logprobs(logits: Any, target_ids: Any, n: int = 0) -> PromptLogprobs:
     logits = _params.as_logits(logits)
     length, vocab = logits.shape
     _params._check_scalar("n", n, LOGPROBS)
-    targets = torch.as_tensor(target_ids, dtype=torch.int64) if not isinstance(
-        target_ids, torch.Tensor) else target_ids
-    if targets.dim() != 1 or targets.shape[0] != length or targets.is_floating_point():
-        raise ValueError(f"target_ids must be {length} integer token ids (one per logits row), "
-                         f"got shape {tuple(targets.shape)} dtype {targets.dtype}")
+    targets = _target_ids(target_ids, length)
     targets = targets.to(device=logits.device, dtype=torch.int64).contiguous()
     if logits.device.type == "cpu" or not _params._capturing():
         bad = (targets < 0) | (targets >= vocab)

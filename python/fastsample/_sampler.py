@@ -1,6 +1,7 @@
 """fastsample.Sampler: the per-step object of a decode loop over a changing batch of requests."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Hashable, List, Optional, Sequence
 
@@ -78,6 +79,10 @@ class Sampler:
     generated counts live on `device`: a step copies nothing to the device once the batch is
     stable; joining builds only the new rows, leaving drops rows on the device.
 
+    A step that raises (a row with no valid token, a tokenizer error) changes nothing: the
+    same call again draws the same tokens. The methods hold one lock, so a server thread may
+    `add` or `remove` while the decode loop steps; calls from two threads run one at a time.
+
     Args:
         vocab_size: V of the logits.
         device: where the logits are (CPU or CUDA).
@@ -89,18 +94,23 @@ class Sampler:
 
     def __init__(self, vocab_size: int, *, device: Any = "cpu", tokenizer: Any = None,
                  eos_token_id: Any = None, generator: Optional[torch.Generator] = None):
-        if not isinstance(vocab_size, int) or not 1 <= vocab_size <= _params.MAX_VOCAB:
+        if not _params._is_int(vocab_size):
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__} "
+                            f"{vocab_size!r}")
+        if not 1 <= vocab_size <= _params.MAX_VOCAB:
             raise ValueError(f"vocab_size={vocab_size!r} is out of range; allowed: 1 <= V <= "
                              f"{_params.MAX_VOCAB}")
         _params.check_generator(generator)
-        self.vocab_size = vocab_size
+        self.vocab_size = int(vocab_size)
         self.device = torch.device(device)
         self.tokenizer = tokenizer
         if eos_token_id is None and tokenizer is not None:
             eos_token_id = getattr(tokenizer, "eos_token_id", None)
-        self._eos = () if eos_token_id is None else (
-            (int(eos_token_id),) if isinstance(eos_token_id, int) else tuple(int(e) for e in eos_token_id))
+        ids = () if eos_token_id is None else (
+            (eos_token_id,) if _params._is_int(eos_token_id) else eos_token_id)
+        self._eos = self._token_ids("eos_token_id", ids)
         self._generator = generator
+        self._lock = threading.RLock()
         self._requests: List[_Request] = []
         self._pending: List[_Request] = []
         self._removed: set = set()
@@ -111,27 +121,60 @@ class Sampler:
         self._logprobs = None             # (max n, mode) over the requests asking
         self._prepared = None             # kernel argument wrappers over self._rows
 
+    def _token_ids(self, name: str, ids: Any) -> tuple:
+        """ids (a sequence or a 1-D integer tensor) as a tuple of ints in [0, V)."""
+        if isinstance(ids, torch.Tensor):
+            if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or \
+                    ids.dtype == torch.bool or ids.device.type == "meta":
+                raise TypeError(f"{name} must be a 1-D integer tensor or a list of ints, got "
+                                f"{ids.dtype} of shape {tuple(ids.shape)}")
+            ids = ids.tolist()
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"{name} must be a list of int token ids, got "
+                            f"{type(ids).__name__} {ids!r}")
+        out = tuple(ids)
+        for i, t in enumerate(out):
+            if not _params._is_int(t):
+                raise TypeError(f"{name}[{i}]={t!r}: token ids must be ints")
+            if not 0 <= t < self.vocab_size:
+                raise ValueError(f"{name}[{i}]={t} is out of range; allowed: 0 <= id < "
+                                 f"V={self.vocab_size}")
+        return tuple(int(t) for t in out)
+
     # -- membership ----------------------------------------------------------------------
     @property
     def request_ids(self) -> List[Hashable]:
         """Ids of the active requests, in the row order `step` expects."""
-        return [r.id for r in self._requests if r.id not in self._removed] + [r.id for r in self._pending]
+        with self._lock:
+            return [r.id for r in self._requests if r.id not in self._removed] + \
+                [r.id for r in self._pending]
 
     def __len__(self) -> int:
         return len(self.request_ids)
 
     def add(self, request_id: Hashable, params: SamplingParams,
             prompt_token_ids: Sequence[int] = ()) -> None:
-        """Adds a request (its row is last). prompt_token_ids feed the repetition penalty."""
+        """Adds a request (its row is last). request_id: any hashable value, unique in the
+        batch. prompt_token_ids: ints in [0, V) (a list or a 1-D integer tensor); they feed the
+        repetition penalty."""
+        with self._lock:
+            self._add(request_id, params, prompt_token_ids)
+
+    def _add(self, request_id: Hashable, params: SamplingParams,
+             prompt_token_ids: Sequence[int]) -> None:
+        try:
+            hash(request_id)
+        except TypeError:
+            raise TypeError(f"request_id must be hashable (a str, an int, ...), got "
+                            f"{type(request_id).__name__} {request_id!r}") from None
         if not isinstance(params, SamplingParams):
             raise TypeError(f"params must be a fastsample.SamplingParams, got {type(params).__name__}")
         if request_id in self.request_ids:
             raise ValueError(f"request {request_id!r} is already in the batch")
-        prompt = [int(t) for t in prompt_token_ids]
-        for i, t in enumerate(prompt):
-            if not 0 <= t < self.vocab_size:
-                raise ValueError(f"request {request_id!r}: prompt_token_ids[{i}]={t} is out of "
-                                 f"range; allowed: 0 <= id < V={self.vocab_size}")
+        try:
+            prompt = list(self._token_ids("prompt_token_ids", prompt_token_ids))
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"request {request_id!r}: {e}") from None
         for name in ("allowed_token_ids", "banned_token_ids", "stop_token_ids", "eos_token_ids"):
             for t in getattr(params, name) or ():
                 if not 0 <= t < self.vocab_size:
@@ -154,6 +197,10 @@ class Sampler:
 
     def remove(self, request_id: Hashable) -> None:
         """Drops a request before the next step."""
+        with self._lock:
+            self._remove(request_id)
+
+    def _remove(self, request_id: Hashable) -> None:
         if request_id not in self.request_ids:
             raise KeyError(f"request {request_id!r} is not in the batch")
         pending = [r for r in self._pending if r.id != request_id]
@@ -183,7 +230,8 @@ class Sampler:
         }
         out: Dict[str, torch.Tensor] = {}
         for name in _FLOAT_ROWS:
-            out[name] = torch.tensor(rows[name], dtype=torch.float32)
+            out[name] = torch.tensor(rows[name], dtype=_params.TOP_P.dtype if name == "top_p"
+                                     else torch.float32)
         for name in _INT_ROWS:
             out[name] = torch.tensor(rows[name], dtype=torch.int64)
         for name, values in lists.items():
@@ -262,7 +310,12 @@ class Sampler:
         or bfloat16) on `device`, row i for request_ids[i]. Returns one StepOutput per row and,
         as `.tokens`, the tokens as a LongTensor[len(self)] on `device`. Finished requests leave
         the batch after this step.
-        Raises ValueError naming the request when a row has no valid token."""
+        Raises ValueError naming the request when a row has no valid token; a step that
+        raises changes nothing."""
+        with self._lock:
+            return self._step(logits)
+
+    def _step(self, logits: torch.Tensor) -> StepOutputs:
         self._apply_membership()
         batch = len(self._requests)
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape != (batch, self.vocab_size):
@@ -290,15 +343,18 @@ class Sampler:
             lp = _LogprobOutputs(self._logprobs[0], self._logprobs[1] == "processed", batch,
                                  self.device)
         out = run_prepared(logits, args, edits, lp)
+        results = self._finish(out)  # raises before any state changed
         # Device-side bookkeeping, queued after the kernel: Philox offsets, and the history and
         # counts when a request's penalties or min_tokens read them.
         r["offset"] += 1
         if self._edits_on:
             r["output"].scatter_(1, r["generated"][:, None], out.tokens[:, None])
             r["generated"] += 1
-        return self._finish(out)
+        return results
 
     def _finish(self, out) -> StepOutputs:
+        """The host side of a step: each request's token, text and finish reason. Commits only
+        when every row succeeded (tokens valid, the tokenizer did not raise)."""
         tokens = out.tokens.tolist()
         if min(tokens) < 0:
             bad = [req.id for req, t in zip(self._requests, tokens) if t < 0]
@@ -307,23 +363,34 @@ class Sampler:
         lp = None
         if out.logprobs is not None:
             lp = (out.logprobs.tolist(), out.top_ids.tolist(), out.top_logprobs.tolist())
-        results = []
-        for i, (req, token) in enumerate(zip(self._requests, tokens)):
-            req.output.append(token)
-            reason = self._finish_reason(req, token)
+        results, ends, appended = [], [], 0
+        try:
+            for i, (req, token) in enumerate(zip(self._requests, tokens)):
+                req.output.append(token)
+                appended += 1
+                reason, text = self._finish_reason(req, token)
+                ends.append((req, reason, text))
+                res = StepOutput(req.id, token, reason is not None, reason, text)
+                if lp is not None and req.params.logprobs is not None:
+                    n = req.params.logprobs
+                    res.logprob, res.top_ids, res.top_logprobs = lp[0][i], lp[1][i][:n], lp[2][i][:n]
+                results.append(res)
+        except BaseException:
+            for req in self._requests[:appended]:
+                req.output.pop()
+            raise
+        for req, reason, text in ends:
+            req.text = text
             if reason is not None:
                 req.finish_reason = reason
                 self._removed.add(req.id)
-            res = StepOutput(req.id, token, reason is not None, reason, req.text)
-            if lp is not None and req.params.logprobs is not None:
-                n = req.params.logprobs
-                res.logprob, res.top_ids, res.top_logprobs = lp[0][i], lp[1][i][:n], lp[2][i][:n]
-            results.append(res)
         return StepOutputs(results, out.tokens)
 
-    def _finish_reason(self, req: _Request, token: int) -> Optional[str]:
+    def _finish_reason(self, req: _Request, token: int):
+        """(finish reason or None, the request's text after this token)."""
         n = len(req.output)
         reason = None
+        text = req.text
         if n >= req.min_tokens:
             if token in req.ends_eos:
                 reason = "eos"
@@ -338,10 +405,9 @@ class Sampler:
                 if hits:
                     text = text[:min(hits)[0]]
                     reason = "stop"
-            req.text = text
         if reason is None and n >= req.max_tokens:
             reason = "length"
-        return reason
+        return reason, text
 
 
 def _padded(rows: List[list], pad: Any, dtype: torch.dtype) -> torch.Tensor:

@@ -18,6 +18,7 @@ _REALS = (float, int)
 _ONE = 1.0
 _ZERO = 0.0
 _ZERO_INT = 0
+_VANISHES = 2.0**-150  # a float32 reads this or less as 0 (_params.Range.vanishes)
 
 
 def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any, min_p: Any):
@@ -111,6 +112,9 @@ def sample(
     # The defaults are the module's own objects: an identity test settles the common call.
     plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
              and banned_token_ids is None and token_bitmask is None
+             and prompt_token_ids is None and output_token_ids is None
+             and output_token_counts is None and eos_token_id is None
+             and stop_token_ids is None and num_generated is None and ignore_eos is False
              and (repetition_penalty is _ONE or _edits.is_default(repetition_penalty, 1.0))
              and (presence_penalty is _ZERO or _edits.is_default(presence_penalty, 0.0))
              and (frequency_penalty is _ZERO or _edits.is_default(frequency_penalty, 0.0))
@@ -208,9 +212,11 @@ def _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generat
             or not 1 <= shape[1] <= _params.MAX_VOCAB or logits.stride(1) != 1):
         return None
     if not (type(temperature) in _REALS and 0.0 <= temperature <= _params.TEMPERATURE.high
+            and (temperature == 0.0 or temperature > _VANISHES)
             and type(top_k) is int and -1 <= top_k <= _params.MAX_SEED
             and type(top_p) in _REALS and 0.0 < top_p <= 1.0
             and type(min_p) in _REALS and 0.0 <= min_p <= 1.0
+            and (min_p == 0.0 or min_p > _VANISHES)
             and (seed is None or (type(seed) is int and -1 <= seed <= _params.MAX_SEED))
             and (offset is None or (type(offset) is int and 0 <= offset <= _params.MAX_SEED))
             and (generator is None or type(generator) is torch.Generator)):
@@ -287,10 +293,7 @@ def process_logits(
     """
     given = locals()
     if torch.compiler.is_compiling():
-        if not (logit_bias is None and allowed_token_ids is None and banned_token_ids is None
-                and token_bitmask is None and _edits.is_default(repetition_penalty, 1.0)
-                and _edits.is_default(presence_penalty, 0.0)
-                and _edits.is_default(frequency_penalty, 0.0) and _edits.is_default(min_tokens, 0)):
+        if not _edits.all_off(_edits.arguments(given)):
             raise ValueError("inside torch.compile, fastsample.process_logits supports "
                              "temperature, top_k, top_p and min_p; apply penalties and masks "
                              "outside the compiled region")

@@ -28,7 +28,7 @@ class BatchFlags:
 class SamplingBatch:
     """Per-row parameter tensors for a list of requests, built once on `device`.
 
-    Tensors (all [B], on `device`): temperature float32, top_k int64, top_p float32,
+    Tensors (all [B], on `device`): temperature float32, top_k int64, top_p float64,
     min_p float32, repetition_penalty / presence_penalty / frequency_penalty float32,
     seed int64 (unseeded rows get a seed drawn once from `generator` when the batch is built,
     so a request keeps its random stream across steps), max_tokens int64 (-1 = no limit),
@@ -51,7 +51,8 @@ class SamplingBatch:
         i64 = lambda vals: torch.tensor(vals, dtype=torch.int64, device=self.device)  # noqa: E731
         self.temperature = f32([p.temperature for p in rows])
         self.top_k = i64([p.top_k for p in rows])
-        self.top_p = f32([p.top_p for p in rows])
+        self.top_p = torch.tensor([p.top_p for p in rows], dtype=_params.TOP_P.dtype,
+                                  device=self.device)
         self.min_p = f32([p.min_p for p in rows])
         self.repetition_penalty = f32([p.repetition_penalty for p in rows])
         self.presence_penalty = f32([p.presence_penalty for p in rows])

@@ -30,7 +30,9 @@ LOGIT_BIAS_LIMIT = 100.0
 def _token_ids(name: str, v: Any) -> Optional[Tuple[int, ...]]:
     if v is None:
         return None
-    if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+    if hasattr(v, "tolist") and getattr(v, "ndim", 1) == 1:  # a numpy array or a tensor
+        v = v.tolist()
+    if not isinstance(v, (list, tuple, range)):
         raise TypeError(f"{name} must be a list of token ids, got {type(v).__name__} {v!r}")
     out = tuple(v)
     for i, t in enumerate(out):
@@ -136,6 +138,9 @@ class SamplingParams:
             put(name, float(getattr(self, name)))
         put("logit_bias", _logit_bias(self.logit_bias))
         put("allowed_token_ids", _token_ids("allowed_token_ids", self.allowed_token_ids))
+        if self.allowed_token_ids == ():
+            raise ValueError("allowed_token_ids=[] would mask every token; pass None for no "
+                             "restriction")
         put("banned_token_ids", _token_ids("banned_token_ids", self.banned_token_ids))
         put("stop_token_ids", _token_ids("stop_token_ids", self.stop_token_ids) or ())
         put("eos_token_ids", _token_ids("eos_token_ids", self.eos_token_ids))
@@ -143,20 +148,28 @@ class SamplingParams:
         put("seed", seed)
         if self.max_tokens is not None:
             _params._check_scalar("max_tokens", self.max_tokens, MAX_TOKENS)
+            put("max_tokens", int(self.max_tokens))
         _params._check_scalar("min_tokens", self.min_tokens, MIN_TOKENS)
+        put("min_tokens", int(self.min_tokens))
         if self.max_tokens is not None and self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens={self.min_tokens} is out of range; allowed: "
                              f"0 <= min_tokens <= max_tokens ({self.max_tokens})")
         if not isinstance(self.ignore_eos, bool):
             raise TypeError(f"ignore_eos must be a bool, got {type(self.ignore_eos).__name__}")
+        if self.stop is not None and not isinstance(self.stop, (str, list, tuple)):
+            raise TypeError(f"stop must be a string or a list of strings, got "
+                            f"{type(self.stop).__name__} {self.stop!r}")
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         for i, s in enumerate(stop):
-            if not isinstance(s, str) or not s:
-                raise ValueError(f"stop[{i}]={s!r} must be a non-empty string")
+            if not isinstance(s, str):
+                raise TypeError(f"stop[{i}]={s!r} must be a string")
+            if not s:
+                raise ValueError(f"stop[{i}]='' is not allowed: stop strings must be non-empty")
         put("stop", stop)
         for name in ("logprobs", "prompt_logprobs"):
             if getattr(self, name) is not None:
                 _params._check_scalar(name, getattr(self, name), LOGPROBS)
+                put(name, int(getattr(self, name)))
         if self.logprobs_mode not in LOGPROBS_MODES:
             raise ValueError(f"logprobs_mode={self.logprobs_mode!r} is not allowed; use one of {LOGPROBS_MODES}")
         put("structured_output", _frozen_mapping("structured_output", self.structured_output))

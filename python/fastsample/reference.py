@@ -81,8 +81,10 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
             for tok, c in tok_counts.items():
                 if c > 0:
                     row[tok] = row[tok] - (f32(freq[r]) * f32(float(c)) + f32(pres[r]))
-    # A penalty can overflow to +inf; it then counts as the largest finite float, like stage 0.
-    return x.clamp(max=FLT_MAX)
+    # Stage 0 again, as the kernels read every edited value: a penalty that overflows to +inf
+    # counts as the largest finite float, and NaN (-inf - -inf, from an overflowed penalty on
+    # an overflowed logit) as -inf.
+    return sanitize(x)
 
 
 def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
@@ -106,9 +108,10 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     greedy = temp == 0
     argmax = x.argmax(dim=1)  # first (lowest) index among equal maxima
 
-    # Stage 4: z = x / T in float32, clamped like stage 0. Greedy rows skip stage 5.
+    # Stage 4: z = x / T in float32, clamped to the finite range like stage 0 (a small T must
+    # not turn finite logits into +-inf); -inf stays -inf. Greedy rows skip stage 5.
     t_safe = torch.where(greedy, torch.ones_like(temp), temp)
-    z = (x / t_safe[:, None]).clamp(max=FLT_MAX)
+    z = torch.where(finite, (x / t_safe[:, None]).clamp(-FLT_MAX, FLT_MAX), x)
     z_sorted = z.sort(dim=1, descending=True, stable=True).values
 
     # top-k: keep z >= the k-th largest z; all ties at the boundary are kept.

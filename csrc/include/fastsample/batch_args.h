@@ -64,7 +64,7 @@ struct BatchArgs {
   int64_t batch = 0, vocab = 0, row_stride = 0;  // row_stride in elements
   ParamSource<float> temperature{1.0f, nullptr};
   ParamSource<int64_t> top_k{0, nullptr};
-  ParamSource<float> top_p{1.0f, nullptr};
+  ParamSource<double> top_p{1.0, nullptr};
   ParamSource<float> min_p{0.0f, nullptr};
   ParamSource<int64_t> seed{0, nullptr};
   ParamSource<int64_t> offset{0, nullptr};

@@ -47,11 +47,11 @@ FS_HOST_DEVICE FS_INLINE int mass_bin(float d, int tail) {
 // rounded up past double products, so the search stops above the tail when (1 - p') M >= p' T + 1,
 // which holds when e^-D (1 + 2^-20) <= (1 - p') / (p' n) - (1 / (p' n) + 1) 2^-38.
 // When 1 - p is too small for such a D within kMassHistRange, the tail is the last bin.
-FS_HOST_DEVICE inline int top_p_tail_bin(float top_p, int64_t n) {
+FS_HOST_DEVICE inline int top_p_tail_bin(double top_p, int64_t n) {
   const double unit = 1.0 / double(uint64_t(1) << kMassFracBits);
-  const double pn = double(top_p) * (1.0 + 0x1p-40) * double(n > 0 ? n : 1);
+  const double pn = top_p * (1.0 + 0x1p-40) * double(n > 0 ? n : 1);
   const double per_element =
-      ((1.0 - double(top_p) * (1.0 + 0x1p-40)) / pn - (1.0 / pn + 1.0) * unit) / (1.0 + 0x1p-20);
+      ((1.0 - top_p * (1.0 + 0x1p-40)) / pn - (1.0 / pn + 1.0) * unit) / (1.0 + 0x1p-20);
   if (!(per_element > 0.0)) return kMassBins - 1;
   // Bin 0 always exists: it holds the maximum, where the search then stops.
   const double d = (-log(per_element) + 0x1p-20) * double(kMassBinsPerUnit);
@@ -160,8 +160,8 @@ FS_HOST_DEVICE inline uint32_t min_key_with_bin_at_most(const MassWeight& mass, 
 // A histogram over the distance from the max finds the boundary bin; the bin's elements (one
 // key interval) are then compacted and resolved exactly by a mass-weighted radix select.
 // need = ceil(p * total): the smallest set whose mass is >= p of the whole (1 <= need <= total).
-FS_HOST_DEVICE inline uint64_t top_p_need(float top_p, uint64_t total) {
-  const double want = double(top_p) * double(total);
+FS_HOST_DEVICE inline uint64_t top_p_need(double top_p, uint64_t total) {
+  const double want = top_p * double(total);
   uint64_t need = uint64_t(want);
   if (double(need) < want) ++need;
   if (need < 1) need = 1;
@@ -171,7 +171,7 @@ FS_HOST_DEVICE inline uint64_t top_p_need(float top_p, uint64_t total) {
 
 // *total: the mass of {key >= lo}.
 template <class Ctx, class View>
-FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, float top_p,
+FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, double top_p,
                                       const MassWeight& mass, const uint32_t* gmax,
                                       const RowScratch& scratch, uint64_t* total_out) {
   if (view.size() <= kShortList) {
@@ -266,7 +266,7 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   }
 
   // top-p over the top-k survivors (renormalized), intersected with the rest.
-  if (p.top_p < 1.0f) {
+  if (p.top_p < 1.0) {
     const MassWeight mass{temp, z_max};
     uint64_t total = 0;
     const uint32_t cut = top_p_cut_key(ctx, view, topk_lo, p.top_p, mass, gmax, scratch, &total);

@@ -54,7 +54,9 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
       }
     });
   }
-  return RowDraw{ctx.min_i64(found), total};
+  found = ctx.min_i64(found);
+  // No token reached the target only if the keep-set has no mass: then there is none to draw.
+  return RowDraw{found == INT64_MAX ? -1 : found, total};
 }
 
 // A lower bound on the k-th largest of the group maxima, within 2^-16 of their spread (at
@@ -139,7 +141,7 @@ FS_HOST_DEVICE void processed_logprobs(Ctx& ctx, const View& row, const RowParam
                                        const LogprobOut& out) {
   uint32_t keys[kMaxTopLogprobs];
   int64_t tokens[kMaxTopLogprobs];
-  if (!keep.valid) {
+  if (!keep.valid || draw.token < 0) {
     write_logprobs(ctx, out, LogSoftmax{Temperature(1.0f), 0.0, 0.0}, -1, 0, nullptr, nullptr, 0);
     return;
   }
@@ -206,7 +208,8 @@ FS_HOST_DEVICE RowSample sample_view(Ctx& ctx, const View& row, const RowParams&
   } else if (lp.on) {
     row_raw_logprobs(ctx, row, p, keep, draw.token, scratch, lp.out);
   }
-  return RowSample{draw.token, keep.valid};
+  // A row is valid only with a token to show for it.
+  return RowSample{draw.token, keep.valid && draw.token >= 0};
 }
 
 // One row end to end: stages 0-3 when the row has edits, then sample_view.

@@ -13,9 +13,15 @@ struct Temperature {
   FS_HOST_DEVICE explicit Temperature(float temp) : t(temp), identity(temp == 1.0f) {}
 
   // No shortcut for t == 1: x / 1 == x exactly, and a branch-free body vectorizes.
+  // A small T can overflow a finite logit to +-inf: z stays in the finite range, like stage 0,
+  // so a row whose every z would be -inf keeps its finite logits (tied at the lowest float)
+  // instead of losing its mass. -inf (a masked token) stays -inf.
   FS_HOST_DEVICE FS_INLINE float z(float x) const {
+    const float max = bits_float(kFloatMaxBits);
     const float q = x / t;
-    return q > bits_float(kFloatMaxBits) ? bits_float(kFloatMaxBits) : q;
+    const float floor = x < -max ? x : -max;
+    const float below = q > max ? max : q;
+    return below < floor ? floor : below;
   }
   FS_HOST_DEVICE FS_INLINE float z_of_key(uint32_t key) const { return z(key_to_float(key)); }
 

@@ -56,9 +56,59 @@ def drop_none(d: Mapping[str, Any]) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def int_field(source: str, name: str, v: Optional[Any]) -> Optional[int]:
+def int_field(source: str, name: str, v: Optional[Any], rng: Optional[_params.Range] = None
+              ) -> Optional[int]:
+    """An integer field under the caller's name (None stays None), in `rng` when given."""
     if v is None:
         return None
     if not _params._is_int(v):
         raise TypeError(f"{source}: {name} must be an integer, got {type(v).__name__} {v!r}")
+    if rng is not None and not rng.ok(v):
+        raise ValueError(f"{source}: {name}={v!r} is out of range; allowed: {rng.text}")
     return int(v)
+
+
+def bool_field(source: str, name: str, v: Optional[Any]) -> Optional[bool]:
+    """A JSON boolean (None stays None): "false" is a string, not False."""
+    if v is None or isinstance(v, bool):
+        return v
+    raise TypeError(f"{source}: {name} must be true or false, got {type(v).__name__} {v!r}")
+
+
+def strings(source: str, name: str, v: Any, max_items: Optional[int] = None) -> Optional[list]:
+    """A string or a list of strings (stop sequences); None stays None."""
+    if v is None:
+        return None
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
+        raise TypeError(f"{source}: {name} must be a string or a list of strings, got "
+                        f"{type(v).__name__} {v!r}")
+    if max_items is not None and len(items) > max_items:
+        raise ValueError(f"{source}: {name} has {len(items)} entries; {source} allows at most "
+                         f"{max_items}")
+    for i, x in enumerate(items):
+        if not x:
+            raise ValueError(f"{source}: {name}[{i}]='' is not allowed: stop strings must be "
+                             "non-empty")
+    return list(items)
+
+
+def token_ids(source: str, name: str, v: Any) -> Optional[list]:
+    """A list of token ids (ints >= 0); None stays None."""
+    if v is None:
+        return None
+    if not isinstance(v, (list, tuple)):
+        raise TypeError(f"{source}: {name} must be a list of token ids, got "
+                        f"{type(v).__name__} {v!r}")
+    for i, t in enumerate(v):
+        if not _params._is_int(t):
+            raise TypeError(f"{source}: {name}[{i}]={t!r} must be an int token id")
+        if t < 0:
+            raise ValueError(f"{source}: {name}[{i}]={t} is out of range; token ids are >= 0")
+    return [int(t) for t in v]
+
+
+def mapping(source: str, name: str, v: Any) -> Optional[Mapping[str, Any]]:
+    if v is None or isinstance(v, Mapping):
+        return v
+    raise TypeError(f"{source}: {name} must be a dict, got {type(v).__name__} {v!r}")

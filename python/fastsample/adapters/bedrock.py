@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .._sampling_params import SamplingParams
-from ._fields import check_known, drop_none, first_present, int_field, source_range
+from .._sampling_params import MAX_TOKENS, SamplingParams
+from ._fields import (check_known, drop_none, first_present, int_field, mapping, source_range,
+                      strings)
 
 SOURCE = "Bedrock"
 
@@ -31,9 +32,10 @@ def from_bedrock(cfg: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
     is_request = any(k in cfg for k in REQUEST_FIELDS)
     if is_request:
         check_known(SOURCE, cfg, REQUEST_FIELDS, lenient)
-        inference = first_present(cfg, "inferenceConfig", "inference_config", default={})
-        additional = dict(first_present(cfg, "additionalModelRequestFields",
-                                        "additional_model_request_fields", default={}))
+        inference = mapping(SOURCE, "inferenceConfig",
+                            first_present(cfg, "inferenceConfig", "inference_config", default={}))
+        additional = dict(mapping(SOURCE, "additionalModelRequestFields", first_present(
+            cfg, "additionalModelRequestFields", "additional_model_request_fields", default={})))
     else:
         inference, additional = cfg, {}
     check_known(f"{SOURCE} inferenceConfig", inference, INFERENCE_FIELDS, lenient)
@@ -42,13 +44,15 @@ def from_bedrock(cfg: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
     if top_p == 0:
         raise ValueError(f"{SOURCE}: topP=0 is out of range; allowed (0, 1] (for greedy decoding "
                          "pass temperature=0)")
-    stop = first_present(inference, "stopSequences", "stop_sequences", default=[])
-    if isinstance(stop, str):
-        stop = [stop]
-    if len(stop) > MAX_STOP_SEQUENCES:
-        raise ValueError(f"{SOURCE}: stopSequences has {len(stop)} entries; Bedrock allows at most "
-                         f"{MAX_STOP_SEQUENCES}")
-    top_k = int_field(SOURCE, "top_k", first_present(additional, "top_k", "topK"))
+    stop_name = "stop_sequences" if inference.get("stopSequences") is None and \
+        inference.get("stop_sequences") is not None else "stopSequences"
+    stop = strings(SOURCE, stop_name, inference.get(stop_name), MAX_STOP_SEQUENCES)
+    max_name = "max_tokens" if inference.get("maxTokens") is None and \
+        inference.get("max_tokens") is not None else "maxTokens"
+    max_tokens = int_field(SOURCE, max_name, inference.get(max_name), MAX_TOKENS)
+    k_name = "topK" if additional.get("top_k") is None and additional.get("topK") is not None \
+        else "top_k"
+    top_k = int_field(SOURCE, k_name, additional.get(k_name))
     metadata = {k: v for k, v in additional.items() if k not in ("top_k", "topK")}
     if is_request:
         metadata.update({k: v for k, v in cfg.items() if k in ("max_parallel_requests", "timeout", "modelId")})
@@ -56,7 +60,7 @@ def from_bedrock(cfg: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
         temperature=temperature,
         top_p=top_p,
         top_k=top_k,
-        max_tokens=first_present(inference, "maxTokens", "max_tokens"),
+        max_tokens=max_tokens,
         stop=stop,
         metadata=metadata,
     )))

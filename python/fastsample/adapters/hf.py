@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .._sampling_params import SamplingParams
-from ._fields import check_known, drop_none, int_field, metadata_of, source_range
+from .. import _params
+from .._sampling_params import MAX_TOKENS, MIN_TOKENS, SamplingParams
+from ._fields import (bool_field, check_known, drop_none, int_field, metadata_of, source_range,
+                      token_ids)
 
 SOURCE = "GenerationConfig"
 
@@ -48,9 +50,26 @@ def _as_dict(config: Any) -> dict:
                     f"{type(config).__name__}")
 
 
+COUNT = _params.Range("an integer >= 1", 1, _params.MAX_SEED, integer=True)
+
+
+def _bad_words(v: Any) -> list:
+    """bad_words_ids: a list of token-id lists."""
+    if v is None:
+        return []
+    if not isinstance(v, (list, tuple)) or not all(isinstance(w, (list, tuple)) for w in v):
+        raise TypeError(f"{SOURCE}: bad_words_ids must be a list of token-id lists (e.g. "
+                        f"[[12], [7, 8]]), got {v!r}")
+    return [token_ids(SOURCE, f"bad_words_ids[{i}]", w) for i, w in enumerate(v)]
+
+
 def _unsupported(d: dict, lenient: bool) -> list:
     """Fields that would change the result and have no fused equivalent (yet)."""
     found = []
+    for name in ("num_beams", "num_return_sequences", "num_beam_groups"):
+        count = int_field(SOURCE, name, d.get(name), COUNT)
+        if count is not None and count > 1:
+            found.append(f"{name}={count}")
     if d.get("typical_p") not in (None, 1.0):
         found.append(f"typical_p={d['typical_p']!r}")
     if d.get("penalty_alpha") not in (None, 0, 0.0):
@@ -59,7 +78,7 @@ def _unsupported(d: dict, lenient: bool) -> list:
         found.append(f"no_repeat_ngram_size={d['no_repeat_ngram_size']!r}")
     if d.get("begin_suppress_tokens"):
         found.append(f"begin_suppress_tokens={d['begin_suppress_tokens']!r}")
-    multi = [w for w in (d.get("bad_words_ids") or []) if len(w) != 1]
+    multi = [w for w in _bad_words(d.get("bad_words_ids")) if len(w) != 1]
     if multi:
         found.append(f"bad_words_ids with multi-token entries {multi[:3]!r}")
     if found and not lenient:
@@ -76,34 +95,43 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     (max_length counts the prompt too, so it is kept in metadata), min_new_tokens -> min_tokens,
     suppress_tokens and single-token bad_words_ids -> banned_token_ids, eos_token_id (int or
     list) -> eos_token_ids, seed -1 -> random. typical_p != 1, penalty_alpha,
-    no_repeat_ngram_size > 0 and multi-token bad_words_ids have no fused equivalent: ValueError
-    unless lenient=True.
+    no_repeat_ngram_size > 0, multi-token bad_words_ids and more than one sequence per prompt
+    (num_beams, num_return_sequences, num_beam_groups > 1) have no fused equivalent: ValueError
+    unless lenient=True. Errors name the config's own fields (max_new_tokens, ...).
     """
     d = _as_dict(config)
     check_known(SOURCE, d, SAMPLING_FIELDS | METADATA_FIELDS, lenient)
     d = {**HF_DEFAULTS, **{k: v for k, v in d.items() if v is not None or k not in HF_DEFAULTS}}
     ignored = _unsupported(d, lenient)
-    greedy = not d.get("do_sample")
-    temperature = 0.0 if greedy else source_range(SOURCE, "temperature", d["temperature"], 0.0, 3.4e38)
-    top_p = 1.0 if greedy else source_range(SOURCE, "top_p", d["top_p"], 0.0, 1.0)
-    banned = list(d.get("suppress_tokens") or [])
-    banned += [w[0] for w in (d.get("bad_words_ids") or []) if len(w) == 1]
+    greedy = not bool_field(SOURCE, "do_sample", d.get("do_sample"))
+    # Checked whether or not sampling reads them: a bad value is a bad config either way.
+    temperature = source_range(SOURCE, "temperature", d["temperature"], 0.0, 3.4e38)
+    top_p = source_range(SOURCE, "top_p", d["top_p"], 0.0, 1.0)
+    top_k = int_field(SOURCE, "top_k", d.get("top_k"), _params.TOP_K)
+    banned = token_ids(SOURCE, "suppress_tokens", d.get("suppress_tokens")) or []
+    banned += [w[0] for w in _bad_words(d.get("bad_words_ids")) if len(w) == 1]
     eos = d.get("eos_token_id")
+    eos = token_ids(SOURCE, "eos_token_id", [eos] if _params._is_int(eos) else eos)
+    max_new = int_field(SOURCE, "max_new_tokens", d.get("max_new_tokens"), MAX_TOKENS)
+    min_new = int_field(SOURCE, "min_new_tokens", d.get("min_new_tokens"), MIN_TOKENS)
+    if min_new is not None and max_new is not None and min_new > max_new:
+        raise ValueError(f"{SOURCE}: min_new_tokens={min_new} is out of range; allowed: 0 <= "
+                         f"min_new_tokens <= max_new_tokens ({max_new})")
     metadata = metadata_of(d, METADATA_FIELDS)
-    if d.get("max_new_tokens") is None:
-        metadata["max_length"] = d.get("max_length")
+    if max_new is None:
+        metadata["max_length"] = int_field(SOURCE, "max_length", d.get("max_length"), COUNT)
     if ignored:
         metadata["ignored"] = ignored
     return SamplingParams(**drop_none(dict(
-        temperature=temperature,
-        top_k=0 if greedy else (d.get("top_k") or 0),
-        top_p=top_p,
+        temperature=0.0 if greedy else temperature,
+        top_k=0 if greedy else (top_k or 0),
+        top_p=1.0 if greedy else top_p,
         min_p=None if greedy else d.get("min_p"),
         repetition_penalty=d.get("repetition_penalty"),
         banned_token_ids=banned or None,
         seed=int_field(SOURCE, "seed", d.get("seed")),
-        max_tokens=d.get("max_new_tokens"),
-        min_tokens=d.get("min_new_tokens"),
-        eos_token_ids=[eos] if isinstance(eos, int) else eos,
+        max_tokens=max_new,
+        min_tokens=min_new,
+        eos_token_ids=eos,
         metadata=metadata,
     )))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .._sampling_params import SamplingParams
-from ._fields import check_known, drop_none, source_range
+from .. import _params
+from .._sampling_params import MIN_TOKENS, SamplingParams
+from ._fields import check_known, drop_none, int_field, source_range, strings
+
+TOP_K = _params.Range("an integer >= 1", 1, _params.MAX_SEED, integer=True)
 
 SOURCE = "Llama Stack"
 PARAM_FIELDS = {"strategy", "temperature", "top_p", "top_k", "repetition_penalty", "max_tokens",
@@ -31,8 +34,8 @@ def from_llama_stack(sampling_params: Mapping[str, Any], *, lenient: bool = Fals
     strategy = sp.get("strategy", {"type": "greedy"})
     if isinstance(strategy, str):
         strategy = {"type": strategy, **{k: sp[k] for k in ("temperature", "top_p", "top_k") if k in sp}}
-    if not isinstance(strategy, Mapping) or strategy.get("type") not in STRATEGY_FIELDS:
-        kind = strategy.get("type") if isinstance(strategy, Mapping) else strategy
+    kind = strategy.get("type") if isinstance(strategy, Mapping) else strategy
+    if not isinstance(kind, str) or kind not in STRATEGY_FIELDS:
         raise ValueError(f"{SOURCE}: strategy {kind!r} is not one of {sorted(STRATEGY_FIELDS)}")
     kind = strategy["type"]
     if not isinstance(sampling_params.get("strategy"), str):
@@ -45,9 +48,11 @@ def from_llama_stack(sampling_params: Mapping[str, Any], *, lenient: bool = Fals
         values["top_p"] = source_range(SOURCE, "top_p", strategy.get("top_p", 0.95), 0.0, 1.0, low_open=True)
     else:
         values["temperature"] = source_range(SOURCE, "temperature", strategy.get("temperature", 1.0), 0.0, 3.4e38)
-        values["top_k"] = strategy.get("top_k")
-    max_tokens = sp.get("max_tokens")
-    stop = sp.get("stop")
+        if strategy.get("top_k") is None:
+            raise ValueError(f"{SOURCE}: the top_k strategy needs top_k (an integer >= 1)")
+        values["top_k"] = int_field(SOURCE, "top_k", strategy["top_k"], TOP_K)
+    max_tokens = int_field(SOURCE, "max_tokens", sp.get("max_tokens"), MIN_TOKENS)
+    stop = strings(SOURCE, "stop", sp.get("stop"))
     metadata = {k: sp[k] for k in ("additional_params", "max_parallel_requests", "timeout") if k in sp}
     return SamplingParams(**drop_none(dict(
         values,

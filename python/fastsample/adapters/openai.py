@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .._sampling_params import SamplingParams
-from ._fields import check_known, drop_none, first_present, int_field, metadata_of, source_range
+from .. import _params
+from .._sampling_params import LOGPROBS, MAX_TOKENS, MIN_TOKENS, SamplingParams
+from ._fields import (bool_field, check_known, drop_none, first_present, int_field, mapping,
+                      metadata_of, source_range, strings, token_ids)
 
 SOURCE = "OpenAI"
 
@@ -30,6 +32,56 @@ METADATA_FIELDS = {
 }
 NVEXT_FIELDS = {"top_k", "repetition_penalty", "min_tokens", "ignore_eos", "stop_token_ids",
                 "min_p", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+# Fields that ask for more than one completion per request: not run by fastsample (yet).
+MANY_COMPLETIONS = ("n", "best_of")
+COMPLETIONS = _params.Range("an integer >= 1", 1, _params.MAX_SEED, integer=True)
+
+
+def _structured(body: Mapping[str, Any]) -> dict:
+    """The structured-output fields, checked for the types their systems define."""
+    found = {k: body[k] for k in STRUCTURED_FIELDS if body.get(k) is not None}
+    fmt = found.get("response_format")
+    if fmt is not None:
+        mapping(SOURCE, "response_format", fmt)
+        kind = fmt.get("type")
+        if kind not in RESPONSE_FORMATS:
+            raise ValueError(f"{SOURCE}: response_format type {kind!r} is not one of "
+                             f"{list(RESPONSE_FORMATS)}")
+        if kind == "json_schema":
+            mapping(SOURCE, "response_format.json_schema", fmt.get("json_schema"))
+            if fmt.get("json_schema") is None:
+                raise ValueError(f"{SOURCE}: response_format json_schema needs a 'json_schema' "
+                                 "object holding the schema")
+        if kind == "text":
+            found.pop("response_format")
+    for name in ("guided_regex", "guided_grammar"):
+        if name in found and not isinstance(found[name], str):
+            raise TypeError(f"{SOURCE}: {name} must be a string, got "
+                            f"{type(found[name]).__name__}")
+    if "guided_choice" in found:
+        strings(SOURCE, "guided_choice", found["guided_choice"])
+    if "guided_json" in found and not isinstance(found["guided_json"], (str, Mapping, type)):
+        raise TypeError(f"{SOURCE}: guided_json must be a JSON schema (a string or a dict) or a "
+                        f"pydantic model class, got {type(found['guided_json']).__name__}")
+    if "structured_outputs" in found:
+        mapping(SOURCE, "structured_outputs", found["structured_outputs"])
+    return found
+
+
+def _logprobs(body: Mapping[str, Any]):
+    """Chat completions: `logprobs` true/false plus `top_logprobs` 0..20; legacy completions:
+    `logprobs` the count itself. Errors name the caller's field."""
+    want = body.get("logprobs")
+    top = int_field(SOURCE, "top_logprobs", body.get("top_logprobs"), LOGPROBS)
+    if isinstance(want, bool) or want is None:
+        if top is not None and not want:
+            raise ValueError(f"{SOURCE}: top_logprobs={top} needs logprobs=true")
+        return (top or 0) if want else None
+    if top is not None:
+        raise ValueError(f"{SOURCE}: top_logprobs goes with logprobs=true (chat completions); "
+                         f"a count in logprobs ({want!r}) is the legacy completions form")
+    return int_field(SOURCE, "logprobs", want, LOGPROBS)
 
 
 def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingParams:
@@ -37,18 +89,19 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
 
     Enforces OpenAI's documented ranges: temperature [0, 2], top_p [0, 1] (0 itself is rejected:
     use temperature 0 for greedy), presence/frequency penalty [-2, 2], logit_bias values
-    [-100, 100], top_logprobs [0, 20]. top_k -1 means all tokens. `logprobs: true` without
-    top_logprobs asks for the sampled token's logprob only (logprobs=0). `extra_body` (as the
-    OpenAI Python client takes it) and NIM's `nvext` are merged into the body. Unknown fields
-    raise ValueError naming the nearest known ones, unless lenient=True.
+    [-100, 100], top_logprobs [0, 20] (with logprobs=true). top_k -1 means all tokens.
+    `logprobs: true` without top_logprobs asks for the sampled token's logprob only
+    (logprobs=0). `extra_body` (as the OpenAI Python client takes it) and NIM's `nvext` are
+    merged into the body. Unknown fields raise ValueError naming the nearest known ones, and
+    n > 1 or best_of > 1 (several completions per request) ValueError, unless lenient=True.
+    Errors name the body's own fields (max_completion_tokens, top_logprobs, ...).
     """
+    mapping(SOURCE, "the request body", body)
     body = dict(body)
     for nested in ("extra_body",):
-        extra = body.pop(nested, None) or {}
-        if not isinstance(extra, Mapping):
-            raise TypeError(f"{SOURCE}: {nested} must be a dict, got {type(extra).__name__}")
+        extra = mapping(SOURCE, nested, body.pop(nested, None)) or {}
         body.update(extra)
-    nvext = body.pop("nvext", None) or {}
+    nvext = mapping(SOURCE, "nvext", body.pop("nvext", None)) or {}
     check_known(f"{SOURCE} nvext", nvext, NVEXT_FIELDS, lenient)
     body.update({k: v for k, v in nvext.items() if k in NVEXT_FIELDS})
     check_known(SOURCE, body, SAMPLING_FIELDS | STRUCTURED_FIELDS | METADATA_FIELDS, lenient)
@@ -62,23 +115,29 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
     for name in ("presence_penalty", "frequency_penalty"):
         if body.get(name) is not None:
             penalties[name] = source_range(SOURCE, name, body[name], -2.0, 2.0)
-    logit_bias = body.get("logit_bias")
-    if logit_bias:
-        for token, bias in dict(logit_bias).items():
-            source_range(SOURCE, f"logit_bias[{token!r}]", bias, -100.0, 100.0)
-    logprobs = None
-    want_logprobs = body.get("logprobs")
-    if isinstance(want_logprobs, bool):  # chat completions: a flag plus top_logprobs
-        top = int_field(SOURCE, "top_logprobs", body.get("top_logprobs"))
-        if top is not None and not want_logprobs:
-            raise ValueError(f"{SOURCE}: top_logprobs={top} needs logprobs=true")
-        logprobs = (top or 0) if want_logprobs else None
-    elif want_logprobs is not None:  # legacy completions: the count itself
-        logprobs = int_field(SOURCE, "logprobs", want_logprobs)
-    stop = body.get("stop")
-    structured = {k: body[k] for k in STRUCTURED_FIELDS if body.get(k) is not None}
-    if structured.get("response_format", {}).get("type") == "text":
-        structured.pop("response_format")
+    logit_bias = mapping(SOURCE, "logit_bias", body.get("logit_bias"))
+    for token, bias in (logit_bias or {}).items():
+        source_range(SOURCE, f"logit_bias[{token!r}]", bias, -100.0, 100.0)
+    logprobs = _logprobs(body)
+    max_name = "max_completion_tokens" if body.get("max_completion_tokens") is not None \
+        else "max_tokens"
+    max_tokens = int_field(SOURCE, max_name, body.get(max_name), MAX_TOKENS)
+    min_tokens = int_field(SOURCE, "min_tokens", body.get("min_tokens"), MIN_TOKENS)
+    if min_tokens is not None and max_tokens is not None and min_tokens > max_tokens:
+        raise ValueError(f"{SOURCE}: min_tokens={min_tokens} is out of range; allowed: 0 <= "
+                         f"min_tokens <= {max_name} ({max_tokens})")
+    ignored = []
+    for name in MANY_COMPLETIONS:
+        count = int_field(SOURCE, name, body.get(name), COMPLETIONS)
+        if count is not None and count > 1:
+            ignored.append(f"{name}={count}")
+    if ignored and not lenient:
+        raise ValueError(f"{SOURCE}: {', '.join(ignored)}: fastsample draws one completion per "
+                         "request; send the request that many times with different seeds, or "
+                         "pass lenient=True to ignore it (listed in metadata['ignored'])")
+    metadata = metadata_of(body, METADATA_FIELDS)
+    if ignored:
+        metadata["ignored"] = ignored
     return SamplingParams(**drop_none(dict(
         temperature=temperature,
         top_p=top_p,
@@ -87,15 +146,16 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
         repetition_penalty=body.get("repetition_penalty"),
         **penalties,
         logit_bias=logit_bias,
-        allowed_token_ids=body.get("allowed_token_ids"),
+        allowed_token_ids=token_ids(SOURCE, "allowed_token_ids", body.get("allowed_token_ids")),
         seed=body.get("seed"),
-        max_tokens=first_present(body, "max_completion_tokens", "max_tokens"),
-        min_tokens=body.get("min_tokens"),
-        ignore_eos=body.get("ignore_eos"),
-        stop=stop,
-        stop_token_ids=body.get("stop_token_ids"),
+        max_tokens=max_tokens,
+        min_tokens=min_tokens,
+        ignore_eos=bool_field(SOURCE, "ignore_eos", body.get("ignore_eos")),
+        stop=strings(SOURCE, "stop", body.get("stop")),
+        stop_token_ids=token_ids(SOURCE, "stop_token_ids", body.get("stop_token_ids")),
         logprobs=logprobs,
-        prompt_logprobs=body.get("prompt_logprobs"),
-        structured_output=structured or None,
-        metadata=metadata_of(body, METADATA_FIELDS),
+        prompt_logprobs=int_field(SOURCE, "prompt_logprobs", body.get("prompt_logprobs"),
+                                  LOGPROBS),
+        structured_output=_structured(body) or None,
+        metadata=metadata,
     )))
