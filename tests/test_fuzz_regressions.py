@@ -55,6 +55,19 @@ def test_small_temperature_row_between_overflows(device):
         assert int(tok[0]) == 3
 
 
+def test_processed_logprobs_without_alternatives_on_the_candidate_list(device):
+    # logprobs=0 with a small top-k: the top-n selection over the candidate list compared with
+    # and wrote its (n-1)-th entry, keys[-1] on the stack (AddressSanitizer, found by
+    # test_fuzz.py). The sanitizer suite runs this; here the values are checked.
+    x = torch.randn(3, 5000, generator=torch.Generator().manual_seed(4)).to(device)
+    out = fastsample.sample(x, top_k=5, seed=[1, 2, 3], logprobs=0, logprobs_mode="processed")
+    assert out.top_ids.shape == (3, 0) and out.valid.all()
+    want = reference.sample(x.cpu(), top_k=5, seed=[1, 2, 3], logprobs=0,
+                            logprobs_mode="processed")
+    assert torch.equal(out.tokens.cpu(), want.tokens)
+    assert torch.allclose(out.logprobs.cpu(), want.logprobs, atol=1e-5)
+
+
 # -- Stage 5: top_p as the user wrote it ----------------------------------------------------
 
 def test_top_p_decimal_boundary_equals_transformers(device):
@@ -127,57 +140,56 @@ def test_set_num_threads_while_sampling_never_deadlocks():
     assert int(run.stdout.split()[-1]) > 10
 
 
-def _replay(params, steps, logits):
-    s = fastsample.Sampler(logits.shape[1])
-    for i, p in enumerate(params):
-        s.add(i, p, [1, 2, 3])
-    transcripts = {i: [] for i in range(len(params))}
-    for _ in range(steps):
-        ids = s.request_ids
-        if not ids:
-            break
-        for out in s.step(logits[:len(ids)]):
-            transcripts[out.request_id].append(out.token)
-    return transcripts
+class _JoiningTokenizer:
+    eos_token_id = None
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(map(str, ids))
 
 
 def test_sampler_stepped_from_two_threads_equals_one_thread():
     # Steps are serialized: whichever thread runs a step, each request's k-th token is drawn
-    # from its own stream and history, so the transcripts equal a single-threaded run.
+    # from its own stream and history, so every request's final text (the Sampler's own
+    # transcript, decoded) equals a single-threaded run's.
     vocab = 5000
     logits = torch.randn(8, vocab, generator=torch.Generator().manual_seed(3)) * 2
     params = [fastsample.SamplingParams(temperature=0.9, top_p=0.95, seed=10 + i,
                                         repetition_penalty=1.3, max_tokens=6 + 3 * i)
               for i in range(8)]
-    want = _replay(params, 100, logits)
-    s = fastsample.Sampler(vocab)
-    for i, p in enumerate(params):
-        s.add(i, p, [1, 2, 3])
-    got = {i: [] for i in range(8)}
-    errors = []
 
-    def loop():
-        while True:
-            n = len(s)
-            if n == 0:
-                return
-            try:
-                outs = s.step(logits[:n])
-            except ValueError as e:  # the batch changed between len() and step(): retry
-                if "logits must have shape" not in str(e):
-                    errors.append(e)
+    def run(threads):
+        s = fastsample.Sampler(vocab, tokenizer=_JoiningTokenizer())
+        for i, p in enumerate(params):
+            s.add(i, p, [1, 2, 3])
+        final, errors = {}, []
+
+        def loop():
+            while True:
+                n = len(s)
+                if n == 0:
                     return
-                continue
-            for out in outs:
-                got[out.request_id].append(out.token)
+                try:
+                    outs = s.step(logits[:n])
+                except ValueError as e:  # the batch changed between len() and step(): retry
+                    if "logits must have shape" not in str(e):
+                        errors.append(e)
+                        return
+                    continue
+                for out in outs:
+                    if out.finished:
+                        final[out.request_id] = (out.finish_reason, out.text)
 
-    threads = [threading.Thread(target=loop) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert got == want
+        workers = [threading.Thread(target=loop) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert not errors
+        return final
+
+    want = run(1)
+    assert [len(want[i][1].split()) for i in range(8)] == [6 + 3 * i for i in range(8)]
+    assert run(3) == want
 
 
 # -- A failed Sampler step changes nothing ----------------------------------------------------

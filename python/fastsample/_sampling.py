@@ -109,6 +109,8 @@ def sample(
         SampleOutput(tokens, valid) where tokens is -1 and valid False for rows whose logits are
         all -inf/NaN. Without return_valid, such a row raises ValueError.
     """
+    if return_valid is not False and return_valid is not True:
+        raise TypeError(f"return_valid must be a bool, got {type(return_valid).__name__}")
     # The defaults are the module's own objects: an identity test settles the common call.
     plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
              and banned_token_ids is None and token_bitmask is None

@@ -22,9 +22,13 @@ def _row_value(v: Any, row: int) -> Any:
     return v
 
 
+FILTERS = ("temperature", "top_k", "top_p", "min_p")
+
+
 def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) -> Optional[str]:
-    """got: process_logits output for `logits` [B, V] with `params` (scalars or per-row lists).
-    Returns None when its values and keep-set match the reference, else what differs."""
+    """got: process_logits output for `logits` [B, V] with `params` (the filters as scalars or
+    per row, and any stage 1-3 keywords). Returns None when its values and keep-set match the
+    reference, else what differs."""
     want = reference.process_logits(logits, **params).to(got.device)
     got_keep = got > -math.inf
     want_keep = want > -math.inf
@@ -34,19 +38,20 @@ def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) ->
     diff = got_keep ^ want_keep
     if not bool(diff.any()):
         return None
-    top_p = params.get("top_p", 1.0)
-    _, z, _, _, _ = reference.keep_set(logits, **params)
-    diff = diff.cpu()
-    z = z.cpu()
+    filters = {k: params[k] for k in FILTERS if k in params}
+    edits = reference._edits(logits, {k: v for k, v in params.items() if k not in FILTERS})
+    _, z, _, _, greedy = reference.keep_set(logits, edits=edits, **filters)
+    # The top-k survivors over which top-p measures mass.
+    _, _, k_keep, _, _ = reference.keep_set(logits, filters.get("temperature", 1.0),
+                                            filters.get("top_k", 0), edits=edits)
+    top_p = filters.get("top_p", 1.0)
+    diff, z, k_keep = diff.cpu(), z.cpu(), k_keep.cpu()
     for row in diff.any(dim=1).nonzero().flatten().tolist():
         p = float(_row_value(top_p, row))
-        if p >= 1.0:
+        if p >= 1.0 or bool(greedy[row]):
             return f"row {row}: keep-sets differ without top-p at {diff[row].nonzero()[:5].flatten().tolist()}"
-        row_params = {k: _row_value(v, row) for k, v in params.items()}
-        row_params.update(top_p=1.0, min_p=0.0)
-        k_keep = reference.process_logits(logits[row:row + 1], **row_params)[0].cpu() > -math.inf
         zr = z[row].double()
-        q = torch.where(k_keep, torch.exp(zr - zr[k_keep].max()), torch.zeros_like(zr))
+        q = torch.where(k_keep[row], torch.exp(zr - zr[k_keep[row]].max()), torch.zeros_like(zr))
         q = q / q.sum()
         for tok in diff[row].nonzero().flatten().tolist():
             above = float(q[zr > zr[tok]].sum())

@@ -124,8 +124,9 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     z64 = z.to(torch.float64)
     zk = torch.where(keep_k, z64, torch.full_like(z64, -math.inf))
     q = torch.softmax(zk, dim=1)
-    q_sorted, order = q.sort(dim=1, descending=True, stable=True)
-    cum = q_sorted.cumsum(dim=1)
+    # Ranked by z, not q: z values a float64 exp cannot tell apart (T 1e30) still rank.
+    order = zk.sort(dim=1, descending=True, stable=True).indices
+    cum = q.gather(1, order).cumsum(dim=1)
     first_enough = (cum < p[:, None]).sum(dim=1).clamp(max=vocab - 1)
     cut_value = z64.gather(1, order.gather(1, first_enough[:, None]))
     p_on = p < 1
@@ -176,12 +177,19 @@ def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor, n: int, processed: b
     else:
         lp = torch.log_softmax(sanitize(logits).double(), dim=1)
     lp = torch.nan_to_num(lp, nan=-math.inf, neginf=-math.inf)  # rows with nothing finite
+    # A finite logit has a finite logprob: at least the lowest float32, even when it lies more
+    # than FLT_MAX below the maximum.
+    lp = torch.where(lp > -math.inf, lp.clamp(min=-FLT_MAX), lp)
     batch = lp.shape[0]
     safe = tokens.clamp(min=0).to(lp.device)
     token_lp = torch.where(tokens.to(lp.device) >= 0, lp.gather(1, safe[:, None])[:, 0],
                            torch.full((batch,), -math.inf, dtype=torch.float64, device=lp.device))
     values, ids = lp.sort(dim=1, descending=True, stable=True)
     values, ids = values[:, :n], ids[:, :n]
+    if values.shape[1] < n:  # fewer tokens than asked for: padded as the non-finite ones are
+        pad = n - values.shape[1]
+        values = torch.nn.functional.pad(values, (0, pad), value=-math.inf)
+        ids = torch.nn.functional.pad(ids, (0, pad), value=-1)
     ids = torch.where(values > -math.inf, ids, torch.full_like(ids, -1))
     invalid = tokens.to(lp.device) < 0
     values = torch.where(invalid[:, None], -math.inf, values)

@@ -14,6 +14,7 @@ constexpr int kMaxTopLogprobs = 20;
 // Serial and identical on every worker: lists here are short.
 FS_HOST_DEVICE inline int select_top_n(const ListView& list, int n, uint32_t min_key,
                                        uint32_t* keys, int64_t* tokens) {
+  if (n <= 0) return 0;  // else keys[n - 1] below is keys[-1]
   int count = 0;
   for (int64_t i = 0; i < list.n; ++i) {
     const uint32_t k = list.keys[i];
@@ -81,8 +82,12 @@ struct LogprobOut {
 struct LogSoftmax {
   Temperature temp;    // identity for raw logprobs
   double z_max, log_total;
+  // A finite logit has a finite logprob: one more than FLT_MAX below the maximum (logits
+  // near both ends of the float range) is the lowest float, not -inf, which means "no mass".
   FS_HOST_DEVICE float operator()(uint32_t key) const {
-    return float(double(temp.z_of_key(key)) - z_max - log_total);
+    const double lowest = -double(bits_float(kFloatMaxBits));
+    const double v = double(temp.z_of_key(key)) - z_max - log_total;
+    return float(key > kNegInfKey && v < lowest ? lowest : v);
   }
 };
 

@@ -70,14 +70,19 @@ def _unsupported(d: dict, lenient: bool) -> list:
         count = int_field(SOURCE, name, d.get(name), COUNT)
         if count is not None and count > 1:
             found.append(f"{name}={count}")
-    if d.get("typical_p") not in (None, 1.0):
-        found.append(f"typical_p={d['typical_p']!r}")
-    if d.get("penalty_alpha") not in (None, 0, 0.0):
-        found.append(f"penalty_alpha={d['penalty_alpha']!r} (contrastive search)")
-    if d.get("no_repeat_ngram_size") not in (None, 0):
-        found.append(f"no_repeat_ngram_size={d['no_repeat_ngram_size']!r}")
-    if d.get("begin_suppress_tokens"):
-        found.append(f"begin_suppress_tokens={d['begin_suppress_tokens']!r}")
+    typical = d.get("typical_p")
+    if typical is not None and source_range(SOURCE, "typical_p", typical, 0.0, 1.0) != 1.0:
+        found.append(f"typical_p={typical!r}")
+    alpha = d.get("penalty_alpha")
+    if alpha is not None and source_range(SOURCE, "penalty_alpha", alpha, 0.0, 1.0) != 0.0:
+        found.append(f"penalty_alpha={alpha!r} (contrastive search)")
+    ngram = int_field(SOURCE, "no_repeat_ngram_size", d.get("no_repeat_ngram_size"),
+                      _params.Range("an integer >= 0", 0, _params.MAX_SEED, integer=True))
+    if ngram:
+        found.append(f"no_repeat_ngram_size={ngram!r}")
+    begin = token_ids(SOURCE, "begin_suppress_tokens", d.get("begin_suppress_tokens"))
+    if begin:
+        found.append(f"begin_suppress_tokens={begin!r}")
     multi = [w for w in _bad_words(d.get("bad_words_ids")) if len(w) != 1]
     if multi:
         found.append(f"bad_words_ids with multi-token entries {multi[:3]!r}")
