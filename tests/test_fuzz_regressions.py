@@ -287,7 +287,7 @@ def test_token_bitmask_with_row_stride_zero(device):
     x = torch.randn(3, 100, device=device)
     one = torch.zeros(1, 4, dtype=torch.int32)
     one[0, 1] = 0b1011  # tokens 32, 33, 35
-    shared = one.expand(3, 4).to(device)
+    shared = one.to(device).expand(3, 4)
     assert shared.stride(0) == 0
     got = fastsample.process_logits(x, token_bitmask=shared)
     full = fastsample.process_logits(x, token_bitmask=one.repeat(3, 1).to(device))

@@ -100,9 +100,12 @@ def test_repetition_penalty_equals_transformers(device):
     scores = random_logits(3, 2000, seed=33, device=device)
     input_ids = torch.randint(0, 2000, (3, 200), generator=torch.Generator().manual_seed(3)).to(device)
     for penalty in (1.3, 0.7):
-        want = transformers.RepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores.clone())
+        # transformers on the CPU: on CUDA, torch divides by the scalar penalty as a multiplication
+        # by its reciprocal (1 ulp off IEEE division, which fastsample does on both backends).
+        want = transformers.RepetitionPenaltyLogitsProcessor(penalty)(input_ids.cpu(),
+                                                                      scores.cpu().clone())
         got = fastsample.process_logits(scores, repetition_penalty=penalty, prompt_token_ids=input_ids)
-        assert torch.equal(got, want)
+        assert torch.equal(got.cpu(), want)
 
 
 def test_presence_and_frequency_hand_computed():

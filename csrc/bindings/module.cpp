@@ -192,6 +192,7 @@ void cuda_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int
   require(workspace != 0 || batch == 0, "workspace pointer is null");
   a.out_logits = reinterpret_cast<float*>(out_logits);
   a.out_row_stride = out_row_stride;
+  set_edits(&a, edits);
   check_launch(fastsample::cuda::launch_process(a, reinterpret_cast<void*>(workspace), blocks,
                                                 stream));
 }

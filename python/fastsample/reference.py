@@ -39,8 +39,11 @@ def _id_lists(t: torch.Tensor) -> list:
 
 def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
     """Stages 1-3 on sanitized float32 logits x [B, V]; e: the packed arguments (_edits.Edits).
-    Returns a new tensor. All arithmetic in float32, in the contract's order."""
-    x = x.clone()
+    Returns a new tensor. All arithmetic in float32, in the contract's order, on the CPU: on
+    CUDA, torch divides by a scalar as a multiplication by its reciprocal (1 ulp from IEEE
+    division), which the contract's x / r is not."""
+    device = x.device
+    x = x.cpu().clone()
     batch, vocab = x.shape
     f32 = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
     prompt, output = _id_lists(e.prompt.ids), _id_lists(e.output.ids)
@@ -84,7 +87,7 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
     # Stage 0 again, as the kernels read every edited value: a penalty that overflows to +inf
     # counts as the largest finite float, and NaN (-inf - -inf, from an overflowed penalty on
     # an overflowed logit) as -inf.
-    return sanitize(x)
+    return sanitize(x).to(device)
 
 
 def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
