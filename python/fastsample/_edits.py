@@ -138,7 +138,7 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
                                 f"{row!r}")
             if not row and empty_row:
                 raise ValueError(f"{name}[{r}]=[] {empty_row}")
-            rows.append([int(i) for i in row])
+            rows.append(list(row))
     for r, row in enumerate(rows):
         for c, i in enumerate(row):
             if not 0 <= i < vocab:

@@ -260,7 +260,8 @@ FS_HOST_DEVICE bool process_view(Ctx& ctx, const View& row, const RowParams& p,
   const Temperature temp(p.temperature);
   ctx.for_each_chunk(row, [&](const uint32_t* keys, int64_t first, int n) {
     for (int j = 0; j < n; ++j) {
-      out[first + j] = keys[j] >= keep.lo_key ? temp.z_of_key(keys[j]) : neg_inf;
+      // A valid row's lo_key is above -inf.
+      out[first + j] = keys[j] >= keep.lo_key ? temp.z_of_finite_key(keys[j]) : neg_inf;
     }
   });
   return true;

@@ -12,18 +12,30 @@ struct Temperature {
 
   FS_HOST_DEVICE explicit Temperature(float temp) : t(temp), identity(temp == 1.0f) {}
 
-  // No shortcut for t == 1: x / 1 == x exactly, and a branch-free body vectorizes.
-  // A small T can overflow a finite logit to +-inf: z stays in the finite range, like stage 0,
-  // so a row whose every z would be -inf keeps its finite logits (tied at the lowest float)
-  // instead of losing its mass. -inf (a masked token) stays -inf.
-  FS_HOST_DEVICE FS_INLINE float z(float x) const {
+  // z of a finite x. A small T can overflow a finite logit to +-inf: z stays in the finite
+  // range, like stage 0, so a row whose every z would be -inf keeps its finite logits (tied at
+  // the lowest float) instead of losing its mass. No shortcut for t == 1: x / 1 == x exactly,
+  // and the body (a division, a min and a max) vectorizes.
+  FS_HOST_DEVICE FS_INLINE float z_finite(float x) const {
     const float max = bits_float(kFloatMaxBits);
     const float q = x / t;
-    const float floor = x < -max ? x : -max;
     const float below = q > max ? max : q;
-    return below < floor ? floor : below;
+    return below < -max ? -max : below;
+  }
+  // z of any sanitized x: -inf (a masked token) stays -inf. Loops over keys that exclude -inf
+  // use z_of_finite_key: the test on x costs a compare and a blend per element there.
+  FS_HOST_DEVICE FS_INLINE float z(float x) const {
+    return x < -bits_float(kFloatMaxBits) ? x : z_finite(x);
+  }
+  // x / T clamped above only: z where no overflow below can matter (chunk_distance).
+  FS_HOST_DEVICE FS_INLINE float z_clamped_above(float x) const {
+    const float q = x / t;
+    return q > bits_float(kFloatMaxBits) ? bits_float(kFloatMaxBits) : q;
   }
   FS_HOST_DEVICE FS_INLINE float z_of_key(uint32_t key) const { return z(key_to_float(key)); }
+  FS_HOST_DEVICE FS_INLINE float z_of_finite_key(uint32_t key) const {
+    return z_finite(key_to_float(key));
+  }
 
   // Smallest key whose z is >= zt: z is monotone in x, so {z >= zt} == {key >= this}. Rounding can
   // give several x the same z; this reaches down to the lowest of them, keeping ties on z exact.
