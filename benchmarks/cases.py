@@ -56,3 +56,19 @@ def hf_chain(params):
         return torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
 
     return run
+
+
+class ModelStep:
+    """What precedes sampling in a decode step, in miniature: a large matmul on torch's
+    intra-op threads (the model's layers), then the matmul that writes the logits (an LM head;
+    here an identity, so the logits keep their values). Calling it returns fresh logits."""
+
+    def __init__(self, logits, width=512):
+        g = torch.Generator().manual_seed(2)
+        self.layer = torch.randn(width, width, generator=g).to(logits.device)
+        self.head_input = torch.eye(logits.shape[0], dtype=logits.dtype, device=logits.device)
+        self.logits = logits
+
+    def __call__(self):
+        torch.tanh(self.layer @ self.layer).sum()
+        return torch.mm(self.head_input, self.logits)

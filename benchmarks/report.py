@@ -3,7 +3,9 @@ python benchmarks/report.py .benchmarks/kernels.json
 
 CPU groups use the median wall-clock time; CUDA groups the CUDA-event time per call
 (extra_info["cuda_event_ms"]). Ratios: fastsample / floor (one torch.amax pass over the logits),
-and each peer's time / fastsample's (HF chain, pure-torch reference, FlashInfer)."""
+each peer's time / fastsample's (HF chain, pure-torch reference, FlashInfer), the same call
+after a model-like step / back to back (step / fs), and that loop limited to one thread / the
+default (1t / step: >= 1 when the threads help)."""
 import json
 import sys
 from collections import defaultdict
@@ -27,7 +29,7 @@ def main(path: str) -> None:
                   f"{s['hf-sampling']:.3f} (transformers) -> {s['hf-sampling'] / s['fastsample']:.1f}x smaller")
         groups.pop(group, None)
     print(f"{'group':48} {'fastsample ms':>13} {'x floor':>8} {'HF / fs':>8} {'ref / fs':>8}"
-          f" {'FI / fs':>8}")
+          f" {'FI / fs':>8} {'step / fs':>9} {'1t / step':>9}")
     fmt = lambda v: f"{v:8.2f}" if v else "       -"  # noqa: E731
     for group, t in sorted(groups.items()):
         if "penalties-heavy" in t and t.get("penalties-off"):
@@ -39,8 +41,10 @@ def main(path: str) -> None:
             continue
         ratio = lambda peer: t[peer] / fs if t.get(peer) else None  # noqa: E731
         floor = t.get("floor-amax")
+        step, one = t.get("after-step"), t.get("after-step-1-thread")
         print(f"{group:48} {fs * 1e3:13.3f} {fmt(fs / floor if floor else None)} "
-              f"{fmt(ratio('hf-chain'))} {fmt(ratio('reference'))} {fmt(ratio('flashinfer'))}")
+              f"{fmt(ratio('hf-chain'))} {fmt(ratio('reference'))} {fmt(ratio('flashinfer'))} "
+              f"{fmt(step / fs if step else None)} {fmt(one / step if one and step else None)}")
 
 
 if __name__ == "__main__":

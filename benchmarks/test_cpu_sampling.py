@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import fastsample
-from cases import (CASES, DTYPES, PENALTY_BASE, env_list, hf_chain, make_logits,
+from cases import (CASES, DTYPES, PENALTY_BASE, ModelStep, env_list, hf_chain, make_logits,
                    penalty_kwargs)
 
 DEVICE = "cpu"
@@ -39,6 +39,27 @@ def test_sample(benchmark, case, batch, vocab, dtype, impl):
         run = hf_chain(params)
         fn = lambda: run(logits)  # noqa: E731
     benchmark(fn)
+
+
+@pytest.mark.parametrize("impl", ["after-step", "after-step-1-thread"])
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("vocab", VOCABS)
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_sample_after_model_step(benchmark, case, batch, vocab, dtype, impl):
+    """The same call as test_sample inside a decode loop: each round first runs a model-like
+    step (ModelStep: torch's threads busy, then the logits written), and only the sample is
+    timed. In the default configuration (threads as torch's), and limited to one thread."""
+    params = CASES[case]
+    step = ModelStep(make_logits(batch, vocab, DTYPES[dtype]))
+    benchmark.group = f"{case} B={batch} V={vocab} {dtype}"
+    if impl == "after-step-1-thread":
+        fastsample.set_num_threads(1)
+    try:
+        benchmark.pedantic(lambda x: fastsample.sample(x, **params), setup=lambda: ((step(),), {}),
+                           rounds=max(20, 8_000_000 // (batch * vocab)), warmup_rounds=3)
+    finally:
+        fastsample.set_num_threads(None)
 
 
 PENALTY_BATCHES = env_list("FASTSAMPLE_BENCH_PENALTY_BATCHES", "64")

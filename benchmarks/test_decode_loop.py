@@ -10,7 +10,10 @@ import torch
 import fastsample
 
 DEVICE = "cpu"
-PARAMS = dict(temperature=0.7, top_k=50, top_p=0.9)
+# hf-default as transformers' generation defaults run it; top-p-only, the case whose rows are
+# shared by a team of threads.
+CASES = {"hf-default": dict(temperature=0.7, top_k=50, top_p=0.9),
+         "top-p-only": dict(temperature=0.8, top_p=0.9)}
 PROMPTS, NEW_TOKENS, VOCAB = 8, 64, 32000
 
 
@@ -22,11 +25,12 @@ def _model():
                                         num_key_value_heads=2)).eval()
 
 
-def _hf_sampler():
+def _hf_sampler(params):
     from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
                               TopPLogitsWarper)
-    chain = LogitsProcessorList([TemperatureLogitsWarper(PARAMS["temperature"]),
-                                 TopKLogitsWarper(PARAMS["top_k"]), TopPLogitsWarper(PARAMS["top_p"])])
+    chain = LogitsProcessorList([TemperatureLogitsWarper(params["temperature"])]
+                                + ([TopKLogitsWarper(params["top_k"])] if "top_k" in params
+                                   else []) + [TopPLogitsWarper(params["top_p"])])
 
     def sample(input_ids, logits):
         scores = chain(input_ids, logits)
@@ -35,16 +39,16 @@ def _hf_sampler():
     return sample
 
 
-def _run(model, impl):
+def _run(model, impl, params):
     """One generation; returns (seconds in the model, seconds sampling)."""
     input_ids = torch.randint(3, VOCAB, (PROMPTS, 16), generator=torch.Generator().manual_seed(1))
     past, step_ids, ids = None, input_ids, input_ids
     if impl == "fastsample":
         sampler = fastsample.Sampler(VOCAB)
         for i in range(PROMPTS):
-            sampler.add(i, fastsample.SamplingParams(**PARAMS, seed=i, max_tokens=NEW_TOKENS))
+            sampler.add(i, fastsample.SamplingParams(**params, seed=i, max_tokens=NEW_TOKENS))
     else:
-        hf_sample = _hf_sampler()
+        hf_sample = _hf_sampler(params)
     t_model = t_sample = 0.0
     for _ in range(NEW_TOKENS):
         t0 = time.perf_counter()
@@ -65,14 +69,15 @@ def _run(model, impl):
 
 
 @pytest.mark.parametrize("impl", ["fastsample", "hf-sampling"])
-def test_decode_loop(benchmark, impl):
+@pytest.mark.parametrize("case", list(CASES))
+def test_decode_loop(benchmark, case, impl):
     pytest.importorskip("transformers")
     model = _model()
-    benchmark.group = f"decode-loop {PROMPTS} prompts x {NEW_TOKENS} tokens V={VOCAB}"
+    benchmark.group = f"decode-loop {case} {PROMPTS} prompts x {NEW_TOKENS} tokens V={VOCAB}"
     shares = []
 
     def run():
-        t_model, t_sample = _run(model, impl)
+        t_model, t_sample = _run(model, impl, CASES[case])
         shares.append(t_sample / (t_model + t_sample))
 
     benchmark.pedantic(run, rounds=3, warmup_rounds=1)

@@ -222,12 +222,13 @@ PYBIND11_MODULE(_C, m) {
     return py::make_tuple(out.v[0], out.v[1], out.v[2], out.v[3]);
   });
   m.def("set_num_threads", [](int n) {
-    if (n < 1) throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(n));
+    if (n < 0) throw std::invalid_argument("num_threads must be >= 0, got " + std::to_string(n));
     // Waits for a batch another thread is running, which may need the GIL to finish.
     py::gil_scoped_release release;
-    fastsample::cpu::ThreadPool::instance().resize(n);
+    fastsample::cpu::ThreadPool::instance().set_threads(n);
   });
-  m.def("get_num_threads", [] { return fastsample::cpu::ThreadPool::instance().size(); });
+  m.def("get_num_threads", [] { return fastsample::cpu::ThreadPool::instance().threads(); });
+  m.def("cpu_threading", [] { return std::string(fastsample::cpu::ThreadPool::instance().backend()); });
   m.def("simd_level", [] { return std::string(fastsample::cpu::simd_level()); });
   m.def("cpu_edited_rows", [] {
     return std::string(fastsample::cpu::edited_rows_dense() ? "dense" : "patched");

@@ -78,13 +78,37 @@ WorkerBuffers& worker_buffers() {
   return buffers;
 }
 
+// Rows handed out dynamically to `workers` workers, one row per worker at a time.
+template <bool kProcess>
+void run_rows(const BatchArgs& a, int workers, std::atomic<int64_t>* next,
+              std::atomic<int64_t>* invalid) {
+  WorkerBuffers& buf = worker_buffers();
+  const RowScratch scratch = buf.row_scratch(a.vocab, a.edits.enabled, listed_ids(a.edits));
+  CpuCtx ctx(0, 1, nullptr, &buf);
+  int64_t local_invalid = 0;
+  for (int64_t row = (*next)++; row < a.batch; row = (*next)++) {
+    // Rows go out in turn, so this worker's next row is most likely `workers - 1` past the
+    // next one handed out. A wrong guess only warms a row another worker reads.
+    const int64_t ahead = next->load(std::memory_order_relaxed) + workers - 1;
+    if (ahead < a.batch) {
+      const void* start;
+      int64_t bytes;
+      row_bytes(a, ahead, &start, &bytes);
+      ctx.set_read_ahead(start, bytes);
+    }
+    if (!run_row_any_dtype<kProcess>(ctx, a, row, scratch)) ++local_invalid;
+  }
+  *invalid += local_invalid;
+}
+
 template <bool kProcess>
 int64_t run_batch(const BatchArgs& a) {
   // Held until the batch is done: the team plan below stays valid while set_num_threads waits.
   ThreadPool::Lease pool(ThreadPool::instance());
-  int threads = a.num_threads > 0 ? min_of(a.num_threads, pool.size()) : pool.size();
+  int threads = a.num_threads > 0 ? a.num_threads : pool.threads();
   if (a.batch * a.vocab < kParallelMinWork) threads = 1;
   std::atomic<int64_t> invalid{0};
+  std::atomic<int64_t> next{0};
 
   // Few long rows: a team of threads per row. Otherwise: one thread per row, rows handed out
   // dynamically. Either way a row's result does not depend on the choice.
@@ -93,9 +117,14 @@ int64_t run_batch(const BatchArgs& a) {
     team = min_of<int>(kMaxTeam, threads / int(a.batch < 1 ? 1 : a.batch));
   }
   if (team > 1) {
+    const int planned = int(a.batch) * team;
     std::unique_ptr<TeamShared[]> shared(new TeamShared[a.batch]);
     for (int64_t r = 0; r < a.batch; ++r) shared[r].barrier.reset(team);
-    pool.run(int(a.batch) * team, [&](int w) {
+    pool.run(planned, [&](int w, int workers) {
+      if (workers != planned) {  // fewer threads than planned (OpenMP): no teams, same rows
+        run_rows<kProcess>(a, workers, &next, &invalid);
+        return;
+      }
       const int64_t row = w / team;
       const int rank = w % team;
       TeamShared& sh = shared[row];
@@ -107,28 +136,10 @@ int64_t run_batch(const BatchArgs& a) {
     }, ThreadPool::Workers::kAll);
     return invalid.load();
   }
-  std::atomic<int64_t> next{0};
   const int workers = int(min_of<int64_t>(threads, a.batch < 1 ? 1 : a.batch));
-  pool.run(workers, [&](int) {
-    WorkerBuffers& buf = worker_buffers();
-    const RowScratch scratch = buf.row_scratch(a.vocab, a.edits.enabled, listed_ids(a.edits));
-    CpuCtx ctx(0, 1, nullptr, &buf);
-    int64_t local_invalid = 0;
-    for (int64_t row = next++; row < a.batch; row = next++) {
-      // Rows go out in turn, so this worker's next row is most likely `workers - 1` past the
-      // next one handed out. A wrong guess only warms a row another worker reads.
-      const int64_t ahead = next.load(std::memory_order_relaxed) + workers - 1;
-      if (ahead < a.batch) {
-        const void* start;
-        int64_t bytes;
-        row_bytes(a, ahead, &start, &bytes);
-        ctx.set_read_ahead(start, bytes);
-      }
-      if (!run_row_any_dtype<kProcess>(ctx, a, row, scratch)) ++local_invalid;
-    }
-    invalid += local_invalid;
-  }, a.batch * a.vocab < kWakeMinWork ? ThreadPool::Workers::kAwake
-                                       : ThreadPool::Workers::kOptional);
+  pool.run(workers, [&](int, int actual) { run_rows<kProcess>(a, actual, &next, &invalid); },
+           a.batch * a.vocab < kWakeMinWork ? ThreadPool::Workers::kAwake
+                                            : ThreadPool::Workers::kOptional);
   return invalid.load();
 }
 

@@ -1,6 +1,9 @@
 #include "thread_pool.h"
 
 #include <cstdlib>
+#include <string>
+
+#include "openmp_runtime.h"
 
 namespace fastsample::cpu {
 namespace {
@@ -26,13 +29,17 @@ void cpu_relax() {
 #endif
 }
 
-}  // namespace
-
-int default_thread_count() {
+int env_threads() {
   if (const char* env = std::getenv("FASTSAMPLE_NUM_THREADS")) {
     const int n = std::atoi(env);
     if (n >= 1) return n;
   }
+  return 0;
+}
+
+}  // namespace
+
+int hardware_threads() {
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : int(hw);
 }
@@ -42,9 +49,32 @@ ThreadPool& ThreadPool::instance() {
   return pool;
 }
 
-ThreadPool::ThreadPool() { resize(default_thread_count()); }
+ThreadPool::ThreadPool() : openmp_(OpenMpRuntime::loaded()), requested_(env_threads()) {}
 
 ThreadPool::~ThreadPool() { stop_all(); }
+
+int ThreadPool::threads() const {
+  const int requested = requested_.load(std::memory_order_relaxed);
+  if (requested > 0) return requested;
+  if (openmp_ != nullptr) {
+    const int n = openmp_->max_threads();
+    return n < 1 ? 1 : n;
+  }
+  return hardware_threads();
+}
+
+const char* ThreadPool::backend() const {
+  static const std::string name =
+      openmp_ != nullptr ? std::string("openmp ") + openmp_->library() : std::string("pool");
+  return name.c_str();
+}
+
+void ThreadPool::set_threads(int n) {
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  requested_.store(n < 0 ? 0 : n);
+  // The pool's workers start again, as many as the next job needs.
+  stop_all();
+}
 
 void ThreadPool::stop_all() {
   {
@@ -54,17 +84,15 @@ void ThreadPool::stop_all() {
   cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
-  size_.store(1, std::memory_order_release);
   stop_.store(false);
 }
 
-void ThreadPool::resize(int n) {
-  std::lock_guard<std::mutex> run_lock(run_mu_);
-  stop_all();
+void ThreadPool::start_workers(int n) {
   // New workers start at the current generation: the last job's function is gone.
   const uint64_t now = generation_.load();
-  for (int i = 1; i < n; ++i) threads_.emplace_back([this, i, now] { worker_loop(i, now); });
-  size_.store(int(threads_.size()) + 1, std::memory_order_release);
+  for (int i = int(threads_.size()) + 1; i < n; ++i) {
+    threads_.emplace_back([this, i, now] { worker_loop(i, now); });
+  }
 }
 
 void ThreadPool::worker_loop(int id, uint64_t seen) {
@@ -97,19 +125,35 @@ void ThreadPool::worker_loop(int id, uint64_t seen) {
     }
     if (!entered) continue;  // that job is over (or a newer one began: the loop sees it)
     if (id < active_) {
-      (*fn_)(id);
+      (*fn_)(id, active_);
       finished_.fetch_add(1, std::memory_order_release);
     }
     entry_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
-void ThreadPool::run_leased(int n, const std::function<void(int)>& fn, Workers mode) {
-  if (n > size()) n = size();
+void ThreadPool::run_leased(int n, const Job& fn, Workers mode) {
+  const int cap = threads();
+  if (n > cap) n = cap;
   if (n <= 1) {
-    fn(0);
+    fn(0, 1);
     return;
   }
+  if (openmp_ != nullptr) {
+    if (openmp_->in_parallel()) {  // called from a parallel region: this thread alone
+      fn(0, 1);
+      return;
+    }
+    openmp_->parallel(n, [](void* job, int w, int workers) {
+      (*static_cast<const Job*>(job))(w, workers);
+    }, const_cast<Job*>(&fn));
+    return;
+  }
+  run_on_pool(n, fn, mode);
+}
+
+void ThreadPool::run_on_pool(int n, const Job& fn, Workers mode) {
+  if (int(threads_.size()) + 1 < n) start_workers(n);
   const uint64_t gen = generation_.load() + 1;
   fn_ = &fn;
   active_ = n;
@@ -121,7 +165,7 @@ void ThreadPool::run_leased(int n, const std::function<void(int)>& fn, Workers m
   }
   const auto start = std::chrono::steady_clock::now();
   if (mode != Workers::kAwake || start - last_end_ < kRecentJob) cv_.notify_all();
-  fn(0);
+  fn(0, n);
   if (mode == Workers::kAll) {
     while (finished_.load(std::memory_order_acquire) != n - 1) {
     }
