@@ -16,6 +16,10 @@
 #ifndef FASTSAMPLE_VERSION
 #define FASTSAMPLE_VERSION "0.0.0"
 #endif
+// fastsample._C; tests/cuda_emulation builds this file again as _cuda_emulated.
+#ifndef FASTSAMPLE_MODULE_NAME
+#define FASTSAMPLE_MODULE_NAME _C
+#endif
 
 namespace py = pybind11;
 using fastsample::DType;
@@ -200,7 +204,7 @@ void cuda_process(uintptr_t logits, int dtype, int64_t batch, int64_t vocab, int
 
 }  // namespace
 
-PYBIND11_MODULE(_C, m) {
+PYBIND11_MODULE(FASTSAMPLE_MODULE_NAME, m) {
   m.doc() = "fastsample compiled kernels (raw-pointer interface; use the fastsample package)";
   m.def("cpu_sample", &cpu_sample, py::arg("logits"), py::arg("dtype"), py::arg("batch"),
         py::arg("vocab"), py::arg("row_stride"), py::arg("temperature"), py::arg("temperature_ptr"),
@@ -251,6 +255,10 @@ PYBIND11_MODULE(_C, m) {
                                                        fastsample::max_patches(a.edits, vocab));
   }, py::arg("vocab"), py::arg("edits") = py::none());
   m.def("cuda_device_count", &fastsample::cuda::device_count);
+  m.def("cuda_runtime_status", [] {
+    const fastsample::cuda::RuntimeStatus st = fastsample::cuda::runtime_status();
+    return py::make_tuple(st.driver_version, st.runtime_version, st.devices, st.error);
+  });
   m.def("cuda_resident_blocks_per_sm", &fastsample::cuda::resident_blocks_per_sm);
   m.attr("cuda_architectures") = FASTSAMPLE_CUDA_ARCHS;
 #else

@@ -28,4 +28,15 @@ int resident_blocks_per_sm();
 // Devices the runtime sees; 0 when there is no driver or no GPU (never throws).
 int device_count();
 
+// What a user needs to know when the kernels cannot run: the driver's CUDA version and the
+// runtime's (linked statically, so fixed at build time) as major * 1000 + minor * 10 (0: no
+// driver), and the runtime's error when it sees no device ("" when it sees one).
+struct RuntimeStatus {
+  int driver_version = 0;
+  int runtime_version = 0;
+  int devices = 0;
+  std::string error;
+};
+RuntimeStatus runtime_status();
+
 }  // namespace fastsample::cuda

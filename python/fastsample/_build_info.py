@@ -13,7 +13,9 @@ def build_info() -> Dict[str, Any]:
     `backends` lists the device types with compiled sampling kernels; other torch devices run
     the pure-torch reference. `cuda_enabled` says whether the build found nvcc and compiled the
     CUDA kernels (FASTSAMPLE_CUDA); `cuda_devices` how many GPUs they can use here (0 without a
-    driver or GPU: CUDA tensors cannot exist then either). `cpu_edited_rows` is how CPU rows with
+    driver or GPU: CUDA tensors cannot exist then either); `cuda_driver` / `cuda_runtime` the
+    CUDA versions of the driver and of the runtime the kernels were built with ("13.0"; None
+    without a driver or without CUDA kernels). `cpu_edited_rows` is how CPU rows with
     penalties, bias or masks are read: "dense" (written out as keys once) or "patched" (through
     the patch list, as the CUDA kernels do; FASTSAMPLE_CPU_EDITED_ROWS=patched, for tests).
     `cpu_threading` is where the CPU kernels' threads come from: "openmp <library>" (the
@@ -27,6 +29,8 @@ def build_info() -> Dict[str, Any]:
         "cuda_enabled": bool(_C.cuda_compiled),
         "cuda_architectures": archs,
         "cuda_devices": _cuda.device_count(),
+        "cuda_driver": _cuda.runtime_status().driver,
+        "cuda_runtime": _cuda.runtime_status().runtime,
         "simd": _C.simd_level(),
         "cpu_edited_rows": _C.cpu_edited_rows(),
         "num_threads": _C.get_num_threads(),

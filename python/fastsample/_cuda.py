@@ -3,22 +3,93 @@ torch's caching allocator. Nothing here waits for the GPU, so a decode step that
 fastsample.sample can be captured in a CUDA graph."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+import functools
+import warnings
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 
 from . import _C
 
 COMPILED = bool(_C.cuda_compiled)
+REBUILD = ("rebuild fastsample on a machine with nvcc: FASTSAMPLE_CUDA=ON "
+           "FASTSAMPLE_CUDA_ARCHS=<your GPU, e.g. 90> pip install --no-build-isolation .")
 
 # Resident blocks per device (SMs x blocks per SM, from the occupancy API): the grid never has
 # more blocks than run at once, since each block loops over rows and owns a scratch share.
 _resident_blocks: Dict[int, int] = {}
 
 
+class RuntimeStatus(NamedTuple):
+    """The CUDA driver's and the (statically linked) runtime's versions as "major.minor" (None:
+    no driver / no CUDA kernels), the GPUs the runtime sees, and its error when it sees none."""
+
+    driver: Optional[str]
+    runtime: Optional[str]
+    devices: int
+    error: Optional[str]
+
+
+def _version(v: int) -> Optional[str]:
+    return f"{v // 1000}.{v % 1000 // 10}" if v > 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_status() -> RuntimeStatus:
+    if not COMPILED:
+        return RuntimeStatus(None, None, 0, None)
+    driver, runtime, devices, error = _C.cuda_runtime_status()
+    return RuntimeStatus(_version(driver), _version(runtime), int(devices), error or None)
+
+
+def unusable_reason() -> Optional[str]:
+    """Why the compiled CUDA kernels cannot run where torch sees a GPU, or None."""
+    st = runtime_status()
+    if st.devices > 0 or not torch.cuda.is_available():
+        return None
+    if st.driver is not None and st.runtime is not None and \
+            tuple(map(int, st.driver.split("."))) < tuple(map(int, st.runtime.split("."))):
+        return (f"the CUDA driver supports CUDA {st.driver}, older than the CUDA {st.runtime} "
+                f"runtime fastsample was built with (CUDA 13 needs driver >= 580): install a "
+                f"newer driver, or rebuild with the CUDA toolkit your driver supports "
+                f"(FASTSAMPLE_CUDA=ON pip install --no-build-isolation .)")
+    return f"the CUDA runtime sees no GPU ({st.error}); torch sees {torch.cuda.device_count()}"
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_reference_on_cuda() -> None:
+    warnings.warn("fastsample was built without CUDA kernels: CUDA tensors run the pure-torch "
+                  "reference, hundreds of times slower; " + REBUILD, RuntimeWarning,
+                  stacklevel=4)
+
+
 def runs_on(device: torch.device) -> bool:
-    """True when tensors on `device` are sampled by the compiled CUDA kernels."""
-    return COMPILED and device.type == "cuda"
+    """True when tensors on `device` are sampled by the compiled CUDA kernels. Warns once when
+    CUDA tensors meet a build without them; raises when the kernels cannot run here."""
+    if device.type != "cuda":
+        return False
+    if not COMPILED:
+        _warn_reference_on_cuda()
+        return False
+    reason = unusable_reason()
+    if reason is not None:
+        raise RuntimeError(f"fastsample: {reason}")
+    return True
+
+
+def check_sampler_device(device: torch.device) -> None:
+    """A Sampler on a CUDA device needs a GPU and the CUDA kernels (no reference fallback)."""
+    if device.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: torch sees no GPU here "
+                         "(torch.cuda.is_available() is False); use device='cpu'")
+    if not COMPILED:
+        raise ValueError(f"device={str(device)!r}: fastsample was built without CUDA kernels; "
+                         + REBUILD)
+    reason = unusable_reason()
+    if reason is not None:
+        raise ValueError(f"device={str(device)!r}: {reason}")
 
 
 def capturing() -> bool:
@@ -26,19 +97,27 @@ def capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
-def _launch_shape(device: torch.device, batch: int, vocab: int,
-                  edits: Optional[tuple]) -> Tuple[torch.Tensor, int]:
+def _resident(device: torch.device) -> int:
     index = device.index if device.index is not None else torch.cuda.current_device()
     resident = _resident_blocks.get(index)
     if resident is None:
         sms = torch.cuda.get_device_properties(index).multi_processor_count
         resident = sms * int(_C.cuda_resident_blocks_per_sm())
         _resident_blocks[index] = resident
-    blocks = max(1, min(batch, resident))
+    return resident
+
+
+def _launch_shape(device: torch.device, batch: int, vocab: int,
+                  edits: Optional[tuple]) -> Tuple[torch.Tensor, int]:
+    blocks = max(1, min(batch, _resident(device)))
     # The stage 1-3 scratch is sized by the call's lists (module.cpp, cuda_workspace_bytes).
     workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(vocab, edits)),
                             dtype=torch.uint8, device=device)
     return workspace, blocks
+
+
+def _device_scope(device: torch.device):
+    return torch.cuda.device(device)
 
 
 def _stream(device: torch.device) -> int:
@@ -53,7 +132,7 @@ def sample(logits: torch.Tensor, dtype_code: int, tokens: torch.Tensor, valid_pt
     batch, vocab = logits.shape
     if batch == 0:
         return
-    with torch.cuda.device(logits.device):
+    with _device_scope(logits.device):
         workspace, blocks = _launch_shape(logits.device, batch, vocab, edits)
         _C.cuda_sample(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
                        tokens.data_ptr(), valid_ptr, workspace.data_ptr(), blocks,
@@ -66,7 +145,7 @@ def process(logits: torch.Tensor, dtype_code: int, out: torch.Tensor, params: tu
     batch, vocab = logits.shape
     if batch == 0:
         return
-    with torch.cuda.device(logits.device):
+    with _device_scope(logits.device):
         workspace, blocks = _launch_shape(logits.device, batch, vocab, edits)
         _C.cuda_process(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
                         out.data_ptr(), out.stride(0), workspace.data_ptr(), blocks,

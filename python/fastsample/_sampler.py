@@ -8,7 +8,7 @@ from typing import Any, Dict, Hashable, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import _edits, _params
+from . import _cuda, _edits, _params
 from ._sampling import _LogprobOutputs, kernel_args, run_prepared
 from ._sampling_params import SamplingParams
 
@@ -103,6 +103,9 @@ class Sampler:
         _params.check_generator(generator)
         self.vocab_size = int(vocab_size)
         self.device = torch.device(device)
+        if self.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device={str(self.device)!r}: the Sampler runs on 'cpu' or 'cuda'")
+        _cuda.check_sampler_device(self.device)
         self.tokenizer = tokenizer
         if eos_token_id is None and tokenizer is not None:
             eos_token_id = getattr(tokenizer, "eos_token_id", None)

@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from . import _cuda, reference
+from . import _cuda, _selftest_cuda, reference
 from ._sampling import process_logits, sample
 from ._verify import keep_set_mismatch
 
@@ -72,17 +72,38 @@ def _backends() -> List[Tuple[str, torch.device, str]]:
         out.append(("cuda", torch.device("cpu"), "not compiled (built without nvcc)"))
     elif not torch.cuda.is_available():
         out.append(("cuda", torch.device("cpu"), "no GPU visible to torch"))
+    elif _cuda.unusable_reason() is not None:
+        out.append(("cuda", torch.device("cuda"), "FAIL: " + _cuda.unusable_reason()))
     else:
         for i in range(torch.cuda.device_count()):
             out.append((f"cuda:{i}", torch.device("cuda", i), ""))
     return out
 
 
+def _cuda_checks(name: str, device: torch.device, print_fn: Callable[[str], None]) -> int:
+    """The CUDA kernels against the CPU kernels, bit for bit (_selftest_cuda.py)."""
+    failures = 0
+    for check, problem in _selftest_cuda.run_checks(device):
+        failures += bool(problem)
+        status = "FAIL: " + problem if problem else "pass (= CPU kernels)"
+        print_fn(f"{name:<8} {'-':<5} {'-':>6} {check:<20} {status}")
+    return failures
+
+
 def run(print_fn: Callable[[str], None] = print) -> int:
     """Runs the self-test; returns the process exit code (0 all passed, 1 any failure)."""
     failures = 0
+    st = _cuda.runtime_status()
+    if _cuda.COMPILED:
+        print_fn(f"CUDA driver {st.driver or 'none'}, runtime {st.runtime} (built in), "
+                 f"{st.devices} GPU(s) seen by the runtime, torch sees "
+                 f"{torch.cuda.device_count()}")
     print_fn(f"{'backend':<8} {'dtype':<5} {'V':>6} {'input':<8} {'params':<11} result")
     for name, device, skip in _backends():
+        if skip.startswith("FAIL"):
+            failures += 1
+            print_fn(f"{name:<8} {'-':<5} {'-':>6} {'-':<8} {'-':<11} {skip}")
+            continue
         if skip:
             print_fn(f"{name:<8} {'-':<5} {'-':>6} {'-':<8} {'-':<11} SKIPPED: {skip}")
             continue
@@ -100,6 +121,8 @@ def run(print_fn: Callable[[str], None] = print) -> int:
                         failures += bool(problem)
                         status = "FAIL: " + problem if problem else "pass"
                         print_fn(f"{name:<8} {dname:<5} {vocab:>6} {kind:<8} {pname:<11} {status}")
+        if device.type == "cuda":
+            failures += _cuda_checks(name, device, print_fn)
     print_fn("selftest: " + ("all passed" if failures == 0 else f"{failures} FAILED"))
     return 1 if failures else 0
 

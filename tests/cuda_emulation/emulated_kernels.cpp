@@ -1,0 +1,49 @@
+// The host emulation's DtypeKernels (csrc/cuda/dtype_kernels.h): the real run_block of every
+// dtype on host threads (cuda_host_emulation.h) where the GPU build has a __global__ launch.
+// With the real batch_launch.cu (included at the end: dispatch, checks, workspace layout) and
+// csrc/bindings/module.cpp, this makes the _cuda_emulated module: fastsample._C's interface
+// whose cuda_* entry points run the CUDA block code on host memory. Compiled with
+// FS_CPU_ISA=cuda_emulated, so the shared algorithms it instantiates never share a symbol
+// with the CPU kernels' copies.
+#include "cuda_host_emulation.h"
+
+#include <atomic>
+
+#include "batch_block.cuh"
+#include "dtype_kernels.h"
+
+namespace fastsample::cuda {
+
+namespace {
+// Each launch fills shared memory and the workspace with different garbage.
+std::atomic<uint64_t> launches{0};
+}  // namespace
+
+template <DType D>
+std::string DtypeKernels<D>::launch(bool process, const BatchArgs& a, unsigned char* workspace,
+                                    int64_t blocks, uintptr_t) {
+  const ScratchLayout layout(a.vocab, a.edits.enabled, max_patches(a.edits, a.vocab));
+  const uint64_t seed = ++launches;
+  fs_emu::fill_garbage(workspace, size_t(blocks * layout.bytes), seed);
+  return fs_emu::launch<BlockShared>(blocks, kBlockThreads, seed, [&](BlockShared* shared) {
+    if (process) {
+      run_block<true, D>(a, workspace, shared);
+    } else {
+      run_block<false, D>(a, workspace, shared);
+    }
+  });
+}
+
+// One block per "multiprocessor": the Python side chooses how many the emulated device has.
+template <DType D>
+int DtypeKernels<D>::resident_blocks_per_sm() {
+  return 1;
+}
+
+template struct DtypeKernels<DType::kFloat32>;
+template struct DtypeKernels<DType::kFloat16>;
+template struct DtypeKernels<DType::kBFloat16>;
+
+}  // namespace fastsample::cuda
+
+#include "batch_launch.cu"
