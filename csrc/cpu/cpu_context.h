@@ -92,19 +92,20 @@ struct WorkerBuffers {
   Buffer<uint32_t> solo_bin_keys;
   Buffer<int32_t> solo_bin_tokens;
 
-  Buffer<uint32_t> patch, edited, allowed, seen, counted, list_keys, list_raw_keys, max_patched;
-  Buffer<int32_t> marks, list_tokens, list_counts, group_start;
+  Buffer<uint32_t> edited, allowed, seen, counted, list_keys, list_raw_keys, max_patched, slot_keys;
+  Buffer<int32_t> marks, list_tokens, list_counts, group_start, slot_tokens, slot_counts;
   Buffer<uint32_t> raw_group_max, dense_keys;
 
   // listed: how many ids the call's stages 1-3 list per row (batch_args.h, listed_ids).
   RowScratch row_scratch(int64_t vocab, bool edits, int64_t listed = 0) {
-    RowScratch s{group_max.at_least(size_t(num_groups(vocab))),
-                 cand_keys.at_least(kFastListCap), cand_tokens.at_least(kFastListCap),
-                 bin_keys.at_least(kBinListCap), bin_tokens.at_least(kBinListCap),
-                 kBinListCap, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    RowScratch s{};
+    s.group_max = group_max.at_least(size_t(num_groups(vocab)));
+    s.cand_keys = cand_keys.at_least(kFastListCap);
+    s.cand_tokens = cand_tokens.at_least(kFastListCap);
+    s.bin_keys = bin_keys.at_least(kBinListCap);
+    s.bin_tokens = bin_tokens.at_least(kBinListCap);
+    s.bin_cap = kBinListCap;
     if (edits) {
-      s.patch = patch.at_least(size_t(vocab));
       s.edited = edited.at_least(size_t(num_words(vocab)));
       // Room for every token (patch lists) and for every listed id (edit records).
       s.list_cap = listed > vocab ? listed : vocab;
@@ -119,7 +120,15 @@ struct WorkerBuffers {
       s.marks = marks.at_least(size_t(vocab) + 1);
       s.max_patched = max_patched.at_least(size_t(num_groups(vocab)));
       s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
-      if (edited_rows_dense()) s.dense_keys = dense_keys.at_least(size_t(vocab));
+      if (edited_rows_dense()) {
+        s.dense_keys = dense_keys.at_least(size_t(vocab));
+      } else {
+        const int64_t slots = TokenSlots::capacity(listed < vocab ? listed : vocab);
+        s.slot_tokens = slot_tokens.at_least(size_t(slots));
+        s.slot_keys = slot_keys.at_least(size_t(slots));
+        s.slot_counts = slot_counts.at_least(size_t(slots));
+        s.slot_mask = slots - 1;
+      }
     }
     return s;
   }
@@ -170,6 +179,15 @@ class CpuCtx {
       return old;
     }
     return __atomic_fetch_or(p, v, __ATOMIC_RELAXED);
+  }
+  int32_t compare_exchange_i32(int32_t* p, int32_t expected, int32_t desired) const {
+    if (size_ == 1) {
+      const int32_t old = *p;
+      if (old == expected) *p = desired;
+      return old;
+    }
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return expected;  // the value found: `expected` itself when the swap happened
   }
   int32_t fetch_add_i32(int32_t* p, int32_t v) const {
     if (size_ == 1) {

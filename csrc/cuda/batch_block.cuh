@@ -16,12 +16,7 @@ template <bool kProcess, DType D>
 __device__ void run_block(const BatchArgs& a, unsigned char* workspace, BlockShared* shared) {
   BlockCtx ctx(shared);
   const ScratchLayout layout(a.vocab, a.edits.enabled, max_patches(a.edits, a.vocab));
-  const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes);
-  if (a.edits.enabled) {
-    // row_edits.h keeps marks zero between rows; the workspace arrives uninitialized.
-    for (int64_t i = threadIdx.x; i <= a.vocab; i += kBlockThreads) scratch.marks[i] = 0;
-    __syncthreads();
-  }
+  const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes());
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
     // Every thread reads the row's parameters (and seed, which may share memory with
     // out_tokens) before the first barrier inside the row algorithm; thread 0 writes after it.

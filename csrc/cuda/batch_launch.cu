@@ -27,7 +27,7 @@ std::string launch(bool process, const BatchArgs& a, void* workspace, int64_t bl
 }  // namespace
 
 int64_t workspace_bytes_per_block(int64_t vocab, bool edits, int64_t patches) {
-  return ScratchLayout(vocab, edits, patches).bytes;
+  return ScratchLayout(vocab, edits, patches).bytes();
 }
 
 std::string launch_sample(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {

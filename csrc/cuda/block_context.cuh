@@ -87,6 +87,9 @@ class BlockCtx {
   __device__ int32_t exchange_i32(int32_t* p, int32_t v) const { return atomicExch(p, v); }
   __device__ int32_t fetch_add_i32(int32_t* p, int32_t v) const { return atomicAdd(p, v); }
   __device__ uint32_t fetch_or_u32(uint32_t* p, uint32_t v) const { return atomicOr(p, v); }
+  __device__ int32_t compare_exchange_i32(int32_t* p, int32_t expected, int32_t desired) const {
+    return atomicCAS(p, expected, desired);
+  }
 
   __device__ uint64_t sum_u64(uint64_t v) {
     const uint64_t s = ReduceU64(sh_->cub.reduce_u64).Sum(v);

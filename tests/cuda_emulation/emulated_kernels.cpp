@@ -24,7 +24,7 @@ std::string DtypeKernels<D>::launch(bool process, const BatchArgs& a, unsigned c
                                     int64_t blocks, uintptr_t) {
   const ScratchLayout layout(a.vocab, a.edits.enabled, max_patches(a.edits, a.vocab));
   const uint64_t seed = ++launches;
-  fs_emu::fill_garbage(workspace, size_t(blocks * layout.bytes), seed);
+  fs_emu::fill_garbage(workspace, size_t(blocks * layout.bytes()), seed);
   return fs_emu::launch<BlockShared>(blocks, kBlockThreads, seed, [&](BlockShared* shared) {
     if (process) {
       run_block<true, D>(a, workspace, shared);

@@ -15,6 +15,7 @@
 //                                                visible to every worker after it
 //   int32_t exchange_i32(int32_t* p, int32_t v) / fetch_add_i32(int32_t* p, int32_t v)
 //   uint32_t fetch_or_u32(uint32_t* p, uint32_t v)
+//   int32_t compare_exchange_i32(int32_t* p, int32_t expected, int32_t desired)
 //                                                atomic among the group's workers; return the old value
 //   uint64_t sum_u64(uint64_t)                 group-wide sum, result on every worker
 //   void argmax(uint32_t* key, int64_t* token)  max key; lowest token among equal keys

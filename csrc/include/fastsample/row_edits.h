@@ -55,6 +55,46 @@ FS_HOST_DEVICE FS_INLINE float clamp_bias(float b) {
   return b < -100.0f ? -100.0f : (b > 100.0f ? 100.0f : b);
 }
 
+// The patched path's records of the tokens stages 1-3 list (their stage 1-2 key, their output
+// count): an open-addressed table with at least twice as many slots as the call lists ids, so a
+// row's scratch grows with its lists, not with V. Inserts claim a slot by compare-and-swap (two
+// workers may list one token); lookups come after a sync and find tokens that were inserted.
+struct TokenSlots {
+  int32_t* tokens;  // -1: free
+  uint32_t* keys;
+  int32_t* counts;
+  int64_t mask;     // slots - 1
+
+  // Slots for a call whose rows list up to `listed` ids: a power of two >= 2 * listed, >= 16.
+  FS_HOST_DEVICE static int64_t capacity(int64_t listed) {
+    int64_t n = 16;
+    while (n < 2 * listed) n *= 2;
+    return n;
+  }
+  FS_HOST_DEVICE int64_t home(int64_t t) const {
+    return int64_t((uint32_t(t) * 0x9E3779B1u) & uint32_t(mask));  // Fibonacci hashing
+  }
+  // Token t's slot, claimed if it has none (its count starts at zero).
+  template <class Ctx>
+  FS_HOST_DEVICE int64_t insert(Ctx& ctx, int64_t t) const {
+    int64_t i = home(t);
+    // At most half the slots are ever taken, so a free one is always within reach; the bound
+    // only keeps the loop finite.
+    for (int64_t probe = 0; probe < mask; ++probe) {
+      const int32_t held = ctx.compare_exchange_i32(tokens + i, -1, int32_t(t));
+      if (held == -1 || held == int32_t(t)) return i;
+      i = (i + 1) & mask;
+    }
+    return i;
+  }
+  // The slot of a token inserted before the last sync.
+  FS_HOST_DEVICE int64_t find(int64_t t) const {
+    int64_t i = home(t);
+    for (int64_t probe = 0; probe < mask && tokens[i] != int32_t(t); ++probe) i = (i + 1) & mask;
+    return i;
+  }
+};
+
 // Calls f(token, j) for this worker's share of the valid ids in `l`, and ahead(token) a few ids
 // before f reaches that token (to start its scattered loads early).
 template <class Ctx, class F, class Ahead>
@@ -104,7 +144,7 @@ FS_HOST_DEVICE const uint32_t* allowed_bits(Ctx& ctx, const RowEdits& e, int64_t
 struct Stage3 {
   float repetition, frequency, presence;
   bool rep, freq;
-  int32_t* marks;  // output counts by token (row_edits.h), or null when freq is off
+  int32_t* marks;  // dense edits: output counts by token, or null when freq is off
 
   // Token t's output count, leaving its mark zero; `slot` is t for an output token, else an
   // entry that is always zero (marks[V]): prompt tokens then read no line of `marks` of their
@@ -175,8 +215,8 @@ FS_HOST_DEVICE void list_set_bits(Ctx& ctx, const uint32_t* a, const uint32_t* b
 
 // Lists the patched tokens of this worker's groups in token order (the set bits of `seen` |
 // `edited`), with their final keys and raw keys, and fills view.gmax_hint. A token in `seen` gets
-// stage 3 here, from its stage 1-2 value (`patch`, when `edited`) or its raw key, and the count
-// of its output occurrences in `marks` (left zero). In token order the list is born grouped (no
+// stage 3 here, from its stage 1-2 value (its slot's key, when `edited`) or its raw key, and the
+// count of its output occurrences (its slot's count, when `counted`). In token order the list is born grouped (no
 // sort, no random writes) and the row is read ascending. The bits become tokens first, so the
 // loop that loads keys has no data-dependent exits and its loads overlap.
 // Each group's maximum is decided by its raw maximum and its patches (a patch at least as large,
@@ -190,7 +230,7 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mas
   const int64_t words = num_words(vocab);
   const uint32_t* const seen = s.seen;
   uint32_t* const edited = s.edited;
-  const uint32_t* const patch = s.patch;
+  const TokenSlots slots{s.slot_tokens, s.slot_keys, s.slot_counts, s.slot_mask};
   int32_t* const tokens = s.list_tokens;
   uint32_t* const keys = s.list_keys;
   uint32_t* const raw_keys = s.list_raw_keys;
@@ -213,9 +253,9 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mas
     const int64_t t = tokens[i];
     const uint32_t raw_key = raw.key(t);
     raw_keys[i] = raw_key;
-    keys[i] = bit_is_set(edited, t) ? patch[t] : raw_key;
-    const int64_t slot = bit_is_set(s.counted, t) ? t : vocab;
-    counts[i] = bit_is_set(seen, t) ? stage3.take_count(slot) : -1;
+    keys[i] = bit_is_set(edited, t) ? slots.keys[slots.find(t)] : raw_key;
+    const int32_t count = bit_is_set(s.counted, t) ? slots.counts[slots.find(t)] : 0;
+    counts[i] = bit_is_set(seen, t) ? count : -1;
   }
   for (int32_t i = first; i < at; ++i) {
     const uint32_t penalized = stage3.apply(keys[i], counts[i]);
@@ -236,10 +276,10 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mas
 }
 
 // Stages 1-3 of `raw` as a PatchedView over scratch (list_*, group_start, edited, allowed,
-// raw_group_max, group_max as the hint). Stages 1-2 write the few masked and biased tokens to
-// scratch.patch (V keys); stage 3 marks its tokens in `seen` (and counts output tokens in
-// `marks`), and list_patches applies it while it lists every patched token in token order.
-// Bitsets are cleared here; `marks` (V counters) holds zeros on entry and on return.
+// raw_group_max, group_max as the hint). Stages 1-2 give the few masked and biased tokens a key
+// in their slot (TokenSlots); stage 3 marks its tokens in `seen` (and counts output tokens in
+// their slots), and list_patches applies it while it lists every patched token in token order.
+// Bitsets and slots are cleared here: nothing is carried from row to row.
 template <class Ctx, DType D>
 FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& e,
                                        const RowScratch& s) {
@@ -255,6 +295,13 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     s.seen[w] = 0;
     s.counted[w] = 0;
   }
+  const TokenSlots slots{s.slot_tokens, s.slot_keys, s.slot_counts, s.slot_mask};
+  int64_t c0, c1;
+  ctx.segment(s.slot_mask + 1, &c0, &c1);
+  for (int64_t i = c0; i < c1; ++i) {
+    slots.tokens[i] = -1;
+    slots.counts[i] = 0;
+  }
   // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it.
   const uint32_t* allowed = allowed_bits(ctx, e, vocab, s);
   ctx.sync();
@@ -264,11 +311,11 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     return KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
   };
   const auto store = [&](int64_t t, float v) {
-    s.patch[t] = key_of(v);
+    slots.keys[slots.insert(ctx, t)] = key_of(v);
     ctx.fetch_or_u32(s.edited + (t >> 5), 1u << (t & 31));
   };
   const auto value = [&](int64_t t) {
-    return key_to_float(bit_is_set(s.edited, t) ? s.patch[t] : raw.key(t));
+    return key_to_float(bit_is_set(s.edited, t) ? slots.keys[slots.find(t)] : raw.key(t));
   };
   // Stage 1, sparse: banned and suppressed tokens.
   const auto mask = [&](int64_t t, int64_t) { store(t, neg_inf); };
@@ -297,15 +344,15 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
       mark(t);
       if (freq) ctx.fetch_or_u32(s.counted + (t >> 5), 1u << (t & 31));
       if (counted) {
-        ctx.fetch_add_i32(s.marks + t, 1);
+        ctx.fetch_add_i32(slots.counts + slots.insert(ctx, t), 1);
       } else if (freq) {
-        s.marks[t] = e.output_counts[j];  // one entry per token (Python checks)
+        slots.counts[slots.insert(ctx, t)] = e.output_counts[j];  // one per token (Python checks)
       }
-    }, [&](int64_t t) { if (freq) FS_PREFETCH(s.marks + t); });
+    });
     if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { mark(t); });
   }
   ctx.sync();
-  const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, s.marks};
+  const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, nullptr};
   list_patches(ctx, raw, allowed != nullptr, s, stage3);
   return PatchedView<D>{raw, s.edited, allowed, s.raw_group_max, s.list_tokens,
                         s.list_keys, s.group_start, s.group_max};

@@ -91,8 +91,7 @@ struct RowScratch {
   int32_t* bin_tokens;
   int64_t bin_cap;         // kBinListCap, or kFastListCap for a solo context's short lists
   // Rows with stages 1-3 (row_edits.h) only:
-  uint32_t* patch;         // V keys: masked and biased tokens' keys (stages 1-2)
-  uint32_t* edited;        // num_words(V) words: which tokens have a patch
+  uint32_t* edited;        // num_words(V) words: which tokens have a stage 1-2 key in the slots
   int32_t* list_tokens;    // one entry per patched token: the patched tokens by group (PatchedView)
   uint32_t* list_keys;     // their keys
   uint32_t* list_raw_keys; // their raw keys
@@ -101,12 +100,18 @@ struct RowScratch {
   int32_t* group_start;    // num_groups(V) + 1 entries
   uint32_t* allowed;       // num_words(V) words: the allow-list (and grammar bitmask) as bits
   uint32_t* seen;          // num_words(V) words: the tokens stage 3 reaches
-  uint32_t* counted;       // num_words(V) words: the output tokens (their counts are in marks)
-  int32_t* marks;          // V + 1 entries: output counts, zero between rows (marks[V] always)
+  uint32_t* counted;       // num_words(V) words: the output tokens (their counts: slots / marks)
+  int32_t* marks;          // dense edits only: V + 1 output counts, zero between rows
   uint32_t* max_patched;   // num_groups(V) entries: whether a patch hit the group's raw maximum
                            // (dense edits: whether an edit may have changed it)
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
   uint32_t* dense_keys;    // V keys, or null: the edited row's copy (DenseView)
+  // Patched edits only: the listed tokens' records (row_edits.h, TokenSlots), slot_mask + 1
+  // entries each, a power of two at least twice the call's listed ids.
+  int32_t* slot_tokens;    // the token in each slot, -1: free
+  uint32_t* slot_keys;     // its key after stages 1-2 (when its `edited` bit is set)
+  int32_t* slot_counts;    // its output count (when its `counted` bit is set)
+  int64_t slot_mask;
 };
 
 FS_CODE_END
