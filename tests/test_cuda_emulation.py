@@ -312,25 +312,3 @@ def test_selftest_cuda_checks_pass_on_the_emulator(emulated):
     assert all(problem == "" for _, problem in results), results
     assert counting.launches > 40
 
-
-def test_edit_scratch_grows_with_the_lists_not_with_vocabulary(emulated):
-    """A block's stage 1-3 scratch is V/32-word bitsets, per-group arrays and lists sized by the
-    call's listed ids: no V-entry array (at V = 256000 that was 2 MB per block, 630 MB for a
-    call on 264 blocks, zeroed on every launch)."""
-    from fastsample import _edits
-
-    def per_block(vocab, banned):
-        edits = _edits.build(1, vocab, torch.device("cpu"), banned_token_ids=list(range(banned)))
-        return emulated.cuda_workspace_bytes(vocab, edits.packed())
-
-    plain = emulated.cuda_workspace_bytes(256000, None)
-    few = per_block(256000, 10)
-    assert few - plain < 256000 * 4 * 3 // 4  # below one V-entry int32 array
-    # Bitsets (4 x V/8 bytes) and group arrays (3 x V/16) on top of the plain scratch, plus the
-    # lists and slots of 10 ids.
-    assert few - plain <= 4 * 256000 // 8 + 3 * 4 * 4000 + 2048
-    # 10,000 more listed ids cost about 40 bytes each (4 lists + 3 slot arrays at <= 4x load),
-    # whatever V is.
-    more = per_block(256000, 10_010) - few
-    assert 16 * 10_000 <= more <= 64 * 10_000
-    assert per_block(1024 * 1024, 10_010) - per_block(1024 * 1024, 10) == more

@@ -71,8 +71,10 @@ struct TokenSlots {
     while (n < 2 * listed) n *= 2;
     return n;
   }
+  // Fibonacci hashing: the product's top bits, so ids that share their low bits (multiples of
+  // a power of two) do not share a home.
   FS_HOST_DEVICE int64_t home(int64_t t) const {
-    return int64_t((uint32_t(t) * 0x9E3779B1u) & uint32_t(mask));  // Fibonacci hashing
+    return int64_t((uint32_t(t) * 0x9E3779B1u) >> leading_zeros(uint32_t(mask)));
   }
   // Token t's slot, claimed if it has none (its count starts at zero).
   template <class Ctx>
