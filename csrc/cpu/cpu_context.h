@@ -117,11 +117,11 @@ struct WorkerBuffers {
       s.allowed = allowed.at_least(size_t(num_words(vocab)));
       s.seen = seen.at_least(size_t(num_words(vocab)));
       s.counted = counted.at_least(size_t(num_words(vocab)));
-      s.marks = marks.at_least(size_t(vocab) + 1);
       s.max_patched = max_patched.at_least(size_t(num_groups(vocab)));
       s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
       if (edited_rows_dense()) {
         s.dense_keys = dense_keys.at_least(size_t(vocab));
+        s.marks = marks.at_least(size_t(vocab) + 1);
       } else {
         const int64_t slots = TokenSlots::capacity(listed < vocab ? listed : vocab);
         s.slot_tokens = slot_tokens.at_least(size_t(slots));

@@ -72,8 +72,8 @@ def _backends() -> List[Tuple[str, torch.device, str]]:
         out.append(("cuda", torch.device("cpu"), "not compiled (built without nvcc)"))
     elif not torch.cuda.is_available():
         out.append(("cuda", torch.device("cpu"), "no GPU visible to torch"))
-    elif _cuda.unusable_reason() is not None:
-        out.append(("cuda", torch.device("cuda"), "FAIL: " + _cuda.unusable_reason()))
+    elif (reason := _cuda.unusable_reason()) is not None:
+        out.append(("cuda", torch.device("cuda"), "FAIL: " + reason))
     else:
         for i in range(torch.cuda.device_count()):
             out.append((f"cuda:{i}", torch.device("cuda", i), ""))

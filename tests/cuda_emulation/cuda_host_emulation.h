@@ -48,31 +48,24 @@ struct EmulationError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Where a thread is waiting: the source location of the built-in call ("__syncthreads at
-// file:line"). Return addresses would tell apart the callers of one BlockCtx member, but an
-// optimizer that duplicates a loop gives one source call two addresses, so they cannot be used.
-struct Site {
-  const char* what = "";
-  bool operator==(const Site& o) const { return std::strcmp(what, o.what) == 0; }
-};
-
-inline Site here(const char* what) { return Site{what}; }
+// Threads are told apart by where they wait: the source location of the built-in call
+// ("__syncthreads at file:line"). Return addresses would tell apart the callers of one BlockCtx
+// member, but an optimizer that duplicates a loop gives one source call two addresses.
 
 // A barrier for `expected` threads that checks they all arrive from one call site.
 class CheckedBarrier {
  public:
   CheckedBarrier(int expected, std::string name) : expected_(expected), name_(std::move(name)) {}
 
-  void arrive_and_wait(const Site& site) {
+  void arrive_and_wait(const char* where) {
     std::unique_lock<std::mutex> lock(m_);
     if (failed_) throw EmulationError(error_);
-    if (exited_ > 0) fail(lock, name_ + ": a thread waits at " + site.what + " after " +
-                                    std::to_string(exited_) + " thread(s) returned");
+    if (exited_ > 0) fail(name_ + ": a thread waits at " + where + " after " +
+                          std::to_string(exited_) + " thread(s) returned");
     if (arrived_ == 0) {
-      site_ = site;
-    } else if (!(site_ == site)) {
-      fail(lock, name_ + ": threads wait at different call sites (" + site_.what +
-                     " and " + site.what + ")");
+      where_ = where;
+    } else if (std::strcmp(where_, where) != 0) {
+      fail(name_ + ": threads wait at different call sites (" + where_ + " and " + where + ")");
     }
     if (++arrived_ == expected_) {
       arrived_ = 0;
@@ -85,8 +78,8 @@ class CheckedBarrier {
                                    [&] { return generation_ != gen || failed_; });
     if (failed_) throw EmulationError(error_);
     if (!done) {
-      fail(lock, name_ + ": " + std::to_string(arrived_) + " of " + std::to_string(expected_) +
-                     " threads waited 300 s at " + site.what + " (a thread never arrives)");
+      fail(name_ + ": " + std::to_string(arrived_) + " of " + std::to_string(expected_) +
+           " threads waited 300 s at " + where + " (a thread never arrives)");
     }
   }
 
@@ -96,7 +89,7 @@ class CheckedBarrier {
     ++exited_;
     if (arrived_ > 0 && !failed_) {
       fail_quietly(name_ + ": a thread returned while " + std::to_string(arrived_) +
-                   " wait at " + site_.what);
+                   " wait at " + where_);
     }
   }
 
@@ -107,7 +100,8 @@ class CheckedBarrier {
   }
 
  private:
-  [[noreturn]] void fail(std::unique_lock<std::mutex>&, const std::string& why) {
+  // Called with m_ held.
+  [[noreturn]] void fail(const std::string& why) {
     fail_quietly(why);
     throw EmulationError(why);
   }
@@ -125,7 +119,7 @@ class CheckedBarrier {
   uint64_t generation_ = 0;
   bool failed_ = false;
   std::string error_;
-  Site site_;
+  const char* where_ = "";
 };
 
 // One warp's exchange: a barrier for its 32 lanes and a slot per lane.
@@ -161,11 +155,10 @@ inline void check_full_mask(unsigned mask, const char* what) {
 template <class Read>
 inline auto warp_exchange(uint64_t v, const char* what, const Read& read) {
   Warp& w = current_warp();
-  const Site site = here(what);
   w.slots[lane()] = v;
-  w.barrier.arrive_and_wait(site);
+  w.barrier.arrive_and_wait(what);
   const auto out = read(w.slots);
-  w.barrier.arrive_and_wait(site);  // nobody overwrites a slot before everyone has read it
+  w.barrier.arrive_and_wait(what);  // nobody overwrites a slot before everyone has read it
   return out;
 }
 
@@ -239,7 +232,7 @@ std::string launch(int64_t blocks, int threads, uint64_t garbage_seed, const Bod
 #define FS_EMU_HERE(name) name " at " __FILE__ ":" FS_EMU_STR(__LINE__)
 
 inline void fs_emu_syncthreads(const char* where) {
-  fs_emu::current_block->barrier.arrive_and_wait(fs_emu::here(where));
+  fs_emu::current_block->barrier.arrive_and_wait(where);
 }
 #define __syncthreads() fs_emu_syncthreads(FS_EMU_HERE("__syncthreads"))
 

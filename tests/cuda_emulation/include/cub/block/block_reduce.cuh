@@ -21,7 +21,7 @@ class BlockReduce {
   template <class Op>
   T Reduce(T v, Op op) {
     s_.slots[threadIdx.x] = v;
-    fs_emu::current_block->barrier.arrive_and_wait(fs_emu::here("cub::BlockReduce"));
+    fs_emu::current_block->barrier.arrive_and_wait("cub::BlockReduce");
     if (threadIdx.x != 0) {
       T garbage;
       fs_emu::fill_garbage(&garbage, sizeof(T), threadIdx.x);

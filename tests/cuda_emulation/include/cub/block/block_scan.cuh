@@ -15,7 +15,7 @@ class BlockScan {
 
   void ExclusiveSum(T v, T& before, T& aggregate) {
     s_.slots[threadIdx.x] = v;
-    fs_emu::current_block->barrier.arrive_and_wait(fs_emu::here("cub::BlockScan"));
+    fs_emu::current_block->barrier.arrive_and_wait("cub::BlockScan");
     T sum = T(0);
     for (int i = 0; i < kThreads; ++i) {
       if (i == int(threadIdx.x)) before = sum;
