@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import fastsample
-from fastsample import _cuda, _sampling
+from fastsample import _cuda, _kernel, _sampling
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR = ROOT / "build" / "emulator"
@@ -51,9 +51,9 @@ class _CountingLaunches:
     def __getattr__(self, name):
         attr = getattr(self._module, name)
         if name in ("cuda_sample", "cuda_process"):
-            def launch(*args):
+            def launch(*args, **kwargs):
                 self.launches += 1
-                return attr(*args)
+                return attr(*args, **kwargs)
             return launch
         return attr
 
@@ -67,6 +67,7 @@ def cuda_kernels_on_host(emulated):
         mp.setattr(_cuda, "_resident", lambda device: RESIDENT_BLOCKS)
         mp.setattr(_cuda, "_device_scope", lambda device: contextlib.nullcontext())
         mp.setattr(_cuda, "_stream", lambda device: 0)
+        mp.setattr(_kernel, "_on_cpu", lambda logits: False)
         mp.setattr(_sampling, "_fast_sample", lambda *args: None)
         yield
 

@@ -67,3 +67,22 @@ def test_sampler_refuses_a_device_it_cannot_use(monkeypatch, fresh_status):
     monkeypatch.setattr(_cuda, "COMPILED", False)
     with pytest.raises(ValueError, match="built without CUDA kernels"):
         fastsample.Sampler(100, device="cuda")
+
+
+def test_reference_route_honours_every_argument(monkeypatch):
+    """Where no compiled kernel runs (a CUDA tensor in a build without CUDA kernels), the
+    reference takes the whole call: penalties, masks and logprobs included, never dropped."""
+    monkeypatch.setattr(fastsample._kernel, "runs_compiled", lambda logits: False)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 50, generator=g)
+    top = int(x[0].argmax())
+    kw = dict(temperature=0.0, banned_token_ids=[top], repetition_penalty=1.5,
+              prompt_token_ids=[[1, 2]] * 3, logprobs=2)
+    out = fastsample.sample(x, **kw)
+    want = fastsample.reference.sample(x, **kw)
+    assert int(out.tokens[0]) != top
+    assert torch.equal(out.tokens, want.tokens) and torch.equal(out.top_ids, want.top_ids)
+    processed = fastsample.process_logits(x, banned_token_ids=[top], top_k=5)
+    assert processed[0, top] == float("-inf")
+    assert torch.equal(processed, fastsample.reference.process_logits(
+        x, banned_token_ids=[top], top_k=5))

@@ -199,8 +199,9 @@ def test_kernel_ignores_out_of_range_ids_safely():
     e.prompt.ids[1, 0] = -(10**9)
     e.banned.ids[0, 0] = 1000
     out = torch.empty(2, 1000)
-    _C.cpu_process(logits.data_ptr(), 0, 2, 1000, 1000, 1.0, 0, 0, 0, 1.0, 0, 0.0, 0,
-                   out.data_ptr(), 1000, 0, e.packed())
+    args = _C.BatchArgs(logits=logits.data_ptr(), batch=2, vocab=1000, row_stride=1000,
+                        out_logits=out.data_ptr(), out_row_stride=1000)
+    _C.cpu_process(args, e.kernel_args())
     want = fastsample.reference.process_logits(
         logits, repetition_penalty=1.5, prompt_token_ids=[[1, 3], [5, 6]],
         banned_token_ids=[[8], [9, 10]])
@@ -213,12 +214,12 @@ def test_cuda_workspace_grows_with_the_lists_not_the_vocabulary():
     # arrays per listed id (capped at V) and three 32-bit arrays of token slots (a power of two
     # >= twice the listed ids, >= 16); no V-entry array.
     vocab = 128256
-    plain = fastsample._C.cuda_workspace_bytes(vocab, None)
+    plain = fastsample._C.cuda_workspace_bytes(fastsample._C.BatchArgs(vocab=vocab))
 
     def with_history(length, v=vocab):
         e = _edits.build(1, v, torch.device("cpu"), repetition_penalty=1.1,
                          prompt_token_ids=torch.zeros(1, length, dtype=torch.int64))
-        return fastsample._C.cuda_workspace_bytes(v, e.packed())
+        return fastsample._C.cuda_workspace_bytes(fastsample._C.BatchArgs(vocab=v), e.kernel_args())
 
     def slots(listed):
         n = 16

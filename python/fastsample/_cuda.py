@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional
 
 import torch
 
@@ -107,13 +107,19 @@ def _resident(device: torch.device) -> int:
     return resident
 
 
-def _launch_shape(device: torch.device, batch: int, vocab: int,
-                  edits: Optional[tuple]) -> Tuple[torch.Tensor, int]:
-    blocks = max(1, min(batch, _resident(device)))
-    # The stage 1-3 scratch is sized by the call's lists (module.cpp, cuda_workspace_bytes).
-    workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(vocab, edits)),
-                            dtype=torch.uint8, device=device)
-    return workspace, blocks
+def _launch(kernel, device: torch.device, args, edits, *logprobs) -> None:
+    """Enqueues `kernel` (_C.cuda_sample / cuda_process) for its arguments on the device's
+    current stream, with as many blocks as run at once and a workspace from torch's
+    allocator."""
+    if args.batch == 0:
+        return
+    with _device_scope(device):
+        blocks = max(1, min(args.batch, _resident(device)))
+        # The stage 1-3 scratch grows with the call's lists (csrc/cuda/scratch_layout.cuh).
+        workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(args, edits)),
+                                dtype=torch.uint8, device=device)
+        kernel(args, edits, *logprobs, workspace=workspace.data_ptr(), blocks=blocks,
+               stream=_stream(device))
 
 
 def _device_scope(device: torch.device):
@@ -124,32 +130,15 @@ def _stream(device: torch.device) -> int:
     return int(torch.cuda.current_stream(device).cuda_stream)
 
 
-def sample(logits: torch.Tensor, dtype_code: int, tokens: torch.Tensor, valid_ptr: int,
-           params: tuple, edits: Optional[tuple] = None, logprobs: Optional[tuple] = None) -> None:
-    """Enqueues the fused sample kernel. params: (T, T_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed,
-    seed_ptr, offset, offset_ptr) as the CPU kernel takes them, pointers into device memory;
-    edits / logprobs: the packed stage 1-3 and stage 7 tuples, or None."""
-    batch, vocab = logits.shape
-    if batch == 0:
-        return
-    with _device_scope(logits.device):
-        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits)
-        _C.cuda_sample(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
-                       tokens.data_ptr(), valid_ptr, workspace.data_ptr(), blocks,
-                       _stream(logits.device), edits, logprobs)
+def sample(args, edits, logprobs, device: torch.device) -> None:
+    """Enqueues the fused sample kernel (_C.BatchArgs, EditArgs or None, LogprobArgs or None,
+    their pointers on `device`)."""
+    _launch(_C.cuda_sample, device, args, edits, logprobs)
 
 
-def process(logits: torch.Tensor, dtype_code: int, out: torch.Tensor, params: tuple,
-            edits: Optional[tuple] = None) -> None:
-    """Enqueues the fused process kernel (params: T, T_ptr, k, k_ptr, p, p_ptr, m, m_ptr)."""
-    batch, vocab = logits.shape
-    if batch == 0:
-        return
-    with _device_scope(logits.device):
-        workspace, blocks = _launch_shape(logits.device, batch, vocab, edits)
-        _C.cuda_process(logits.data_ptr(), dtype_code, batch, vocab, logits.stride(0), *params,
-                        out.data_ptr(), out.stride(0), workspace.data_ptr(), blocks,
-                        _stream(logits.device), edits)
+def process(args, edits, device: torch.device) -> None:
+    """Enqueues the fused process kernel (_C.BatchArgs, EditArgs or None)."""
+    _launch(_C.cuda_process, device, args, edits)
 
 
 def device_count() -> int:

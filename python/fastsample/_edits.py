@@ -1,6 +1,6 @@
 """Stages 1-3 arguments (hard masks, logit_bias, penalties) of sample()/process_logits():
 validated, packed as padded per-row tensors on the logits' device, and handed to the kernels as
-one tuple (csrc/bindings/module.cpp, set_edits). The reference reads the same packed form."""
+one _C.EditArgs (Edits.kernel_args). The reference reads the same packed form."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,9 @@ from typing import Any, List, Optional
 
 import torch
 
-from . import _params
+from . import _C, _kernel, _params
 from ._C import first_id_out_of_range
+from ._param_table import EDITS
 from ._sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, PENALTY, REPETITION_PENALTY
 
 
@@ -21,10 +22,6 @@ class IdRows:
 
     ids: torch.Tensor
 
-    def packed(self) -> tuple:
-        # Row stride 0: one list shared by every row.
-        return (self.ids.data_ptr() if self.ids.shape[1] else 0, self.ids.stride(0), self.ids.shape[1])
-
 
 @dataclass
 class Edits:
@@ -33,9 +30,9 @@ class Edits:
     prompt: IdRows
     output: IdRows
     output_counts: Optional[torch.Tensor]  # int32 [B, L] beside `output`
-    repetition: _params.Param
-    frequency: _params.Param
-    presence: _params.Param
+    repetition_penalty: _params.Param
+    frequency_penalty: _params.Param
+    presence_penalty: _params.Param
     bias: IdRows
     bias_values: torch.Tensor  # float32 [B, L] beside `bias`
     allowed: IdRows
@@ -46,18 +43,21 @@ class Edits:
     bitmask: Optional[torch.Tensor]
     keep: List[torch.Tensor] = field(default_factory=list)
 
-    def packed(self) -> tuple:
-        bm = self.bitmask
-        return (*self.prompt.packed(), *self.output.packed(),
-                0 if self.output_counts is None else self.output_counts.data_ptr(),
-                self.repetition.scalar, self.repetition.ptr(),
-                self.frequency.scalar, self.frequency.ptr(),
-                self.presence.scalar, self.presence.ptr(),
-                *self.bias.packed(), self.bias_values.data_ptr() if self.bias.ids.shape[1] else 0,
-                *self.allowed.packed(), *self.banned.packed(), *self.stop.packed(),
-                self.min_tokens.scalar, self.min_tokens.ptr(),
-                self.num_generated.scalar, self.num_generated.ptr(),
-                0 if bm is None else bm.data_ptr(), 0 if bm is None else bm.stride(0))
+    def kernel_args(self) -> _C.EditArgs:
+        """The kernels' arguments, pointing into this object's tensors (keep it alive)."""
+        e = _C.EditArgs(enabled=True)
+        for name in ("prompt", "output", "bias", "allowed", "banned", "stop"):
+            _kernel.set_ids(e, name, getattr(self, name).ids)
+        if self.output_counts is not None:
+            e.output_counts = self.output_counts.data_ptr()
+        if self.bias.ids.shape[1]:
+            e.bias_values = self.bias_values.data_ptr()
+        if self.bitmask is not None:
+            e.bitmask = self.bitmask.data_ptr()
+            e.bitmask_stride = self.bitmask.stride(0)
+        for name in EDITS:  # the per-row parameters among the fields
+            _kernel.set_parameter(e, name, getattr(self, name))
+        return e
 
 
 def _is_int(v: Any) -> bool:
@@ -356,9 +356,9 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
     bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
     edits = Edits(
         prompt=prompt, output=output, output_counts=counts,
-        repetition=_params.param("repetition_penalty", repetition_penalty, batch, REPETITION_PENALTY, device),
-        frequency=_params.param("frequency_penalty", frequency_penalty, batch, PENALTY, device),
-        presence=_params.param("presence_penalty", presence_penalty, batch, PENALTY, device),
+        repetition_penalty=_params.param("repetition_penalty", repetition_penalty, batch, REPETITION_PENALTY, device),
+        frequency_penalty=_params.param("frequency_penalty", frequency_penalty, batch, PENALTY, device),
+        presence_penalty=_params.param("presence_penalty", presence_penalty, batch, PENALTY, device),
         bias=bias, bias_values=bias_values,
         allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True,
                         empty_row="would mask every token; pass None for no restriction"),

@@ -5,13 +5,15 @@ the accepted types (TypeError).
 """
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
+
+# The ranges of the per-row parameters live in their table (re-exported for their users).
+from ._param_table import MIN_P, OFFSET, SEED, TEMPERATURE, TOP_K, TOP_P, Range  # noqa: F401
 
 FLOAT_DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 MAX_VOCAB = 1 << 25
@@ -61,44 +63,6 @@ def _is_int(v: Any) -> bool:
 
 def _is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-@dataclass(frozen=True)
-class Range:
-    """An allowed range, with the text errors show."""
-
-    text: str
-    low: float
-    high: float
-    low_open: bool = False
-    integer: bool = False
-    extra: tuple = ()  # isolated allowed values below `low` (e.g. top_k -1 and 0)
-    # How per-row values of a real parameter reach the kernels (integers: int64).
-    dtype: torch.dtype = torch.float32
-
-    def ok(self, v: float) -> bool:
-        if v in self.extra:
-            return True
-        if isinstance(v, float) and not math.isfinite(v):
-            return False
-        above = v > self.low if self.low_open else v >= self.low
-        return above and v <= self.high and not self.vanishes(v)
-
-    def vanishes(self, v: float) -> bool:
-        """A nonzero value the kernels' float32 would read as 0 (|v| < 2**-150): T 1e-50 would
-        turn greedy, a repetition penalty off; such a value is rejected, never rounded."""
-        return not self.integer and self.dtype == torch.float32 and v != 0 and abs(v) <= 2.0**-150
-
-    def message(self, name: str, v: Any) -> str:
-        why = " (it rounds to 0 in float32)" if self.vanishes(v) else ""
-        return f"{name}={v!r} is out of range{why}; allowed: {self.text}"
-
-
-TEMPERATURE = Range("a finite number >= 0 (0 = greedy)", 0.0, 3.4e38)
-TOP_K = Range("an integer: -1 or 0 (off) or 1 .. 2**63-1", 1, MAX_SEED, integer=True, extra=(-1, 0))
-# float64: a decimal top_p (0.8) must not become a float32 (0.800000012) needing more mass.
-TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True, dtype=torch.float64)
-MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 
 
 def _check_scalar(name: str, v: Any, rng: Range) -> None:
@@ -224,7 +188,8 @@ class Seeds:
 
 def draw_seeds(out: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
     """Fills the int64 tensor `out` with seeds in [0, 2**63-1] from `generator`: one per row."""
-    return out.random_(generator=generator)
+    # Without a generator, the plain call: its keyword costs a tenth of a B = 1 call's overhead.
+    return out.random_() if generator is None else out.random_(generator=generator)
 
 
 def _seed_value(name: str, v: Any) -> Optional[int]:
@@ -292,9 +257,6 @@ def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: i
     return Seeds(Param(0, as_tensor(seed_rows)), Param(0, as_tensor(resolved_offset)))
 
 
-_SEED_RANGE = Range("0 <= seed <= 2**63-1, or -1 for random", 0, MAX_SEED, integer=True,
-                    extra=(-1,))
-_OFFSET_RANGE = Range("0 <= offset <= 2**63-1", 0, MAX_SEED, integer=True)
 
 
 def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> torch.Tensor:
@@ -311,11 +273,11 @@ def _tensor_seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], 
         s = _seed_value("seed", seed)
         seed_rows = torch.full((batch,), -1 if s is None else s, dtype=torch.int64, device=device)
     else:
-        seed_rows = _int_rows("seed", seed, batch, _SEED_RANGE, device)
+        seed_rows = _int_rows("seed", seed, batch, SEED, device)
     if offset is None or _is_int(offset):
         offsets = Param(0 if offset is None else _offset_value("offset", offset))
     else:
-        offsets = Param(0, _int_rows("offset", offset, batch, _OFFSET_RANGE, device))
+        offsets = Param(0, _int_rows("offset", offset, batch, OFFSET, device))
     # Outside capture, draw only when some row needs it (as the list form does); a graph always
     # draws, since asking would wait for the GPU.
     if _capturing() or bool((seed_rows == -1).any()):

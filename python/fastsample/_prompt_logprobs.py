@@ -6,9 +6,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from . import _cuda, _params, reference
-from ._C import cpu_sample
-from ._sampling import _LogprobOutputs
+from . import _kernel, _params, reference
 from ._sampling_params import LOGPROBS
 
 
@@ -68,16 +66,10 @@ def prompt_logprobs(logits: Any, target_ids: Any, n: int = 0) -> PromptLogprobs:
             i = int(bad.nonzero()[0, 0])
             raise ValueError(f"target_ids[{i}]={int(targets[i])} is out of range; allowed: "
                              f"0 <= id < V={vocab}")
-    on_cuda = _cuda.runs_on(logits.device)
-    if logits.device.type != "cpu" and not on_cuda:
+    if not _kernel.runs_compiled(logits):
         out = reference.logprobs_of(logits, targets, int(n), False)
         return PromptLogprobs(*out)
-    lp = _LogprobOutputs(int(n), False, length, logits.device, given=targets)
-    tokens = torch.empty(length, dtype=torch.int64, device=logits.device)
-    args = (1.0, 0, 0, 0, 1.0, 0, 0.0, 0, 0, 0, 0, 0)
-    if on_cuda:
-        _cuda.sample(logits, _params.FLOAT_DTYPES[logits.dtype], tokens, 0, args, None, lp.packed)
-    else:
-        cpu_sample(logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], length, vocab,
-                   logits.stride(0), *args, tokens.data_ptr(), 0, 0, None, lp.packed)
+    lp = _kernel.LogprobOutputs(int(n), False, length, logits.device, given=targets)
+    # Every stage 1-6 parameter off: the kernels score each row's given token.
+    _kernel.run_sample(logits, _kernel.batch_args(logits), None, lp)
     return PromptLogprobs(lp.logprob, lp.top_ids, lp.top_logprobs)

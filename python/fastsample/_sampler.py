@@ -8,8 +8,9 @@ from typing import Any, Dict, Hashable, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import _cuda, _edits, _params
-from ._sampling import _LogprobOutputs, kernel_args, run_prepared
+from . import _cuda, _edits, _kernel, _params
+from ._kernel import LogprobOutputs
+from ._param_table import EDITS, FILTERS, TABLE
 from ._sampling_params import SamplingParams
 
 
@@ -65,9 +66,6 @@ class _Request:
         self.max_tokens = p.max_tokens if p.max_tokens is not None else float("inf")
 
 
-_FLOAT_ROWS = {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0,
-               "frequency_penalty": 0.0, "presence_penalty": 0.0}
-_INT_ROWS = {"top_k": 0, "seed": 0, "offset": 0, "min_tokens": 0, "generated": 0}
 _LIST_ROWS = ("prompt", "output", "bias_ids", "allowed", "banned", "stop")
 
 
@@ -214,14 +212,14 @@ class Sampler:
 
     # -- per-row device state ------------------------------------------------------------
     def _new_rows(self, reqs: List[_Request]) -> Dict[str, torch.Tensor]:
-        rows: Dict[str, Any] = {}
-        for name, default in _FLOAT_ROWS.items():
-            rows[name] = [float(getattr(r.params, name, default)) for r in reqs]
-        rows["top_k"] = [r.params.top_k for r in reqs]
-        rows["seed"] = [r.seed for r in reqs]
-        rows["offset"] = [len(r.output) for r in reqs]
-        rows["min_tokens"] = [r.params.min_tokens for r in reqs]
-        rows["generated"] = [len(r.output) for r in reqs]
+        # Every per-row parameter of the table: the request's value, or its decode state.
+        rows: Dict[str, Any] = {"seed": [r.seed for r in reqs],
+                                "offset": [len(r.output) for r in reqs],
+                                "num_generated": [len(r.output) for r in reqs]}
+        for p in TABLE:
+            if p.name not in rows:
+                cast = int if p.range.integer else float
+                rows[p.name] = [cast(getattr(r.params, p.name)) for r in reqs]
         lists = {
             "prompt": [r.prompt for r in reqs],
             "output": [r.output for r in reqs],
@@ -231,12 +229,7 @@ class Sampler:
             "stop": [list(() if r.params.ignore_eos else r.eos) + list(r.params.stop_token_ids)
                      for r in reqs],
         }
-        out: Dict[str, torch.Tensor] = {}
-        for name in _FLOAT_ROWS:
-            out[name] = torch.tensor(rows[name], dtype=_params.TOP_P.dtype if name == "top_p"
-                                     else torch.float32)
-        for name in _INT_ROWS:
-            out[name] = torch.tensor(rows[name], dtype=torch.int64)
+        out = {p.name: torch.tensor(rows[p.name], dtype=p.dtype) for p in TABLE}
         for name, values in lists.items():
             out[name] = _padded(values, -1, torch.int64)
         out["bias_values"] = _padded([[b for _, b in r.params.logit_bias or ()] for r in reqs],
@@ -270,7 +263,7 @@ class Sampler:
             # once from the host copies now that one does.
             self._rows["output"] = _padded([r.output for r in self._requests], -1,
                                            torch.int64).to(self.device)
-            self._rows["generated"] = torch.tensor([len(r.output) for r in self._requests],
+            self._rows["num_generated"] = torch.tensor([len(r.output) for r in self._requests],
                                                    dtype=torch.int64, device=self.device)
         self._history_on_device = self._edits_on
         self._cap = self._rows["output"].shape[1] if self._rows else 0
@@ -300,12 +293,10 @@ class Sampler:
         P = _params.Param
         return _edits.Edits(
             prompt=_edits.IdRows(r["prompt"]), output=_edits.IdRows(r["output"]),
-            output_counts=None, repetition=P(1.0, r["repetition_penalty"]),
-            frequency=P(0.0, r["frequency_penalty"]), presence=P(0.0, r["presence_penalty"]),
-            bias=_edits.IdRows(r["bias_ids"]), bias_values=r["bias_values"],
+            output_counts=None, bias=_edits.IdRows(r["bias_ids"]), bias_values=r["bias_values"],
             allowed=_edits.IdRows(r["allowed"]), banned=_edits.IdRows(r["banned"]),
-            stop=_edits.IdRows(r["stop"]), min_tokens=P(0, r["min_tokens"]),
-            num_generated=P(0, r["generated"]), bitmask=None)
+            stop=_edits.IdRows(r["stop"]), bitmask=None,
+            **{name: P(0, r[name]) for name in EDITS})
 
     # -- the step --------------------------------------------------------------------------
     def step(self, logits: torch.Tensor) -> StepOutputs:
@@ -332,27 +323,30 @@ class Sampler:
         r = self._rows
         if self._edits_on and self._ensure_capacity():
             self._prepared = None
+        if logits.dtype not in _params.FLOAT_DTYPES or logits.stride(1) != 1:
+            logits = _params.as_logits(logits)
         if self._prepared is None:
-            # The tensors are updated in place from here on, so these wrappers stay valid.
+            # The tensors are updated in place from here on, so the arguments stay valid.
             P = _params.Param
-            filters = (P(1.0, r["temperature"]), P(0, r["top_k"]), P(1.0, r["top_p"]),
-                       P(0.0, r["min_p"]))
+            params = [(name, P(0, r[name])) for name in FILTERS]
             edits = self._edits()
-            self._prepared = (kernel_args(filters, _params.Seeds(P(0, r["seed"]), P(0, r["offset"]))),
-                              None if edits is None else edits.packed(), edits)
-        args, edits, _ = self._prepared  # the Edits object keeps its tensors alive
+            # The Edits object keeps the tensors its kernel arguments point into alive.
+            self._prepared = (_kernel.batch_args(logits, params), edits,
+                              None if edits is None else edits.kernel_args())
+        args, _, edit_args = self._prepared
+        _kernel.set_logits(args, logits)
         lp = None
         if self._logprobs is not None:
-            lp = _LogprobOutputs(self._logprobs[0], self._logprobs[1] == "processed", batch,
-                                 self.device)
-        out = run_prepared(logits, args, edits, lp)
+            lp = LogprobOutputs(self._logprobs[0], self._logprobs[1] == "processed", batch,
+                                self.device)
+        out = _kernel.run_sample(logits, args, edit_args, lp, return_valid=True)
         results = self._finish(out)  # raises before any state changed
         # Device-side bookkeeping, queued after the kernel: Philox offsets, and the history and
         # counts when a request's penalties or min_tokens read them.
         r["offset"] += 1
         if self._edits_on:
-            r["output"].scatter_(1, r["generated"][:, None], out.tokens[:, None])
-            r["generated"] += 1
+            r["output"].scatter_(1, r["num_generated"][:, None], out.tokens[:, None])
+            r["num_generated"] += 1
         return results
 
     def _finish(self, out) -> StepOutputs:

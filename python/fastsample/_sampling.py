@@ -1,17 +1,15 @@
 """fastsample.sample and fastsample.process_logits: validation, then one fused kernel call."""
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from . import _cuda, _edits, _ops, _params, reference
-from ._C import cpu_process, cpu_sample
+from . import _C, _edits, _kernel, _ops, _params, reference
 from ._output import SampleOutput
+from ._param_table import BY_NAME
 from ._sampling_params import LOGPROBS, LOGPROBS_MODES
-
-_threads = 0  # 0: the pool's size (see set_num_threads)
 
 _REALS = (float, int)
 # sample()'s off values for the stage 1-3 parameters (see its plain-call test).
@@ -21,15 +19,14 @@ _ZERO_INT = 0
 _VANISHES = 2.0**-150  # a float32 reads this or less as 0 (_params.Range.vanishes)
 
 
-def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any, min_p: Any):
+def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any,
+                   min_p: Any) -> List[Tuple[str, _params.Param]]:
+    """Stages 4-5 parameters, validated, as (kernel name, Param) pairs."""
     batch = logits.shape[0]
     dev = logits.device
-    return (
-        _params.param("temperature", temperature, batch, _params.TEMPERATURE, dev),
-        _params.param("top_k", top_k, batch, _params.TOP_K, dev),
-        _params.param("top_p", top_p, batch, _params.TOP_P, dev),
-        _params.param("min_p", min_p, batch, _params.MIN_P, dev),
-    )
+    return [(name, _params.param(name, value, batch, BY_NAME[name].range, dev))
+            for name, value in (("temperature", temperature), ("top_k", top_k),
+                                ("top_p", top_p), ("min_p", min_p))]
 
 
 def sample(
@@ -134,41 +131,20 @@ def sample(
         if out is not None:
             return out
     logits = _params.as_logits(logits)
-    on_cuda = _cuda.runs_on(logits.device)
-    if logits.device.type != "cpu" and not on_cuda:
+    if not _kernel.runs_compiled(logits):
         return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                 min_p=min_p, seed=seed, offset=offset, generator=generator,
-                                return_valid=return_valid)
+                                return_valid=return_valid, logprobs=logprobs,
+                                logprobs_mode=logprobs_mode, **_edits.arguments(locals()))
     batch, vocab = logits.shape
-    temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
+    params = _filter_params(logits, temperature, top_k, top_p, min_p)
     edits = None if plain else _edits.build(batch, vocab, logits.device,
                                             **_edits.arguments(locals()))
     lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
     s = _params.seeds(seed, offset, generator, batch, logits.device)
-    args = (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
-            s.seed.scalar, s.seed.ptr(), s.offset.scalar, s.offset.ptr())
-    if on_cuda:
-        return _run_sample_cuda(logits, args, return_valid, edits, lp)
-    tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
-    return _run_sample(logits, tokens, *args, return_valid, edits, lp)
-
-
-class _LogprobOutputs:
-    """Output tensors of stage 7 and the tuple the kernels take (module.cpp, set_logprobs)."""
-
-    def __init__(self, n: int, processed: bool, batch: int, device: torch.device,
-                 given: Optional[torch.Tensor] = None):
-        self.logprob = torch.empty(batch, dtype=torch.float32, device=device)
-        self.top_ids = torch.empty((batch, n), dtype=torch.int64, device=device)
-        self.top_logprobs = torch.empty((batch, n), dtype=torch.float32, device=device)
-        self.given = given
-        self.packed = (n, processed, self.logprob.data_ptr(),
-                       self.top_ids.data_ptr() if n else 0,
-                       self.top_logprobs.data_ptr() if n else 0,
-                       0 if given is None else given.data_ptr())
-
-    def output(self, tokens: torch.Tensor, valid: torch.Tensor) -> SampleOutput:
-        return SampleOutput(tokens, valid, self.logprob, self.top_ids, self.top_logprobs)
+    params += [("seed", s.seed), ("offset", s.offset)]
+    return _kernel.run_sample(logits, _kernel.batch_args(logits, params),
+                              None if edits is None else edits.kernel_args(), lp, return_valid)
 
 
 def _logprob_outputs(n: Any, mode: Any, batch: int, device: torch.device):
@@ -177,27 +153,7 @@ def _logprob_outputs(n: Any, mode: Any, batch: int, device: torch.device):
     _params._check_scalar("logprobs", n, LOGPROBS)
     if mode not in LOGPROBS_MODES:
         raise ValueError(f"logprobs_mode={mode!r} is not allowed; use one of {LOGPROBS_MODES}")
-    return _LogprobOutputs(int(n), mode == "processed", batch, device)
-
-
-def _run_sample_cuda(logits: torch.Tensor, args: tuple, return_valid: bool, edits=None,
-                     lp: Optional[_LogprobOutputs] = None):
-    batch = logits.shape[0]
-    tokens = torch.empty(batch, dtype=torch.int64, device=logits.device)
-    want_valid = return_valid or lp is not None
-    valid = torch.empty(batch, dtype=torch.bool, device=logits.device) if want_valid else None
-    _cuda.sample(logits, _params.FLOAT_DTYPES[logits.dtype], tokens,
-                 0 if valid is None else valid.data_ptr(), args,
-                 None if edits is None else edits.packed(), None if lp is None else lp.packed)
-    if lp is not None:
-        return lp.output(tokens, valid)
-    if valid is not None:
-        return SampleOutput(tokens, valid)
-    # Invalid rows come back as -1. Checking waits for the GPU, which a captured graph cannot
-    # do: there (and with return_valid=True, the sync-free form) the caller checks.
-    if not _cuda.capturing() and not bool((tokens >= 0).all()):
-        raise ValueError(reference._invalid_rows_message(tokens >= 0))
-    return tokens
+    return _kernel.LogprobOutputs(int(n), mode == "processed", batch, device)
 
 
 def _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generator,
@@ -223,44 +179,26 @@ def _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generat
             and (offset is None or (type(offset) is int and 0 <= offset <= _params.MAX_SEED))
             and (generator is None or type(generator) is torch.Generator)):
         return None
-    batch = shape[0]
+    args = _C.BatchArgs()
+    args.logits = logits.data_ptr()
+    args.dtype = dtype
+    args.batch = batch = shape[0]
+    args.vocab = shape[1]
+    args.row_stride = logits.stride(0)
+    args.temperature = temperature
+    args.top_k = top_k
+    args.top_p = top_p
+    args.min_p = min_p
     tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
     if seed is None or seed == -1:
         # One draw of B seeds, as _params.seeds makes for unseeded rows, straight into the
         # output (the kernel reads each row's seed before writing its token).
-        seed, seed_ptr = 0, _params.draw_seeds(tokens, generator).data_ptr()
+        args.seed_rows = _params.draw_seeds(tokens, generator).data_ptr()
     else:
-        seed_ptr = 0
-    valid = torch.empty(batch, dtype=torch.bool) if return_valid else None
-    invalid = cpu_sample(
-        logits.data_ptr(), dtype, batch, shape[1], logits.stride(0), float(temperature), 0,
-        top_k, 0, float(top_p), 0, float(min_p), 0, seed, seed_ptr,
-        0 if offset is None else offset, 0, tokens.data_ptr(),
-        0 if valid is None else valid.data_ptr(), _threads, None, None)
-    if valid is not None:
-        return SampleOutput(tokens, valid)
-    if invalid:
-        raise ValueError(reference._invalid_rows_message(tokens >= 0))
-    return tokens
-
-
-def _run_sample(logits, tokens, t, t_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed, seed_ptr, offset,
-                offset_ptr, return_valid, edits=None, lp=None):
-    batch, vocab = logits.shape
-    valid = torch.empty(batch, dtype=torch.bool) if return_valid or lp is not None else None
-    invalid = cpu_sample(
-        logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
-        t, t_ptr, k, k_ptr, p, p_ptr, m, m_ptr, seed, seed_ptr, offset, offset_ptr,
-        tokens.data_ptr(), 0 if valid is None else valid.data_ptr(), _threads,
-        None if edits is None else edits.packed(), None if lp is None else lp.packed,
-    )
-    if lp is not None:
-        return lp.output(tokens, valid)
-    if valid is not None:
-        return SampleOutput(tokens, valid)
-    if invalid:
-        raise ValueError(reference._invalid_rows_message(tokens >= 0))
-    return tokens
+        args.seed = seed
+    if offset is not None:
+        args.offset = offset
+    return _kernel.run_sample(logits, args, None, None, return_valid, tokens)
 
 
 def process_logits(
@@ -301,59 +239,11 @@ def process_logits(
                              "outside the compiled region")
         return _ops.compiled_process(logits, temperature, top_k, top_p, min_p)
     logits = _params.as_logits(logits)
-    on_cuda = _cuda.runs_on(logits.device)
-    if logits.device.type != "cpu" and not on_cuda:
+    if not _kernel.runs_compiled(logits):
         return reference.process_logits(logits, temperature=temperature, top_k=top_k,
-                                        top_p=top_p, min_p=min_p)
+                                        top_p=top_p, min_p=min_p, **_edits.arguments(given))
     batch, vocab = logits.shape
-    temp, k, p, m = _filter_params(logits, temperature, top_k, top_p, min_p)
+    params = _filter_params(logits, temperature, top_k, top_p, min_p)
     edits = _edits.build(batch, vocab, logits.device, **_edits.arguments(given))
-    packed = None if edits is None else edits.packed()
-    out = torch.empty((batch, vocab), dtype=torch.float32, device=logits.device)
-    if on_cuda:
-        _cuda.process(logits, _params.FLOAT_DTYPES[logits.dtype], out,
-                      (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar,
-                       m.ptr()), packed)
-        return out
-    cpu_process(
-        logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], batch, vocab, logits.stride(0),
-        temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
-        out.data_ptr(), vocab, _threads, packed,
-    )
-    return out
-
-
-def kernel_args(filters: tuple, seeds: _params.Seeds) -> tuple:
-    """The 12 parameter arguments of the kernels (scalar, pointer pairs) for validated Params:
-    temperature, top_k, top_p, min_p, seed, offset. Pointers stay valid while the tensors do."""
-    temp, k, p, m = filters
-    return (temp.scalar, temp.ptr(), k.scalar, k.ptr(), p.scalar, p.ptr(), m.scalar, m.ptr(),
-            seeds.seed.scalar, seeds.seed.ptr(), seeds.offset.scalar, seeds.offset.ptr())
-
-
-def run_prepared(logits: torch.Tensor, args: tuple, edits: Optional[tuple],
-                 logprobs: Optional[_LogprobOutputs]) -> SampleOutput:
-    """One fused sample call with arguments validated before and already on the logits' device
-    (the Sampler's per-step path: no validation and no host-to-device copies). args: from
-    kernel_args; edits: Edits.packed() or None. Returns a SampleOutput; rows without a valid
-    token have token -1 (valid is set only with logprobs)."""
-    if logits.dim() != 2 or logits.dtype not in _params.FLOAT_DTYPES or logits.stride(1) != 1:
-        logits = _params.as_logits(logits)
-    if logits.device.type == "cpu":
-        tokens = torch.from_numpy(np.empty(logits.shape[0], dtype=np.int64))
-        cpu_sample(logits.data_ptr(), _params.FLOAT_DTYPES[logits.dtype], logits.shape[0],
-                   logits.shape[1], logits.stride(0), *args, tokens.data_ptr(), 0, _threads,
-                   edits, None if logprobs is None else logprobs.packed)
-        if logprobs is not None:
-            return logprobs.output(tokens, tokens >= 0)
-        return SampleOutput(tokens, None)
-    if _cuda.runs_on(logits.device):
-        tokens = torch.empty(logits.shape[0], dtype=torch.int64, device=logits.device)
-        valid = torch.empty(logits.shape[0], dtype=torch.bool, device=logits.device)
-        _cuda.sample(logits, _params.FLOAT_DTYPES[logits.dtype], tokens, valid.data_ptr(), args,
-                     edits, None if logprobs is None else logprobs.packed)
-        if logprobs is not None:
-            return logprobs.output(tokens, valid)
-        return SampleOutput(tokens, valid)
-    raise ValueError(f"the Sampler runs on CPU or CUDA tensors (compiled kernels); got "
-                     f"logits on {logits.device}")
+    return _kernel.run_process(logits, _kernel.batch_args(logits, params),
+                               None if edits is None else edits.kernel_args())

@@ -13,16 +13,14 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import _params
+from ._param_table import MIN_TOKENS, PENALTY, REPETITION_PENALTY  # noqa: F401
 from ._distributions import Distribution, Manual, Uniform, parse_distribution
 
 MAX_LOGPROBS = 20
 LOGPROBS_MODES = ("raw", "processed")
 
-REPETITION_PENALTY = _params.Range("a finite number > 0 (1 = off)", 0.0, 3.4e38, low_open=True)
-PENALTY = _params.Range("a finite number (0 = off)", -3.4e38, 3.4e38)
 LOGPROBS = _params.Range(f"an integer in [0, {MAX_LOGPROBS}], or None (off)", 0, MAX_LOGPROBS, integer=True)
 MAX_TOKENS = _params.Range("an integer >= 1, or None (no limit)", 1, _params.MAX_SEED, integer=True)
-MIN_TOKENS = _params.Range("an integer >= 0", 0, _params.MAX_SEED, integer=True)
 TOKEN_ID = _params.Range("a token id >= 0", 0, (1 << 31) - 1, integer=True)
 LOGIT_BIAS_LIMIT = 100.0
 

@@ -50,7 +50,8 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
     counts = None if e.output_counts is None else e.output_counts.cpu()
     bias_ids, bias_values = _id_lists(e.bias.ids), e.bias_values.cpu()
     allowed, banned, stop = _id_lists(e.allowed.ids), _id_lists(e.banned.ids), _id_lists(e.stop.ids)
-    rep, freq, pres = (_row_values(p, batch) for p in (e.repetition, e.frequency, e.presence))
+    rep, freq, pres = (_row_values(p, batch) for p in (e.repetition_penalty, e.frequency_penalty,
+                                                       e.presence_penalty))
     min_tokens, generated = _row_values(e.min_tokens, batch), _row_values(e.num_generated, batch)
     for r in range(batch):
         row = x[r]

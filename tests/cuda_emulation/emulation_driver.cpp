@@ -120,17 +120,17 @@ void compare(const Case& c) {
   a.batch = c.batch;
   a.vocab = c.vocab;
   a.row_stride = c.vocab;
-  a.temperature = {1.0f, temperature.data()};
-  a.top_k = {0, top_k.data()};
-  a.top_p = {1.0, top_p.data()};
-  a.min_p = {0.0f, min_p.data()};
-  a.seed = {0, seed.data()};
-  a.offset = {7, nullptr};
+  a.filters.temperature = {1.0f, temperature.data()};
+  a.filters.top_k = {0, top_k.data()};
+  a.filters.top_p = {1.0, top_p.data()};
+  a.filters.min_p = {0.0f, min_p.data()};
+  a.filters.seed = {0, seed.data()};
+  a.filters.offset = {7, nullptr};
   a.num_threads = 1;
   if (c.edits) {
     a.edits.enabled = true;
     a.edits.prompt = {prompt.data(), listed, listed};
-    a.edits.repetition = {1.0f, repetition.data()};
+    a.edits.repetition_penalty = {1.0f, repetition.data()};
     a.edits.banned = {banned.data(), listed, listed / 2};
     a.edits.bias = {bias_ids.data(), 4, 4};
     a.edits.bias_values = bias_values.data();

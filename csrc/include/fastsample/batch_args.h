@@ -23,15 +23,11 @@ struct EditArgs {
   IdLists prompt, output;                  // penalty history
   const int32_t* output_counts = nullptr;  // one count per `output` entry (ids then unique per
                                            // row); null: every occurrence counts once
-  ParamSource<float> repetition{1.0f, nullptr};
-  ParamSource<float> frequency{0.0f, nullptr};
-  ParamSource<float> presence{0.0f, nullptr};
+  FS_EDIT_PARAMETERS(FS_PARAMETER_SOURCE)  // penalties; min_tokens against num_generated
   IdLists bias;                            // logit_bias ids, values in bias_values (same layout)
   const float* bias_values = nullptr;
   IdLists allowed, banned;
   IdLists stop;                            // EOS and stop ids: -inf while generated < min_tokens
-  ParamSource<int64_t> min_tokens{0, nullptr};
-  ParamSource<int64_t> num_generated{0, nullptr};
   const int32_t* bitmask = nullptr;        // [B, bitmask_stride] int32 words, bit set = allowed
   int64_t bitmask_stride = 0;
 };
@@ -58,17 +54,17 @@ struct LogprobArgs {
   const int64_t* given_tokens = nullptr;   // prompt scoring: each row's token is given, not drawn
 };
 
+// Stages 4-6 per row (param_table.h).
+struct FilterArgs {
+  FS_FILTER_PARAMETERS(FS_PARAMETER_SOURCE)
+};
+
 struct BatchArgs {
   const void* logits = nullptr;
   DType dtype = DType::kFloat32;
   int64_t batch = 0, vocab = 0, row_stride = 0;  // row_stride in elements
-  ParamSource<float> temperature{1.0f, nullptr};
-  ParamSource<int64_t> top_k{0, nullptr};
-  ParamSource<double> top_p{1.0, nullptr};
-  ParamSource<float> min_p{0.0f, nullptr};
-  ParamSource<int64_t> seed{0, nullptr};
-  ParamSource<int64_t> offset{0, nullptr};
-  int64_t* out_tokens = nullptr;  // sample: [batch]; may alias seed.ptr (read before written)
+  FilterArgs filters;  // seed.ptr may alias out_tokens (every row reads it before writing)
+  int64_t* out_tokens = nullptr;  // sample: [batch]
   uint8_t* out_valid = nullptr;   // sample: [batch], optional
   float* out_logits = nullptr;    // process: [batch, out_row_stride]
   int64_t out_row_stride = 0;
@@ -81,12 +77,9 @@ FS_CODE_BEGIN
 
 FS_HOST_DEVICE inline RowParams batch_row_params(const BatchArgs& a, int64_t row) {
   RowParams p;
-  p.temperature = a.temperature.at(row);
-  p.top_k = a.top_k.at(row);
-  p.top_p = a.top_p.at(row);
-  p.min_p = a.min_p.at(row);
-  p.seed = uint64_t(a.seed.at(row));
-  p.offset = uint64_t(a.offset.at(row));
+#define FS_READ_ROW(type, name, off) p.name = a.filters.name.at(row);
+  FS_FILTER_PARAMETERS(FS_READ_ROW)
+#undef FS_READ_ROW
   return normalize_params(p, a.vocab);
 }
 
@@ -101,9 +94,9 @@ FS_HOST_DEVICE inline RowEdits batch_row_edits(const BatchArgs& a, int64_t row) 
   r.prompt = batch_row_list(e.prompt, row);
   r.output = batch_row_list(e.output, row);
   r.output_counts = e.output_counts ? e.output_counts + row * e.output.stride : nullptr;
-  r.repetition = e.repetition.at(row);
-  r.frequency = e.frequency.at(row);
-  r.presence = e.presence.at(row);
+  r.repetition = e.repetition_penalty.at(row);
+  r.frequency = e.frequency_penalty.at(row);
+  r.presence = e.presence_penalty.at(row);
   r.bias = batch_row_list(e.bias, row);
   r.bias_values = e.bias_values ? e.bias_values + row * e.bias.stride : nullptr;
   if (r.bias_values == nullptr) r.bias.len = 0;

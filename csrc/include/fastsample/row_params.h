@@ -2,18 +2,16 @@
 // Python validates and rejects bad values first; this is the second line of defence.
 #pragma once
 #include "fastsample/common.h"
+#include "fastsample/param_table.h"
 
 namespace fastsample {
 FS_CODE_BEGIN
 
+// temperature 0 = greedy; top_k <= 0 or >= V: off; top_p >= 1: off (double: users write
+// decimal p (0.8), and a float (0.800000012) would need more mass than they asked for);
+// min_p <= 0: off; seed and offset: the row's Philox stream.
 struct RowParams {
-  float temperature = 1.0f;  // 0 = greedy
-  int64_t top_k = 0;         // <= 0 or >= V: off
-  double top_p = 1.0;        // >= 1: off. Double: users write decimal p (0.8), and a float
-                             // (0.800000012) would need more mass than they asked for.
-  float min_p = 0.0f;        // <= 0: off
-  uint64_t seed = 0;
-  uint64_t offset = 0;
+  FS_FILTER_PARAMETERS(FS_PARAMETER_FIELD)
 };
 
 FS_HOST_DEVICE inline RowParams normalize_params(RowParams p, int64_t vocab) {

@@ -30,7 +30,7 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
   const uint64_t local = local_keep_set_mass(ctx, view, keep.lo_key, mass, gmax);
   uint64_t total = 0;
   const uint64_t before = ctx.exclusive_scan_u64(local, &total);
-  const uint64_t target = scale_u64(row_random_u64(p.seed, p.offset), total);
+  const uint64_t target = scale_u64(row_random_u64(uint64_t(p.seed), uint64_t(p.offset)), total);
   int64_t found = INT64_MAX;
   if (target >= before && target < before + local) {
     uint64_t cum = before;
