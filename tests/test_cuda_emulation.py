@@ -210,6 +210,8 @@ def make_case(index, vocab=None, dtype=None):
     kw = _filters(rng, batch)
     if rng.random() < 0.6:
         kw.update(_edits(rng, batch, vocab))
+    if rng.random() < 0.3:
+        kw["top_n_sigma"] = _per_row(rng, batch, [0.0, 0.5, 1.0, 2.5], torch.float32)
     desc = f"case {index}: B={batch} V={vocab} {dtype} {kind} {layout} {sorted(kw)}"
     return rng, logits, kw, desc
 

@@ -31,7 +31,8 @@ bool first_pass_dominates(const BatchArgs& a) {
   if (a.edits.enabled || a.logprobs.out_logprob != nullptr) return false;
   for (int64_t row = 0; row < a.batch; ++row) {
     const RowParams p = batch_row_params(a, row);
-    const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kSmallTopK;
+    const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kSmallTopK &&
+                         !reads_whole_row(p);
     if (!(p.temperature == 0.0f || small_k)) return false;
   }
   return true;

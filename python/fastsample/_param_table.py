@@ -49,6 +49,7 @@ TOP_K = Range("an integer: -1 or 0 (off) or 1 .. 2**63-1", 1, MAX_INT64, integer
 # float64: a decimal top_p (0.8) must not become a float32 (0.800000012) needing more mass.
 TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True, dtype=torch.float64)
 MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
+TOP_N_SIGMA = Range("a finite number >= 0 (0 = off)", 0.0, 3.4e38)
 
 
 SEED = Range("0 <= seed <= 2**63-1, or -1 for random", 0, MAX_INT64, integer=True, extra=(-1,))
@@ -86,6 +87,8 @@ TABLE: Tuple[RowParameter, ...] = (
                  "keep the smallest head of the sorted z holding mass >= p; 1 = off"),
     RowParameter("min_p", "filter", "float", 0.0, MIN_P, "5",
                  "keep the tokens with probability >= min_p x the top one; 0 = off"),
+    RowParameter("top_n_sigma", "filter", "float", 0.0, TOP_N_SIGMA, "5",
+                 "keep z >= max(z) - n x std(z) over the finite logits (llama.cpp); 0 = off"),
     RowParameter("seed", "filter", "int64_t", 0, SEED, "6",
                  "the row's Philox key (-1 / None at the API: drawn from a generator)"),
     RowParameter("offset", "filter", "int64_t", 0, OFFSET, "6",

@@ -17,16 +17,18 @@ _ONE = 1.0
 _ZERO = 0.0
 _ZERO_INT = 0
 _VANISHES = 2.0**-150  # a float32 reads this or less as 0 (_params.Range.vanishes)
+_SIGMA_HIGH = BY_NAME["top_n_sigma"].range.high
 
 
 def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any,
-                   min_p: Any) -> List[Tuple[str, _params.Param]]:
+                   min_p: Any, top_n_sigma: Any) -> List[Tuple[str, _params.Param]]:
     """Stages 4-5 parameters, validated, as (kernel name, Param) pairs."""
     batch = logits.shape[0]
     dev = logits.device
     return [(name, _params.param(name, value, batch, BY_NAME[name].range, dev))
             for name, value in (("temperature", temperature), ("top_k", top_k),
-                                ("top_p", top_p), ("min_p", min_p))]
+                                ("top_p", top_p), ("min_p", min_p),
+                                ("top_n_sigma", top_n_sigma))]
 
 
 def sample(
@@ -36,6 +38,7 @@ def sample(
     top_k: Any = 0,
     top_p: Any = 1.0,
     min_p: Any = 0.0,
+    top_n_sigma: Any = _ZERO,
     seed: Any = None,
     offset: Any = None,
     generator: Optional[torch.Generator] = None,
@@ -67,7 +70,9 @@ def sample(
         top_k: -1 or 0 = off (default 0); k >= V is off too. Ties at the k-th value are kept.
         top_p: in (0, 1], default 1.0 (off).
         min_p: in [0, 1], default 0.0 (off).
-            Each of the four is a scalar for the batch or one value per row (list, tuple, numpy
+        top_n_sigma: >= 0, default 0.0 (off): keep z >= max(z) - n * std(z), std over the
+            row's finite logits after stages 0-3 (llama.cpp's top_n_sigma).
+            Each of the five is a scalar for the batch or one value per row (list, tuple, numpy
             array or tensor of length B).
         seed: int in [0, 2**63-1] makes a row reproducible; None or -1 (default None) draws one
             from `generator`. An int, or one value per row.
@@ -120,24 +125,26 @@ def sample(
              and (min_tokens is _ZERO_INT or _edits.is_default(min_tokens, 0)))
     if torch.compiler.is_compiling():
         # Traced by torch.compile: the custom op keeps the step in one graph.
-        if not plain or generator is not None or return_valid:
+        if (not plain or generator is not None or return_valid
+                or not (top_n_sigma is _ZERO or _edits.is_default(top_n_sigma, 0.0))):
             raise ValueError("inside torch.compile, fastsample.sample supports temperature, "
                              "top_k, top_p, min_p, seed and offset; call it outside the "
-                             "compiled region for penalties, masks, logprobs or return_valid")
+                             "compiled region for top_n_sigma, penalties, masks, logprobs or "
+                             "return_valid")
         return _ops.compiled_sample(logits, temperature, top_k, top_p, min_p, seed, offset)
     if plain:
-        out = _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generator,
-                           return_valid)
+        out = _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, offset,
+                           generator, return_valid)
         if out is not None:
             return out
     logits = _params.as_logits(logits)
     if not _kernel.runs_compiled(logits):
         return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
-                                min_p=min_p, seed=seed, offset=offset, generator=generator,
-                                return_valid=return_valid, logprobs=logprobs,
+                                min_p=min_p, top_n_sigma=top_n_sigma, seed=seed, offset=offset,
+                                generator=generator, return_valid=return_valid, logprobs=logprobs,
                                 logprobs_mode=logprobs_mode, **_edits.arguments(locals()))
     batch, vocab = logits.shape
-    params = _filter_params(logits, temperature, top_k, top_p, min_p)
+    params = _filter_params(logits, temperature, top_k, top_p, min_p, top_n_sigma)
     edits = None if plain else _edits.build(batch, vocab, logits.device,
                                             **_edits.arguments(locals()))
     lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
@@ -156,8 +163,8 @@ def _logprob_outputs(n: Any, mode: Any, batch: int, device: torch.device):
     return _kernel.LogprobOutputs(int(n), mode == "processed", batch, device)
 
 
-def _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generator,
-                 return_valid):
+def _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, offset,
+                 generator, return_valid):
     """The common call, checked with a few comparisons and run at once: a CPU [B, V] tensor
     with a contiguous last dimension and plain int/float scalars in range. Returns None to take
     the general path (which also produces every error message). At B = 1 this call's cost is
@@ -175,6 +182,9 @@ def _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generat
             and type(top_p) in _REALS and 0.0 < top_p <= 1.0
             and type(min_p) in _REALS and 0.0 <= min_p <= 1.0
             and (min_p == 0.0 or min_p > _VANISHES)
+            and (top_n_sigma is _ZERO or (type(top_n_sigma) in _REALS
+                                          and 0.0 <= top_n_sigma <= _SIGMA_HIGH
+                                          and (top_n_sigma == 0.0 or top_n_sigma > _VANISHES)))
             and (seed is None or (type(seed) is int and -1 <= seed <= _params.MAX_SEED))
             and (offset is None or (type(offset) is int and 0 <= offset <= _params.MAX_SEED))
             and (generator is None or type(generator) is torch.Generator)):
@@ -189,6 +199,8 @@ def _fast_sample(logits, temperature, top_k, top_p, min_p, seed, offset, generat
     args.top_k = top_k
     args.top_p = top_p
     args.min_p = min_p
+    if top_n_sigma is not _ZERO:
+        args.top_n_sigma = top_n_sigma
     tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
     if seed is None or seed == -1:
         # One draw of B seeds, as _params.seeds makes for unseeded rows, straight into the
@@ -208,6 +220,7 @@ def process_logits(
     top_k: Any = 0,
     top_p: Any = 1.0,
     min_p: Any = 0.0,
+    top_n_sigma: Any = 0.0,
     repetition_penalty: Any = 1.0,
     presence_penalty: Any = 0.0,
     frequency_penalty: Any = 0.0,
@@ -233,17 +246,18 @@ def process_logits(
     """
     given = locals()
     if torch.compiler.is_compiling():
-        if not _edits.all_off(_edits.arguments(given)):
+        if not _edits.all_off(_edits.arguments(given)) or not _edits.is_default(top_n_sigma, 0.0):
             raise ValueError("inside torch.compile, fastsample.process_logits supports "
-                             "temperature, top_k, top_p and min_p; apply penalties and masks "
-                             "outside the compiled region")
+                             "temperature, top_k, top_p and min_p; apply top_n_sigma, "
+                             "penalties and masks outside the compiled region")
         return _ops.compiled_process(logits, temperature, top_k, top_p, min_p)
     logits = _params.as_logits(logits)
     if not _kernel.runs_compiled(logits):
         return reference.process_logits(logits, temperature=temperature, top_k=top_k,
-                                        top_p=top_p, min_p=min_p, **_edits.arguments(given))
+                                        top_p=top_p, min_p=min_p, top_n_sigma=top_n_sigma,
+                                        **_edits.arguments(given))
     batch, vocab = logits.shape
-    params = _filter_params(logits, temperature, top_k, top_p, min_p)
+    params = _filter_params(logits, temperature, top_k, top_p, min_p, top_n_sigma)
     edits = _edits.build(batch, vocab, logits.device, **_edits.arguments(given))
     return _kernel.run_process(logits, _kernel.batch_args(logits, params),
                                None if edits is None else edits.kernel_args())

@@ -29,7 +29,7 @@ class SamplingBatch:
     """Per-row parameter tensors for a list of requests, built once on `device`.
 
     Tensors (all [B], on `device`): temperature float32, top_k int64, top_p float64,
-    min_p float32, repetition_penalty / presence_penalty / frequency_penalty float32,
+    min_p float32, top_n_sigma float32, repetition_penalty / presence_penalty / frequency_penalty float32,
     seed int64 (unseeded rows get a seed drawn once from `generator` when the batch is built,
     so a request keeps its random stream across steps), max_tokens int64 (-1 = no limit),
     min_tokens int64. `params` holds the resolved SamplingParams (distributions drawn once,
@@ -54,6 +54,7 @@ class SamplingBatch:
         self.top_p = torch.tensor([p.top_p for p in rows], dtype=_params.TOP_P.dtype,
                                   device=self.device)
         self.min_p = f32([p.min_p for p in rows])
+        self.top_n_sigma = f32([p.top_n_sigma for p in rows])
         self.repetition_penalty = f32([p.repetition_penalty for p in rows])
         self.presence_penalty = f32([p.presence_penalty for p in rows])
         self.frequency_penalty = f32([p.frequency_penalty for p in rows])
@@ -86,9 +87,10 @@ class SamplingBatch:
         return SamplingBatch(params, self.device, generator)
 
     def filter_kwargs(self) -> Dict[str, torch.Tensor]:
-        """temperature, top_k, top_p, min_p, seed for fastsample.sample / process_logits."""
+        """temperature, top_k, top_p, min_p, top_n_sigma, seed for fastsample.sample /
+        process_logits."""
         return dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                    min_p=self.min_p, seed=self.seed)
+                    min_p=self.min_p, top_n_sigma=self.top_n_sigma, seed=self.seed)
 
     def __repr__(self) -> str:
         return f"SamplingBatch(rows={len(self)}, device={self.device}, flags={self.flags})"

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import _params
-from ._param_table import MIN_TOKENS, PENALTY, REPETITION_PENALTY  # noqa: F401
+from ._param_table import MIN_TOKENS, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA  # noqa: F401
 from ._distributions import Distribution, Manual, Uniform, parse_distribution
 
 MAX_LOGPROBS = 20
@@ -85,6 +85,7 @@ class SamplingParams:
         top_k [0]: -1 or 0 = off, else >= 1.
         top_p [1.0]: in (0, 1], 1 = off; or a distribution.
         min_p [0.0]: in [0, 1], 0 = off.
+        top_n_sigma [0.0]: >= 0, 0 = off: keep z >= max(z) - n * std(z) (llama.cpp).
         repetition_penalty [1.0]: > 0 (HF/CTRL, over prompt and output); presence_penalty [0.0]
             and frequency_penalty [0.0]: finite (OpenAI, over output tokens).
         logit_bias [None]: {token id: bias}, each bias clamped to [-100, 100].
@@ -122,6 +123,8 @@ class SamplingParams:
     logprobs_mode: str = "raw"
     structured_output: Optional[Mapping[str, Any]] = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Last, so that positional construction keeps its meaning.
+    top_n_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -130,7 +133,8 @@ class SamplingParams:
         _params._check_scalar("top_k", self.top_k, _params.TOP_K)
         put("top_k", int(self.top_k))
         put("top_p", _check_value_or_distribution("top_p", self.top_p, _params.TOP_P))
-        for name, rng in (("min_p", _params.MIN_P), ("repetition_penalty", REPETITION_PENALTY),
+        for name, rng in (("min_p", _params.MIN_P), ("top_n_sigma", TOP_N_SIGMA),
+                          ("repetition_penalty", REPETITION_PENALTY),
                           ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY)):
             _params._check_scalar(name, getattr(self, name), rng)
             put(name, float(getattr(self, name)))

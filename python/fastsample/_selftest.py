@@ -18,6 +18,7 @@ PARAMS: Dict[str, dict] = {
     "top-p only": dict(temperature=0.8, top_p=0.9),
     "top-k 2000": dict(temperature=1.2, top_k=2000),
     "min-p": dict(temperature=1.5, min_p=0.1),
+    "top-n-sigma": dict(temperature=1.0, top_n_sigma=1.0),
     "greedy": dict(temperature=0.0),
 }
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}

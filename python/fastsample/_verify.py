@@ -22,7 +22,7 @@ def _row_value(v: Any, row: int) -> Any:
     return v
 
 
-FILTERS = ("temperature", "top_k", "top_p", "min_p")
+FILTERS = ("temperature", "top_k", "top_p", "min_p", "top_n_sigma")
 
 
 def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) -> Optional[str]:
@@ -41,9 +41,10 @@ def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) ->
     filters = {k: params[k] for k in FILTERS if k in params}
     edits = reference._edits(logits, {k: v for k, v in params.items() if k not in FILTERS})
     _, z, _, _, greedy = reference.keep_set(logits, edits=edits, **filters)
-    # The top-k survivors over which top-p measures mass.
+    # The top-k and top-n-sigma survivors over which top-p measures mass.
     _, _, k_keep, _, _ = reference.keep_set(logits, filters.get("temperature", 1.0),
-                                            filters.get("top_k", 0), edits=edits)
+                                            filters.get("top_k", 0), edits=edits,
+                                            top_n_sigma=filters.get("top_n_sigma", 0.0))
     top_p = filters.get("top_p", 1.0)
     diff, z, k_keep = diff.cpu(), z.cpu(), k_keep.cpu()
     for row in diff.any(dim=1).nonzero().flatten().tolist():

@@ -6,11 +6,13 @@ clarity over speed: it sorts, and it computes probabilities in float64.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any, Optional
 
 import torch
 
 from . import _params, _philox
+from ._param_table import TOP_N_SIGMA
 from ._output import SampleOutput
 
 FLT_MAX = torch.finfo(torch.float32).max
@@ -91,8 +93,33 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
     return sanitize(x).to(device)
 
 
+def _n_sigma_keep(x: torch.Tensor, z: torch.Tensor, finite: torch.Tensor, sigma: torch.Tensor,
+                  temp: torch.Tensor, greedy: torch.Tensor) -> torch.Tensor:
+    """top-n-sigma's keep mask [B, V], computed as the kernels define it (row_filters.h,
+    n_sigma_distance): d = x_max - x in float32 over the finite x, q = floor(min(d, 65535) *
+    2^16), exact integer sums, E[q^2] - E[q]^2 rounded once (the kernels' fma), then
+    z >= z_max - float32(n * std(q) / 2^16 / T)."""
+    keep = torch.ones_like(finite)
+    for r in range(x.shape[0]):
+        n = float(sigma[r])
+        if n <= 0.0 or bool(greedy[r]) or not bool(finite[r].any()):
+            continue
+        xr = x[r][finite[r]].float()
+        q = ((xr.max() - xr).clamp(max=65535.0) * 65536.0).to(torch.int64).tolist()
+        squares = [v * v for v in q]
+        mean = float(sum(q)) / float(len(q))
+        mean_sq = (float(sum(v >> 32 for v in squares)) * 4294967296.0
+                   + float(sum(v & 0xFFFFFFFF for v in squares))) / float(len(q))
+        var = float(Fraction(mean_sq) - Fraction(mean) * Fraction(mean))
+        below = n * (math.sqrt(var) if var > 0.0 else 0.0) / 65536.0
+        z_max = z[r][finite[r]].max()
+        cut = z_max - torch.tensor(below / float(temp[r]), dtype=torch.float32)
+        keep[r] = z[r] >= cut
+    return keep
+
+
 def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-             min_p: Any = 0.0, edits: Any = None):
+             min_p: Any = 0.0, edits: Any = None, top_n_sigma: Any = 0.0):
     """Stages 0-5. Returns (x, z, keep, valid, greedy) for logits [B, V]: x the logits after
     stages 0-3 (edits: _edits.Edits or None), z = x / T, keep the bool keep-set [B, V], valid
     [B], greedy [B]."""
@@ -103,6 +130,8 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     k = _rows(_params.param("top_k", top_k, batch, _params.TOP_K, dev), batch, dev, torch.int64)
     p = _rows(_params.param("top_p", top_p, batch, _params.TOP_P, dev), batch, dev, torch.float64)
     m = _rows(_params.param("min_p", min_p, batch, _params.MIN_P, dev), batch, dev, torch.float64)
+    sigma = _rows(_params.param("top_n_sigma", top_n_sigma, batch, TOP_N_SIGMA, dev), batch, dev,
+                  torch.float32)
 
     x = sanitize(logits)
     if edits is not None:
@@ -122,8 +151,10 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     k_on = (k > 0) & (k < vocab)
     kth = z_sorted.gather(1, (k.clamp(1, vocab) - 1)[:, None])
     keep_k = finite & (~k_on[:, None] | (z >= kth))
+    # top-n-sigma narrows what top-p renormalizes over, like top-k.
+    keep_k &= _n_sigma_keep(x, z, finite, sigma, temp, greedy)
 
-    # top-p on the softmax of the top-k survivors: the smallest set of highest-probability
+    # top-p on the softmax of the top-k and top-n-sigma survivors: the smallest set of highest-probability
     # tokens whose mass reaches p, plus every token tied with the lowest kept value.
     z64 = z.to(torch.float64)
     zk = torch.where(keep_k, z64, torch.full_like(z64, -math.inf))
@@ -155,13 +186,13 @@ def _edits(logits: torch.Tensor, edit_kwargs: dict):
 
 
 def process_logits(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-                   min_p: Any = 0.0, **edit_kwargs: Any) -> torch.Tensor:
+                   min_p: Any = 0.0, top_n_sigma: Any = 0.0, **edit_kwargs: Any) -> torch.Tensor:
     """Reference for fastsample.process_logits: float32 [B, V], z on the keep-set, -inf elsewhere
     (greedy rows: the logit at the argmax after stages 0-3, unscaled). edit_kwargs: the stage 1-3
     keywords of fastsample.sample."""
     logits = _params.as_logits(logits)
     x, z, keep, _, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
-                                     _edits(logits, edit_kwargs))
+                                     _edits(logits, edit_kwargs), top_n_sigma)
     kept_value = torch.where(greedy[:, None], x, z)
     return torch.where(keep, kept_value, torch.full_like(z, -math.inf))
 
@@ -202,7 +233,7 @@ def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor, n: int, processed: b
 
 
 def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-           min_p: Any = 0.0, seed: Any = None, offset: Any = None,
+           min_p: Any = 0.0, top_n_sigma: Any = 0.0, seed: Any = None, offset: Any = None,
            generator: Optional[torch.Generator] = None, return_valid: bool = False,
            logprobs: Optional[int] = None, logprobs_mode: str = "raw", **edit_kwargs: Any):
     """Reference for fastsample.sample: inverse CDF over the keep-set in token order, with the
@@ -210,7 +241,7 @@ def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 
     logits = _params.as_logits(logits)
     batch = logits.shape[0]
     _, z, keep, valid, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
-                                         _edits(logits, edit_kwargs))
+                                         _edits(logits, edit_kwargs), top_n_sigma)
     s = _params.seeds(seed, offset, generator, batch, torch.device("cpu"))
     seed_rows = _rows(s.seed, batch, torch.device("cpu"), torch.int64)
     offset_rows = _rows(s.offset, batch, torch.device("cpu"), torch.int64)

@@ -34,7 +34,8 @@ class FastLogitsProcessor(LogitsProcessor):
     top-k, top-p and min-p as one fused fastsample call.
 
     Args (SamplingParams ranges; defaults are "off"): temperature 1.0 (> 0 here: transformers
-    samples after processors), top_k 0, top_p 1.0, min_p 0.0, repetition_penalty 1.0,
+    samples after processors), top_k 0, top_p 1.0, min_p 0.0, top_n_sigma 0.0,
+    repetition_penalty 1.0,
     presence_penalty / frequency_penalty 0.0 (over input_ids, i.e. prompt and output alike,
     since a processor cannot tell them apart), logit_bias, banned_token_ids.
     Returns float32 scores [B, V]: scores / T on the keep-set, -inf elsewhere.
@@ -43,9 +44,11 @@ class FastLogitsProcessor(LogitsProcessor):
     def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  min_p: float = 0.0, repetition_penalty: float = 1.0,
                  presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
-                 logit_bias: Optional[Dict[int, float]] = None, banned_token_ids: Any = None):
+                 logit_bias: Optional[Dict[int, float]] = None, banned_token_ids: Any = None,
+                 top_n_sigma: float = 0.0):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
-                                     min_p=min_p, repetition_penalty=repetition_penalty,
+                                     min_p=min_p, top_n_sigma=top_n_sigma,
+                                     repetition_penalty=repetition_penalty,
                                      presence_penalty=presence_penalty,
                                      frequency_penalty=frequency_penalty, logit_bias=logit_bias,
                                      banned_token_ids=banned_token_ids)
@@ -58,7 +61,7 @@ class FastLogitsProcessor(LogitsProcessor):
         """The processor for the sampling fields of a SamplingParams (resolved first)."""
         p = params.resolve()
         return cls(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
-                   repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
+                   top_n_sigma=p.top_n_sigma, repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
                    frequency_penalty=p.frequency_penalty, logit_bias=p.logit_bias,
                    banned_token_ids=p.banned_token_ids)
 
@@ -74,7 +77,7 @@ class FastLogitsProcessor(LogitsProcessor):
         history = p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0
         return process_logits(
             scores, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
-            repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
+            top_n_sigma=p.top_n_sigma, repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
             frequency_penalty=p.frequency_penalty,
             prompt_token_ids=input_ids if p.repetition_penalty != 1.0 else None,
             output_token_ids=input_ids if history and p.repetition_penalty == 1.0 else None,

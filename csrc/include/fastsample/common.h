@@ -5,9 +5,11 @@
 #if defined(__CUDACC__)
 #define FS_HOST_DEVICE __host__ __device__
 #define FS_INLINE __forceinline__
+#define FS_NOINLINE __noinline__
 #else
 #define FS_HOST_DEVICE
 #define FS_INLINE inline __attribute__((always_inline))
+#define FS_NOINLINE __attribute__((noinline))
 #endif
 
 // Code compiled once per CPU instruction-set level lives in an inline namespace named after that

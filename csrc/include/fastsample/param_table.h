@@ -11,6 +11,7 @@
   X(int64_t, top_k, 0)            \
   X(double, top_p, 1.0)           \
   X(float, min_p, 0.0f)           \
+  X(float, top_n_sigma, 0.0f)     \
   X(int64_t, seed, 0)             \
   X(int64_t, offset, 0)
 

@@ -1,4 +1,5 @@
-// Stages 4-5 for one row: greedy, temperature, top-k, top-p and min-p as one lower bound on keys.
+// Stages 4-5 for one row: greedy, temperature, top-k, top-n-sigma, top-p and min-p as one lower
+// bound on keys.
 //
 // Every filter's keep-set has the form {z >= c}; z is monotone in x, so each becomes {key >= c'}
 // on the sanitized logits' keys and the intersection is the largest of those bounds.
@@ -224,6 +225,38 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, d
   return radix_select_desc(ctx, view, bin_floor, need, mass);
 }
 
+// top-n-sigma's distance below the maximum, in x: n times the standard deviation of the row's
+// finite logits (llama.cpp's top_n_sigma). Exact and the same in any summation order: each
+// d = x_max - x (float) becomes q = floor(min(d, 65535) * 2^16), an integer below 2^32, and the
+// count, the sum of q and the sum of q^2 (as its high and low 32-bit halves) are integer sums;
+// var = E[q^2] - E[q]^2 is then evaluated once, with an explicit fma, in double. Not inlined:
+// inside row_keep_set its 64-bit sums lifted the CUDA sample kernels from 127 to 154 registers
+// (past 128, one block per multiprocessor instead of two); as a call they stay at 127.
+template <class Ctx, class View>
+FS_HOST_DEVICE FS_NOINLINE double n_sigma_distance(Ctx& ctx, const View& view, float x_max, float n) {
+  uint64_t count = 0, s1 = 0, s2_hi = 0, s2_lo = 0;
+  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int len) {
+    for (int j = 0; j < len; ++j) {
+      if (keys[j] <= kNegInfKey) continue;
+      const float d = x_max - key_to_float(keys[j]);
+      const uint64_t q = uint64_t((d < 65535.0f ? d : 65535.0f) * 65536.0f);
+      const uint64_t q2 = q * q;
+      count += 1;
+      s1 += q;
+      s2_hi += q2 >> 32;
+      s2_lo += q2 & 0xffffffffu;
+    }
+  });
+  count = ctx.sum_u64(count);
+  s1 = ctx.sum_u64(s1);
+  s2_hi = ctx.sum_u64(s2_hi);
+  s2_lo = ctx.sum_u64(s2_lo);
+  const double mean = double(s1) / double(count);
+  const double mean_sq = (double(s2_hi) * 4294967296.0 + double(s2_lo)) / double(count);
+  const double var = fma(-mean, mean, mean_sq);
+  return double(n) * (var > 0.0 ? sqrt(var) : 0.0) / 65536.0;
+}
+
 // The keep-set of one row over `view`, whose maximum is `m`. `view` holds every element of the row
 // with key >= floor_key, and when floor_key > 0 (a candidate list) at least top_k of them.
 // Returns lo_key < floor_key when a bound reached below what the view holds (the caller then
@@ -256,6 +289,14 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
       return keep;
     }
   }
+  // top-n-sigma: keep z >= z_max - n * std(z), std(z) = std(x) / T, over the whole row.
+  if (p.top_n_sigma > 0.0f) {
+    const double below = n_sigma_distance(ctx, view, key_to_float(keep.max_key), p.top_n_sigma);
+    const float z_cut = z_max - float(below / double(p.temperature));
+    const uint32_t sigma_lo = temp.min_key_with_z_at_least(z_cut);
+    if (sigma_lo > lo) lo = sigma_lo;
+  }
+  // top-p renormalizes over what top-k and top-n-sigma keep.
   const uint32_t topk_lo = lo;
 
   // min-p: q_i >= m * max(q)  <=>  z_i >= z_max + ln(m), evaluated in float32 (ln m rounded once).
@@ -265,7 +306,7 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
     if (minp_lo > lo) lo = minp_lo;
   }
 
-  // top-p over the top-k survivors (renormalized), intersected with the rest.
+  // top-p over the top-k and top-n-sigma survivors (renormalized), intersected with the rest.
   if (p.top_p < 1.0) {
     const MassWeight mass{temp, z_max};
     uint64_t total = 0;

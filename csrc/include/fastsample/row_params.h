@@ -9,7 +9,7 @@ FS_CODE_BEGIN
 
 // temperature 0 = greedy; top_k <= 0 or >= V: off; top_p >= 1: off (double: users write
 // decimal p (0.8), and a float (0.800000012) would need more mass than they asked for);
-// min_p <= 0: off; seed and offset: the row's Philox stream.
+// min_p <= 0: off; top_n_sigma <= 0: off; seed and offset: the row's Philox stream.
 struct RowParams {
   FS_FILTER_PARAMETERS(FS_PARAMETER_FIELD)
 };
@@ -22,8 +22,13 @@ FS_HOST_DEVICE inline RowParams normalize_params(RowParams p, int64_t vocab) {
   if (!(p.top_p > 0.0)) p.top_p = 1e-30;     // smallest non-empty nucleus: the top token
   if (!(p.min_p > 0.0f)) p.min_p = 0.0f;
   if (p.min_p > 1.0f) p.min_p = 1.0f;
+  if (!(p.top_n_sigma > 0.0f) || p.top_n_sigma > 3.4e38f) p.top_n_sigma = 0.0f;
   return p;
 }
+
+// A filter whose bound reads statistics of the whole row (not only its top): such a row is not
+// cut down to a top-k candidate list first.
+FS_HOST_DEVICE inline bool reads_whole_row(const RowParams& p) { return p.top_n_sigma > 0.0f; }
 
 FS_CODE_END
 }  // namespace fastsample

@@ -120,7 +120,7 @@ FS_HOST_DEVICE RowKeep row_keep_set_fast(Ctx& ctx, const View& row, const RowPar
   const RowMax m = row_max(ctx, row, scratch.group_max);
   RowKeep keep;
   const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kFastTopKMax &&
-                       m.key > kNegInfKey;
+                       m.key > kNegInfKey && !reads_whole_row(p);
   *on_list = small_k && keep_set_from_candidates(ctx, row, p, m, scratch, &keep, list);
   if (!*on_list) keep = row_keep_set(ctx, row, p, 0u, m, scratch.group_max, scratch);
   return keep;
