@@ -137,11 +137,32 @@ def test_sampling_batch_tensors_flags_and_reuse():
     assert batch.flags.max_logprobs == 5 and not batch.flags.any_logit_bias
     assert batch.update(rows) is batch
     assert batch.update(rows[:2]) is not batch
-    # Unseeded rows keep the seed drawn at build time: the same batch samples reproducibly.
+    # Penalties and logprobs need a history and outputs: never dropped silently.
+    with pytest.raises(ValueError, match=r"rows \{2: \['repetition_penalty', 'logprobs'\]\}"):
+        batch.filter_kwargs()
+
+
+def test_sampling_batch_gives_each_row_a_stream():
+    rows = [SamplingParams(temperature=0.0), SamplingParams(temperature=0.7, top_k=40, seed=9),
+            SamplingParams(top_p=0.9, top_n_sigma=2.0)]
+    batch = SamplingBatch(rows, generator=torch.Generator().manual_seed(0))
     logits = torch.randn(3, 500, generator=torch.Generator().manual_seed(1))
+    # Unseeded rows keep the seed drawn at build time: the same step samples reproducibly.
     first = fastsample.sample(logits, **batch.filter_kwargs())
     assert torch.equal(first, fastsample.sample(logits, **batch.filter_kwargs()))
     assert first[0].item() == int(logits[0].argmax())
+    steps = [first]
+    for step in range(1, 6):
+        batch.advance()
+        assert batch.offset.tolist() == [step] * 3
+        steps.append(fastsample.sample(logits, **batch.filter_kwargs()))
+    # Each step draws the next number of each row's stream: the sampled rows move (fixed seeds:
+    # deterministic), and step 3 is what seed and offset 3 give directly.
+    assert len({int(t[1]) for t in steps}) > 1 and len({int(t[2]) for t in steps}) > 1
+    direct = fastsample.sample(logits, temperature=batch.temperature, top_k=batch.top_k,
+                               top_p=batch.top_p, top_n_sigma=batch.top_n_sigma,
+                               seed=batch.seed, offset=3)
+    assert torch.equal(direct, steps[3])
 
 
 def test_sampling_batch_resolves_each_request_once():

@@ -31,10 +31,16 @@ class SamplingBatch:
     Tensors (all [B], on `device`): temperature float32, top_k int64, top_p float64,
     min_p float32, top_n_sigma float32, repetition_penalty / presence_penalty / frequency_penalty float32,
     seed int64 (unseeded rows get a seed drawn once from `generator` when the batch is built,
-    so a request keeps its random stream across steps), max_tokens int64 (-1 = no limit),
+    so a request keeps its random stream across steps), offset int64 (each row's position in
+    that stream: 0 at build, +1 per `advance()`), max_tokens int64 (-1 = no limit),
     min_tokens int64. `params` holds the resolved SamplingParams (distributions drawn once,
     from each request's seed). Build a new batch only when the requests change:
     `batch.update(params)` returns the same object when nothing changed.
+
+    A decode loop over fixed requests::
+
+        tokens = fastsample.sample(logits, **batch.filter_kwargs())
+        batch.advance()   # the next step draws the next number of each row's stream
     """
 
     def __init__(self, params: Sequence[SamplingParams], device: Any = "cpu",
@@ -60,6 +66,7 @@ class SamplingBatch:
         self.frequency_penalty = f32([p.frequency_penalty for p in rows])
         drawn = _params.draw_seeds(torch.empty(len(rows), dtype=torch.int64), generator).tolist()
         self.seed = i64([d if p.seed is None else p.seed for p, d in zip(rows, drawn)])
+        self.offset = i64([0] * len(rows))
         self.max_tokens = i64([-1 if p.max_tokens is None else p.max_tokens for p in rows])
         self.min_tokens = i64([p.min_tokens for p in rows])
         greedy = [p.temperature == 0.0 for p in rows]
@@ -87,10 +94,37 @@ class SamplingBatch:
         return SamplingBatch(params, self.device, generator)
 
     def filter_kwargs(self) -> Dict[str, torch.Tensor]:
-        """temperature, top_k, top_p, min_p, top_n_sigma, seed for fastsample.sample /
-        process_logits."""
+        """temperature, top_k, top_p, min_p, top_n_sigma, seed and offset, the per-row tensors
+        of fastsample.sample (process_logits takes the first five). Raises ValueError when a
+        row sets a field these cannot carry (penalties, logit_bias, allowed/banned ids, stop
+        ids, min_tokens, logprobs: they need the row's history or outputs), naming the rows:
+        a fastsample.Sampler runs such requests."""
+        unsupported = {}
+        for i, p in enumerate(self.params):
+            fields = [name for name, on in (
+                ("repetition_penalty", p.repetition_penalty != 1.0),
+                ("presence_penalty", p.presence_penalty != 0.0),
+                ("frequency_penalty", p.frequency_penalty != 0.0),
+                ("logit_bias", bool(p.logit_bias)),
+                ("allowed_token_ids", p.allowed_token_ids is not None),
+                ("banned_token_ids", bool(p.banned_token_ids)),
+                ("stop_token_ids", bool(p.stop_token_ids)),
+                ("min_tokens", p.min_tokens > 0),
+                ("logprobs", p.logprobs is not None)) if on]
+            if fields:
+                unsupported[i] = fields
+        if unsupported:
+            raise ValueError(f"SamplingBatch.filter_kwargs() carries the filters and the seeds "
+                             f"only; rows {unsupported} set more: run these requests with a "
+                             f"fastsample.Sampler (it keeps their histories and outputs)")
         return dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                    min_p=self.min_p, top_n_sigma=self.top_n_sigma, seed=self.seed)
+                    min_p=self.min_p, top_n_sigma=self.top_n_sigma, seed=self.seed,
+                    offset=self.offset)
+
+    def advance(self) -> None:
+        """Moves every row one number on in its random stream (offset += 1, on the device):
+        call it once per decode step, or each step repeats the last step's draw."""
+        self.offset += 1
 
     def __repr__(self) -> str:
         return f"SamplingBatch(rows={len(self)}, device={self.device}, flags={self.flags})"
