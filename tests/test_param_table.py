@@ -94,6 +94,21 @@ def test_edit_lists_longer_than_their_stride_are_refused():
         _C.cpu_process(args, edits)
 
 
+def test_argument_objects_release_their_type():
+    import gc
+    import sys
+    def make(count):
+        for _ in range(count):
+            _C.BatchArgs(temperature=0.5).copy()
+
+    make(1)  # the interpreter's caches take their references once
+    before = sys.getrefcount(_C.BatchArgs)
+    make(500)
+    gc.collect()
+    after = sys.getrefcount(_C.BatchArgs)
+    assert after == before  # a reference kept per object would add 1000
+
+
 def test_prepared_arguments_are_copies_not_shared():
     a = _C.BatchArgs(temperature=0.5)
     b = a.copy()

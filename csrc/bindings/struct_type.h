@@ -72,6 +72,7 @@ class StructType {
                                    METH_NOARGS, "An independent copy."});
     methods_.push_back(PyMethodDef{nullptr, nullptr, 0, nullptr});
     slots_ = {{Py_tp_new, reinterpret_cast<void*>(&StructType::make)},
+              {Py_tp_dealloc, reinterpret_cast<void*>(&StructType::destroy)},
               {Py_tp_members, members_.data()},
               {Py_tp_methods, methods_.data()},
               {Py_tp_doc, const_cast<char*>(doc)},
@@ -86,11 +87,13 @@ class StructType {
   // The type another module made from the same struct (the same headers and compiler, so the
   // same layout): its objects are accepted here as this module's own.
   explicit StructType(pybind11::handle existing) {
-    type_ = reinterpret_cast<PyTypeObject*>(existing.ptr());
-    Py_INCREF(existing.ptr());
-    if (!PyType_Check(existing.ptr()) || type_->tp_basicsize != Py_ssize_t(sizeof(Boxed<T>))) {
+    if (!PyType_Check(existing.ptr()) ||
+        reinterpret_cast<PyTypeObject*>(existing.ptr())->tp_basicsize !=
+            Py_ssize_t(sizeof(Boxed<T>))) {
       throw pybind11::type_error("fastsample: an argument type of another layout");
     }
+    type_ = reinterpret_cast<PyTypeObject*>(existing.ptr());
+    Py_INCREF(existing.ptr());
     instance_ = type_;
   }
 
@@ -132,6 +135,13 @@ class StructType {
       }
     }
     return self;
+  }
+
+  // An instance of a heap type holds a reference to its type (taken by tp_alloc).
+  static void destroy(PyObject* self) {
+    PyTypeObject* type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
   }
 
   static PyObject* copy(PyObject* self, PyObject*) {
