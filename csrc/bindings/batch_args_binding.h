@@ -20,8 +20,6 @@ inline void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("fastsample._C: " + what);
 }
 
-// BatchArgs without its edits and logprobs, which cross as EditArgs / LogprobArgs objects
-// beside it (the calls in module.cpp join them).
 // The fields of struct S (an alias in the scope where they are listed): a plain field, a
 // ParamSource as `name` and `name_rows` (`member`: its path in S), a padded id list as
 // `name_ids`, `name_stride` and `name_len`.
@@ -31,23 +29,28 @@ inline void require(bool ok, const std::string& what) {
       field<S, const type*>(#name "_rows", offsetof(S, member.ptr)),
 #define FS_FILTER_SOURCE(type, name, off) FS_SOURCE(type, name, filters.name)
 #define FS_EDIT_SOURCE(type, name, off) FS_SOURCE(type, name, name)
-#define FS_LISTS(name)                                             \
-  field<S, const int64_t*>(#name "_ids", offsetof(S, name.ids)),   \
+#define FS_LISTS(name)                                              \
+  field<S, const int64_t*>(#name "_ids", offsetof(S, name.ids)),    \
       field<S, int64_t>(#name "_stride", offsetof(S, name.stride)), \
-      field<S, int64_t>(#name "_len", offsetof(S, name.len))
+      field<S, int64_t>(#name "_len", offsetof(S, name.len)),
 
+// EditArgs' padded id lists (IdLists members).
+#define FS_ID_LISTS(X) X(prompt) X(output) X(bias) X(allowed) X(banned) X(stop)
+
+// `type`, the Python type of struct S named fastsample._C.<name>.
 #ifdef FASTSAMPLE_ARG_TYPES_FROM
 // A second module built from these sources (tests/cuda_emulation) takes the package's types.
 #define FS_STRUCT_TYPE(name, ...) \
   type(py::module_::import(FASTSAMPLE_ARG_TYPES_FROM).attr(name))
 #else
-#define FS_STRUCT_TYPE(name, ...) type(__VA_ARGS__)
+#define FS_STRUCT_TYPE(name, ...) type("fastsample._C." name, __VA_ARGS__)
 #endif
 
+// BatchArgs without its edits and logprobs, which cross as EditArgs / LogprobArgs objects
+// beside it (`joined` puts them together).
 inline const StructType<BatchArgs>& batch_args_type() {
   using S = BatchArgs;
   static const StructType<S> FS_STRUCT_TYPE("BatchArgs",
-      "fastsample._C.BatchArgs",
       "One kernel call: the [batch, vocab] logits (dtype 0 float32, 1 float16, 2 bfloat16; "
       "row_stride in elements), stages 4-6 parameters (`name` the batch's value, `name_rows` a "
       "pointer to one per row or 0), the outputs and, on CPU, the threads (0: the pool's "
@@ -64,13 +67,11 @@ inline const StructType<BatchArgs>& batch_args_type() {
 inline const StructType<EditArgs>& edit_args_type() {
   using S = EditArgs;
   static const StructType<S> FS_STRUCT_TYPE("EditArgs",
-      "fastsample._C.EditArgs",
       "Stages 1-3 (masks, logit_bias, penalties). Id lists: `x_ids` points to [B, x_stride] "
       "int64 ids (-1 padding; stride 0: one list for every row), x_len of them per row. "
       "enabled False: nothing here is read.",
-      {FS_FIELD(bool, enabled), FS_LISTS(prompt), FS_LISTS(output),
-       FS_FIELD(const int32_t*, output_counts), FS_LISTS(bias), FS_FIELD(const float*, bias_values),
-       FS_LISTS(allowed), FS_LISTS(banned), FS_LISTS(stop), FS_FIELD(const int32_t*, bitmask),
+      {FS_FIELD(bool, enabled), FS_ID_LISTS(FS_LISTS) FS_FIELD(const int32_t*, output_counts),
+       FS_FIELD(const float*, bias_values), FS_FIELD(const int32_t*, bitmask),
        FS_FIELD(int64_t, bitmask_stride), FS_EDIT_PARAMETERS(FS_EDIT_SOURCE)});
   return type;
 }
@@ -78,7 +79,6 @@ inline const StructType<EditArgs>& edit_args_type() {
 inline const StructType<LogprobArgs>& logprob_args_type() {
   using S = LogprobArgs;
   static const StructType<S> FS_STRUCT_TYPE("LogprobArgs",
-      "fastsample._C.LogprobArgs",
       "Stage 7: n -1 (off) or 0..20; out_logprob [B], out_top_ids / out_top_logprobs [B, n]; "
       "given_tokens [B] (prompt scoring) or 0.",
       {FS_FIELD(int32_t, n), FS_FIELD(bool, processed), FS_FIELD(float*, out_logprob),
@@ -135,12 +135,9 @@ inline void check_lists(IdLists* l, const char* name) {
 
 inline void check_edits(EditArgs* e, int64_t vocab) {
   if (!e->enabled) return;
-  check_lists(&e->prompt, "prompt");
-  check_lists(&e->output, "output");
-  check_lists(&e->bias, "bias");
-  check_lists(&e->allowed, "allowed");
-  check_lists(&e->banned, "banned");
-  check_lists(&e->stop, "stop");
+#define FS_CHECK_LISTS(name) check_lists(&e->name, #name);
+  FS_ID_LISTS(FS_CHECK_LISTS)
+#undef FS_CHECK_LISTS
   // Row stride 0: one mask row for every row (an expanded tensor).
   require(e->bitmask_stride >= 0, "EditArgs.bitmask_stride must be >= 0");
   require(e->bitmask == nullptr || e->bitmask_stride == 0 || e->bitmask_stride * 32 >= vocab,
@@ -149,10 +146,9 @@ inline void check_edits(EditArgs* e, int64_t vocab) {
 
 enum class Call { kSample, kProcess };
 
-// The second line of defence (Python validated everything already): a copy of `given` that no
-// kernel can read out of bounds with, or std::invalid_argument naming the field.
-inline BatchArgs checked(const BatchArgs& given, Call call) {
-  BatchArgs a = given;
+// The second line of defence (Python validated everything already): the arguments made such
+// that no kernel can read out of bounds with them, or std::invalid_argument naming the field.
+inline BatchArgs checked(BatchArgs a, Call call) {
   const int32_t dtype = int32_t(a.dtype);
   require(dtype >= 0 && dtype <= 2, "BatchArgs.dtype=" + std::to_string(dtype) +
                                         " must be 0 (float32), 1 (float16) or 2 (bfloat16)");
@@ -181,5 +177,7 @@ inline BatchArgs checked(const BatchArgs& given, Call call) {
           "LogprobArgs.given_tokens needs logprobs on (n >= 0): scoring writes logprobs only");
   return a;
 }
+
+#undef FS_ID_LISTS
 
 }  // namespace fastsample::bindings

@@ -4,9 +4,10 @@
 // an AttributeError naming it, a value of the wrong type a TypeError (an int field refuses a
 // float, a bool field anything but a bool); pointers cross as integers (tensor.data_ptr()).
 //
-//   StructType<FilterArgsLike> t("Name", "doc", {field<float>("temperature", offsetof(...)), ...});
+//   StructType<Args> t("pkg.Args", "doc", {field<Args, float>("temperature",
+//                                                               offsetof(Args, temperature))});
 //   t.add_to(module);
-//   FilterArgsLike& value = t.unbox(obj, "argument");  // TypeError unless obj is a t
+//   Args& value = t.unbox(obj, "argument");  // TypeError unless obj is a t
 //
 // A new object holds T() (its default member initializers); keyword arguments to the type set
 // fields by name. obj.copy() returns an independent copy.
@@ -54,12 +55,12 @@ constexpr int member_kind() {
   }
 }
 
-// One field of T at `offset` (offsetof(T, ...), nested designators allowed). `name` and `doc`
-// must outlive the type (string literals).
+// One field of T at `offset` (offsetof(T, ...), nested designators allowed). `name` must
+// outlive the type (a string literal).
 template <class T, class F>
-PyMemberDef field(const char* name, size_t offset, const char* doc = nullptr) {
+PyMemberDef field(const char* name, size_t offset) {
   return PyMemberDef{name, member_kind<F>(), Py_ssize_t(offsetof(Boxed<T>, value) + offset), 0,
-                     doc};
+                     nullptr};
 }
 
 template <class T>
@@ -112,9 +113,9 @@ class StructType {
     return reinterpret_cast<Boxed<T>*>(obj.ptr())->value;
   }
 
+ private:
   static T& value_of(PyObject* self) { return reinterpret_cast<Boxed<T>*>(self)->value; }
 
- private:
   static PyObject* make(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     if (args != nullptr && PyTuple_GET_SIZE(args) > 0) {
       PyErr_Format(PyExc_TypeError, "%s() takes keyword arguments only (field=value)",

@@ -356,9 +356,12 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
     bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
     edits = Edits(
         prompt=prompt, output=output, output_counts=counts,
-        repetition_penalty=_params.param("repetition_penalty", repetition_penalty, batch, REPETITION_PENALTY, device),
-        frequency_penalty=_params.param("frequency_penalty", frequency_penalty, batch, PENALTY, device),
-        presence_penalty=_params.param("presence_penalty", presence_penalty, batch, PENALTY, device),
+        repetition_penalty=_params.param("repetition_penalty", repetition_penalty, batch,
+                                         REPETITION_PENALTY, device),
+        frequency_penalty=_params.param("frequency_penalty", frequency_penalty, batch, PENALTY,
+                                        device),
+        presence_penalty=_params.param("presence_penalty", presence_penalty, batch, PENALTY,
+                                       device),
         bias=bias, bias_values=bias_values,
         allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True,
                         empty_row="would mask every token; pass None for no restriction"),

@@ -14,6 +14,9 @@ from . import _C, _cuda, reference
 from ._output import SampleOutput
 from ._params import FLOAT_DTYPES, Param
 
+_CPU = torch.device("cpu")
+
+
 def set_parameter(target: Any, name: str, p: Param) -> None:
     """Sets the per-row parameter `name` of a FilterArgs / EditArgs: the batch's scalar, and
     the pointer to one value per row when `p` has them (the tensor must outlive the call)."""
@@ -106,22 +109,20 @@ def run_sample(logits: torch.Tensor, args: _C.BatchArgs, edits: Optional[_C.Edit
     batch = args.batch
     lp_args = None if logprobs is None else logprobs.args
     want_valid = return_valid or logprobs is not None
-    if _on_cpu(logits):
-        # At B = 1 this is part of every decode step: no device objects on the CPU path.
-        if tokens is None:
-            tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
-        valid = torch.empty(batch, dtype=torch.bool) if want_valid else None
-        args.out_valid = 0 if valid is None else valid.data_ptr()
-        args.out_tokens = tokens.data_ptr()
+    # At B = 1 this is part of every decode step: no device object on the CPU path.
+    on_cpu = _on_cpu(logits)
+    device = _CPU if on_cpu else logits.device
+    if not on_cpu:
+        _check_device(device)
+    if tokens is None:
+        tokens = (torch.from_numpy(np.empty(batch, dtype=np.int64)) if on_cpu
+                  else torch.empty(batch, dtype=torch.int64, device=device))
+    valid = torch.empty(batch, dtype=torch.bool, device=device) if want_valid else None
+    args.out_valid = 0 if valid is None else valid.data_ptr()
+    args.out_tokens = tokens.data_ptr()
+    if on_cpu:
         invalid = _C.cpu_sample(args, edits, lp_args)
     else:
-        device = logits.device
-        _check_device(device)
-        if tokens is None:
-            tokens = torch.empty(batch, dtype=torch.int64, device=device)
-        valid = torch.empty(batch, dtype=torch.bool, device=device) if want_valid else None
-        args.out_valid = 0 if valid is None else valid.data_ptr()
-        args.out_tokens = tokens.data_ptr()
         _cuda.sample(args, edits, lp_args, device)
         # Checking waits for the GPU, which a captured graph cannot do.
         invalid = not want_valid and not _cuda.capturing() and not bool((tokens >= 0).all())

@@ -44,14 +44,13 @@ class Range:
         why = " (it rounds to 0 in float32)" if self.vanishes(v) else ""
         return f"{name}={v!r} is out of range{why}; allowed: {self.text}"
 
+
 TEMPERATURE = Range("a finite number >= 0 (0 = greedy)", 0.0, 3.4e38)
 TOP_K = Range("an integer: -1 or 0 (off) or 1 .. 2**63-1", 1, MAX_INT64, integer=True, extra=(-1, 0))
 # float64: a decimal top_p (0.8) must not become a float32 (0.800000012) needing more mass.
 TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True, dtype=torch.float64)
 MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 TOP_N_SIGMA = Range("a finite number >= 0 (0 = off)", 0.0, 3.4e38)
-
-
 SEED = Range("0 <= seed <= 2**63-1, or -1 for random", 0, MAX_INT64, integer=True, extra=(-1,))
 OFFSET = Range("0 <= offset <= 2**63-1", 0, MAX_INT64, integer=True)
 REPETITION_PENALTY = Range("a finite number > 0 (1 = off)", 0.0, 3.4e38, low_open=True)

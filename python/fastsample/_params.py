@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 # The ranges of the per-row parameters live in their table (re-exported for their users).
-from ._param_table import MIN_P, OFFSET, SEED, TEMPERATURE, TOP_K, TOP_P, Range  # noqa: F401
+from ._param_table import (MAX_INT64, MIN_P, OFFSET, SEED, TEMPERATURE, TOP_K,  # noqa: F401
+                           TOP_P, Range)
 
 FLOAT_DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 MAX_VOCAB = 1 << 25
-MAX_SEED = (1 << 63) - 1
+MAX_SEED = MAX_INT64
 
 PerRow = Union[int, float, Sequence[Any], torch.Tensor, np.ndarray]
 
@@ -255,8 +256,6 @@ def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: i
     seed_rows = [drawn[r] if s is None else s for r, s in enumerate(resolved_seed)]
     as_tensor = lambda vals: torch.tensor(vals, dtype=torch.int64, device=device)  # noqa: E731
     return Seeds(Param(0, as_tensor(seed_rows)), Param(0, as_tensor(resolved_offset)))
-
-
 
 
 def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> torch.Tensor:

@@ -29,7 +29,8 @@ class SamplingBatch:
     """Per-row parameter tensors for a list of requests, built once on `device`.
 
     Tensors (all [B], on `device`): temperature float32, top_k int64, top_p float64,
-    min_p float32, top_n_sigma float32, repetition_penalty / presence_penalty / frequency_penalty float32,
+    min_p float32, top_n_sigma float32, repetition_penalty / presence_penalty /
+    frequency_penalty float32,
     seed int64 (unseeded rows get a seed drawn once from `generator` when the batch is built,
     so a request keeps its random stream across steps), offset int64 (each row's position in
     that stream: 0 at build, +1 per `advance()`), max_tokens int64 (-1 = no limit),

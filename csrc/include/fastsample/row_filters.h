@@ -233,7 +233,8 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, d
 // inside row_keep_set its 64-bit sums lifted the CUDA sample kernels from 127 to 154 registers
 // (past 128, one block per multiprocessor instead of two); as a call they stay at 127.
 template <class Ctx, class View>
-FS_HOST_DEVICE FS_NOINLINE double n_sigma_distance(Ctx& ctx, const View& view, float x_max, float n) {
+FS_HOST_DEVICE FS_NOINLINE double n_sigma_distance(Ctx& ctx, const View& view, float x_max,
+                                                   float n) {
   uint64_t count = 0, s1 = 0, s2_hi = 0, s2_lo = 0;
   ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int len) {
     for (int j = 0; j < len; ++j) {
