@@ -133,6 +133,11 @@ inline void check_lists(IdLists* l, const char* name) {
   if (l->ids == nullptr) l->len = 0;
 }
 
+inline void check_vocab(int64_t vocab) {
+  require(vocab >= 1 && vocab <= kMaxVocab,
+          "BatchArgs.vocab must be in [1, 2^25], got " + std::to_string(vocab));
+}
+
 inline void check_edits(EditArgs* e, int64_t vocab) {
   if (!e->enabled) return;
 #define FS_CHECK_LISTS(name) check_lists(&e->name, #name);
@@ -153,8 +158,7 @@ inline BatchArgs checked(BatchArgs a, Call call) {
   require(dtype >= 0 && dtype <= 2, "BatchArgs.dtype=" + std::to_string(dtype) +
                                         " must be 0 (float32), 1 (float16) or 2 (bfloat16)");
   require(a.batch >= 0, "BatchArgs.batch must be >= 0, got " + std::to_string(a.batch));
-  require(a.vocab >= 1 && a.vocab <= kMaxVocab,
-          "BatchArgs.vocab must be in [1, 2^25], got " + std::to_string(a.vocab));
+  check_vocab(a.vocab);
   require(a.row_stride >= 0, "BatchArgs.row_stride must be >= 0");
   require(a.logits != nullptr || a.batch == 0, "BatchArgs.logits is null");
   if (call == Call::kSample) {

@@ -55,12 +55,10 @@ void cuda_launch(Launch launch, const BatchArgs& a, uintptr_t workspace, int64_t
   if (!error.empty()) throw std::runtime_error("fastsample: CUDA kernel launch failed: " + error);
 }
 
-int64_t workspace_bytes(const BatchArgs& args) {
-  fastsample::EditArgs e = args.edits;
-  require(args.vocab >= 1 && args.vocab <= fastsample::kMaxVocab, "BatchArgs.vocab must be in [1, 2^25]");
-  fastsample::bindings::check_edits(&e, args.vocab);
-  return fastsample::cuda::workspace_bytes_per_block(
-      args.vocab, e.enabled, e.enabled ? fastsample::max_patches(e, args.vocab) : 0);
+int64_t workspace_bytes(BatchArgs a) {
+  fastsample::bindings::check_vocab(a.vocab);
+  fastsample::bindings::check_edits(&a.edits, a.vocab);
+  return fastsample::cuda::workspace_bytes_per_block(a);
 }
 #endif
 

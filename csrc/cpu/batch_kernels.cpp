@@ -5,7 +5,7 @@
 
 #include "cpu_backend.h"
 #include "cpu_context.h"
-#include "fastsample/row_sampler.h"
+#include "fastsample/batch_row.h"
 
 #ifndef FS_CPU_ISA
 #error "FS_CPU_ISA must name the instruction-set namespace"
@@ -38,32 +38,12 @@ bool first_pass_dominates(const BatchArgs& a) {
   return true;
 }
 
-template <bool kProcess, DType D>
-bool run_row(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
-  const RowParams p = batch_row_params(a, row);
-  const RowEdits edits = batch_row_edits(a, row);
-  const RowView<D> view = batch_row_view<D>(a, row);
-  if constexpr (kProcess) {
-    return process_row(ctx, view, edits, p, scratch, a.out_logits + row * a.out_row_stride);
-  } else {
-    const RowLogprobs lp = batch_row_logprobs<RowLogprobs>(a, row);
-    const RowSample s = a.logprobs.given_tokens != nullptr
-                            ? score_row(ctx, view, a.logprobs.given_tokens[row], scratch, lp.out)
-                            : sample_row(ctx, view, edits, p, scratch, lp);
-    if (ctx.rank() == 0) {
-      a.out_tokens[row] = s.token;
-      if (a.out_valid) a.out_valid[row] = s.valid ? 1 : 0;
-    }
-    return s.valid;
-  }
-}
-
 template <bool kProcess>
 bool run_row_any_dtype(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
   switch (a.dtype) {
-    case DType::kFloat16: return run_row<kProcess, DType::kFloat16>(ctx, a, row, scratch);
-    case DType::kBFloat16: return run_row<kProcess, DType::kBFloat16>(ctx, a, row, scratch);
-    default: return run_row<kProcess, DType::kFloat32>(ctx, a, row, scratch);
+    case DType::kFloat16: return run_batch_row<kProcess, DType::kFloat16>(ctx, a, row, scratch);
+    case DType::kBFloat16: return run_batch_row<kProcess, DType::kBFloat16>(ctx, a, row, scratch);
+    default: return run_batch_row<kProcess, DType::kFloat32>(ctx, a, row, scratch);
   }
 }
 
@@ -84,7 +64,7 @@ template <bool kProcess>
 void run_rows(const BatchArgs& a, int workers, std::atomic<int64_t>* next,
               std::atomic<int64_t>* invalid) {
   WorkerBuffers& buf = worker_buffers();
-  const RowScratch scratch = buf.row_scratch(a.vocab, a.edits.enabled, listed_ids(a.edits));
+  const RowScratch scratch = buf.row_scratch(a);
   CpuCtx ctx(0, 1, nullptr, &buf);
   int64_t local_invalid = 0;
   for (int64_t row = (*next)++; row < a.batch; row = (*next)++) {
@@ -131,7 +111,7 @@ int64_t run_batch(const BatchArgs& a) {
       TeamShared& sh = shared[row];
       WorkerBuffers& buf = worker_buffers();
       CpuCtx ctx(rank, team, &sh, &buf);
-      if (rank == 0) sh.scratch = buf.row_scratch(a.vocab, a.edits.enabled, listed_ids(a.edits));
+      if (rank == 0) sh.scratch = buf.row_scratch(a);
       ctx.sync();
       if (!run_row_any_dtype<kProcess>(ctx, a, row, sh.scratch) && rank == 0) invalid++;
     }, ThreadPool::Workers::kAll);

@@ -7,8 +7,11 @@
 #include <memory>
 #include <thread>
 
+#include "chunk_loads.h"
 #include "cpu_backend.h"
 #include "fastsample/common.h"
+#include "fastsample/exec_context.h"
+#include "fastsample/scratch_layout.h"
 #include "fastsample/views.h"
 #include "simd_group_max.h"
 #include "simd_list_below.h"
@@ -74,8 +77,6 @@ struct alignas(64) TeamShared {
   uint32_t keys[kMaxTeam];
   int64_t tokens[kMaxTeam];
   const uint64_t* hists[kMaxTeam];
-  const uint32_t* list_keys[kMaxTeam];
-  const int32_t* list_tokens[kMaxTeam];
   uint64_t merged[kHistCapacity];
   RowScratch scratch;  // the team's row scratch, published by rank 0
 };
@@ -85,51 +86,20 @@ struct WorkerBuffers {
   uint64_t hist[kHistCapacity];
   Buffer<uint32_t> local_keys;
   Buffer<int32_t> local_tokens;
-  // A group's row scratch (used from the group's first worker).
-  Buffer<uint32_t> group_max, cand_keys, bin_keys;
-  Buffer<int32_t> cand_tokens, bin_tokens;
+  // A group's row scratch, as ScratchLayout places it (used from the group's first worker).
+  Buffer<unsigned char> scratch;
+  // Dense edits' output counts: V + 1 entries that hold zeros between rows (Buffer zero-fills
+  // them; row_edits_dense.h clears what it counts), so outside the reused scratch.
+  Buffer<int32_t> marks;
   // This worker's own boundary-bin buffers for work it repeats alone (CpuCtx::solo).
   Buffer<uint32_t> solo_bin_keys;
   Buffer<int32_t> solo_bin_tokens;
 
-  Buffer<uint32_t> edited, allowed, seen, counted, list_keys, list_raw_keys, max_patched, slot_keys;
-  Buffer<int32_t> marks, list_tokens, list_counts, group_start, slot_tokens, slot_counts;
-  Buffer<uint32_t> raw_group_max, dense_keys;
-
-  // listed: how many ids the call's stages 1-3 list per row (batch_args.h, listed_ids).
-  RowScratch row_scratch(int64_t vocab, bool edits, int64_t listed = 0) {
-    RowScratch s{};
-    s.group_max = group_max.at_least(size_t(num_groups(vocab)));
-    s.cand_keys = cand_keys.at_least(kFastListCap);
-    s.cand_tokens = cand_tokens.at_least(kFastListCap);
-    s.bin_keys = bin_keys.at_least(kBinListCap);
-    s.bin_tokens = bin_tokens.at_least(kBinListCap);
-    s.bin_cap = kBinListCap;
-    if (edits) {
-      s.edited = edited.at_least(size_t(num_words(vocab)));
-      // Room for every token (patch lists) and for every listed id (edit records).
-      s.list_cap = listed > vocab ? listed : vocab;
-      s.list_tokens = list_tokens.at_least(size_t(s.list_cap));
-      s.list_keys = list_keys.at_least(size_t(s.list_cap));
-      s.list_raw_keys = list_raw_keys.at_least(size_t(s.list_cap));
-      s.list_counts = list_counts.at_least(size_t(vocab));
-      s.group_start = group_start.at_least(size_t(num_groups(vocab) + 1));
-      s.allowed = allowed.at_least(size_t(num_words(vocab)));
-      s.seen = seen.at_least(size_t(num_words(vocab)));
-      s.counted = counted.at_least(size_t(num_words(vocab)));
-      s.max_patched = max_patched.at_least(size_t(num_groups(vocab)));
-      s.raw_group_max = raw_group_max.at_least(size_t(num_groups(vocab)));
-      if (edited_rows_dense()) {
-        s.dense_keys = dense_keys.at_least(size_t(vocab));
-        s.marks = marks.at_least(size_t(vocab) + 1);
-      } else {
-        const int64_t slots = TokenSlots::capacity(listed < vocab ? listed : vocab);
-        s.slot_tokens = slot_tokens.at_least(size_t(slots));
-        s.slot_keys = slot_keys.at_least(size_t(slots));
-        s.slot_counts = slot_counts.at_least(size_t(slots));
-        s.slot_mask = slots - 1;
-      }
-    }
+  RowScratch row_scratch(const BatchArgs& a) {
+    const bool dense = edited_rows_dense();
+    const ScratchLayout layout = scratch_layout(a, dense);
+    RowScratch s = layout.at(scratch.at_least(size_t(layout.bytes())));
+    if (a.edits.enabled && dense) s.marks = marks.at_least(size_t(a.vocab) + 1);
     return s;
   }
 };
@@ -497,91 +467,6 @@ class CpuCtx {
   }
 
  private:
-  template <DType D>
-  static FS_INLINE void prefetch_group(const RowView<D>& view, int64_t first) {
-    constexpr int kLine = 64;
-    const char* p = reinterpret_cast<const char*>(view.data + first);
-    for (int b = 0; b < int(sizeof(*view.data)) * kGroup; b += kLine) __builtin_prefetch(p + b);
-  }
-  template <DType D>
-  static FS_INLINE void prefetch_group(const PatchedView<D>& view, int64_t first) {
-    prefetch_group(view.raw, first);
-  }
-  template <DType D>
-  static FS_INLINE void prefetch_group(const DenseView<D>& view, int64_t first) {
-    constexpr int kLine = 64;
-    const char* p = reinterpret_cast<const char*>(view.keys + first);
-    for (int b = 0; b < int(sizeof(uint32_t)) * kGroup; b += kLine) __builtin_prefetch(p + b);
-  }
-  template <class View>
-  static FS_INLINE void prefetch_group(const View&, int64_t) {}
-
-  // A chunk's keys: decoded into `buf`, or where they lie when the view holds keys.
-  template <class View>
-  static FS_INLINE const uint32_t* chunk_keys(const View& view, int64_t first, int m,
-                                              uint32_t* buf) {
-    load_keys(view, first, m, buf);
-    return buf;
-  }
-  template <DType D>
-  static FS_INLINE const uint32_t* chunk_keys(const DenseView<D>& view, int64_t first, int,
-                                              uint32_t*) {
-    return view.keys + first;
-  }
-
-  // Keys of elements [first, first + m): a plain loop the compiler vectorizes, then, for a
-  // patched row, the few patched keys and the dense mask.
-  template <class View>
-  static FS_INLINE void load_keys(const View& view, int64_t first, int m, uint32_t* keys) {
-    for (int j = 0; j < m; ++j) keys[j] = view.key(first + j);
-  }
-  template <DType D>
-  static FS_INLINE void load_keys(const PatchedView<D>& view, int64_t first, int m,
-                                  uint32_t* keys) {
-    load_keys(view.raw, first, m, keys);
-    // The run of the patch list that covers the chunk's groups; a chunk that starts or ends
-    // inside a group skips that group's patches outside it.
-    const int32_t begin = view.group_start[first / kGroup];
-    const int32_t end = view.group_start[(first + m - 1) / kGroup + 1];
-    for (int32_t i = begin; i < end; ++i) {
-      const uint64_t j = uint64_t(view.list_tokens[i] - first);
-      if (j < uint64_t(m)) keys[j] = view.list_keys[i];
-    }
-    if (view.allowed != nullptr) {
-      for (int j = 0; j < m; ++j) {
-        keys[j] = bit_is_set(view.allowed, first + j) ? keys[j] : kNegInfKey;
-      }
-    }
-  }
-  // Keys of elements [first, first + m) and whether each is kept; returns how many are.
-  // kM > 0: m == kM.
-  template <int kM, class View, class Pred>
-  static FS_INLINE int load_group(const View& view, int64_t first, int m, uint32_t min_key,
-                                  const Pred& keep, uint32_t* keys, uint8_t* kept) {
-    const int len = kM > 0 ? kM : m;
-    load_keys(view, first, len, keys);
-    // Non-short-circuit and a local copy of the predicate: the flags are bytes, which may alias
-    // anything the predicate reads, and a branch per element would mispredict.
-    const Pred pred = keep;
-    int hits = 0;
-    for (int j = 0; j < len; ++j) {
-      const int in = int(keys[j] >= min_key) & int(pred(keys[j]));
-      kept[j] = uint8_t(in);
-      hits += in;
-    }
-    return hits;
-  }
-
-  template <class View>
-  static uint32_t keys_max(const View& view, int64_t begin, int64_t end) {
-    uint32_t best = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      const uint32_t k = view.key(i);
-      best = k > best ? k : best;
-    }
-    return best;
-  }
-
   // Lines per chunk: a 1 KB float32 chunk pulls 1 KB of the next row.
   static constexpr int kAheadLines = 16;
   FS_INLINE void prefetch_ahead() {
@@ -597,6 +482,8 @@ class CpuCtx {
   const char* ahead_end_ = nullptr;
   bool sense_ = false;
 };
+
+static_assert(is_exec_context<CpuCtx>(), "CpuCtx keeps the contract of exec_context.h");
 
 FS_CODE_END
 }  // namespace fastsample::cpu

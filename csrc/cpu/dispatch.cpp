@@ -8,6 +8,13 @@
 namespace fastsample::cpu {
 namespace {
 
+bool patched_rows_forced() {
+  const char* env = std::getenv("FASTSAMPLE_CPU_EDITED_ROWS");
+  return env != nullptr && std::strcmp(env, "patched") == 0;
+}
+const bool kDenseEditedRows = !patched_rows_forced();
+
+#if FASTSAMPLE_HAVE_AVX2_BUILD
 bool has_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -24,13 +31,6 @@ bool baseline_forced() {
   return env != nullptr && std::strcmp(env, "baseline") == 0;
 }
 
-bool patched_rows_forced() {
-  const char* env = std::getenv("FASTSAMPLE_CPU_EDITED_ROWS");
-  return env != nullptr && std::strcmp(env, "patched") == 0;
-}
-const bool kDenseEditedRows = !patched_rows_forced();
-
-#if FASTSAMPLE_HAVE_AVX2_BUILD
 const bool kUseAvx2 = has_avx2() && !baseline_forced();
 #else
 const bool kUseAvx2 = false;

@@ -4,7 +4,7 @@
 
 #include "cuda_backend.h"
 #include "dtype_kernels.h"
-#include "scratch_layout.cuh"
+#include "fastsample/scratch_layout.h"
 
 namespace fastsample::cuda {
 namespace {
@@ -26,8 +26,8 @@ std::string launch(bool process, const BatchArgs& a, void* workspace, int64_t bl
 
 }  // namespace
 
-int64_t workspace_bytes_per_block(int64_t vocab, bool edits, int64_t patches) {
-  return ScratchLayout(vocab, edits, patches).bytes();
+int64_t workspace_bytes_per_block(const BatchArgs& a) {
+  return scratch_layout(a, /*dense_edits=*/false).bytes();
 }
 
 std::string launch_sample(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {

@@ -10,6 +10,7 @@
 
 #include "chunk_loads.cuh"
 #include "fastsample/common.h"
+#include "fastsample/exec_context.h"
 #include "fastsample/views.h"
 
 namespace fastsample::cuda {
@@ -290,5 +291,7 @@ class BlockCtx {
   int run_bin_ = -1;
   uint64_t run_weight_ = 0;
 };
+
+static_assert(is_exec_context<BlockCtx>(), "BlockCtx keeps the contract of exec_context.h");
 
 }  // namespace fastsample::cuda

@@ -8,10 +8,10 @@
 
 namespace fastsample::cuda {
 
-// Bytes of global scratch one block needs for rows of `vocab` logits, with or without stages
-// 1-3, whose patch lists hold `patches` entries (max_patches of the call's EditArgs). The caller
-// allocates blocks * this from torch's caching allocator, so graph capture sees no cudaMalloc.
-int64_t workspace_bytes_per_block(int64_t vocab, bool edits, int64_t patches);
+// Bytes of global scratch one block needs for the call (its vocabulary and, with stages 1-3,
+// its listed ids: include/fastsample/scratch_layout.h). The caller allocates blocks * this from
+// torch's caching allocator, so graph capture sees no cudaMalloc.
+int64_t workspace_bytes_per_block(const BatchArgs& args);
 
 // Enqueue the batch on `stream` (a cudaStream_t as an integer; 0 is the legacy default stream)
 // with `blocks` blocks, each looping over rows blockIdx.x, blockIdx.x + blocks, ...

@@ -22,7 +22,7 @@ std::atomic<uint64_t> launches{0};
 template <DType D>
 std::string DtypeKernels<D>::launch(bool process, const BatchArgs& a, unsigned char* workspace,
                                     int64_t blocks, uintptr_t) {
-  const ScratchLayout layout(a.vocab, a.edits.enabled, max_patches(a.edits, a.vocab));
+  const ScratchLayout layout = scratch_layout(a, /*dense_edits=*/false);
   const uint64_t seed = ++launches;
   fs_emu::fill_garbage(workspace, size_t(blocks * layout.bytes()), seed);
   return fs_emu::launch<BlockShared>(blocks, kBlockThreads, seed, [&](BlockShared* shared) {

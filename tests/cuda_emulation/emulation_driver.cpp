@@ -169,9 +169,7 @@ void compare(const Case& c) {
       return std::string();
     }
     const int64_t blocks = c.batch < 3 ? c.batch : 3;
-    std::vector<unsigned char> ws(size_t(blocks * fastsample::cuda::workspace_bytes_per_block(
-                                                      c.vocab, b.edits.enabled,
-                                                      fastsample::max_patches(b.edits, c.vocab))));
+    std::vector<unsigned char> ws(size_t(blocks * fastsample::cuda::workspace_bytes_per_block(b)));
     return c.process ? fastsample::cuda::launch_process(b, ws.data(), blocks, 0)
                      : fastsample::cuda::launch_sample(b, ws.data(), blocks, 0);
   };

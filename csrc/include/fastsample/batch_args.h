@@ -37,13 +37,6 @@ FS_HOST_DEVICE inline int64_t listed_ids(const EditArgs& e) {
   return e.prompt.len + e.output.len + e.bias.len + e.banned.len + e.stop.len;
 }
 
-// Most tokens stages 1-3 can patch in one row: each listed id once. Sizes the patch lists of
-// the GPU workspace.
-FS_HOST_DEVICE inline int64_t max_patches(const EditArgs& e, int64_t vocab) {
-  const int64_t listed = listed_ids(e);
-  return listed < vocab ? listed : vocab;
-}
-
 // Stage 7 outputs (row_logprobs.h).
 struct LogprobArgs {
   int32_t n = -1;                          // -1: off; else 0..20 top alternatives

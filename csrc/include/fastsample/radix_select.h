@@ -1,4 +1,4 @@
-// Threshold search by radix select over keys (DESIGN.md, choice 3): no sort of the vocabulary.
+// Threshold search by radix select over keys (docs/design.md, "No sort of the vocabulary").
 #pragma once
 #include "fastsample/common.h"
 #include "fastsample/exec_context.h"

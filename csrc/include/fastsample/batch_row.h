@@ -1,0 +1,40 @@
+// One row of a batch call on any execution context: the row's arguments out of BatchArgs, the
+// row algorithm (sample, score a given token, or process), and the row's outputs. The CPU
+// kernels (csrc/cpu/batch_kernels.cpp) and the CUDA block loop (csrc/cuda/batch_block.cuh)
+// differ only in how they hand rows to contexts and where the scratch lives.
+#pragma once
+#include <cstdint>
+
+#include "fastsample/batch_args.h"
+#include "fastsample/row_sampler.h"
+
+namespace fastsample {
+FS_CODE_BEGIN
+
+// Returns whether the row had a valid token (process: a finite logit). Every worker reads the
+// row's arguments (the seed may share memory with out_tokens) before the first sync inside the
+// row algorithm; rank 0 writes the outputs after it. The caller syncs before the scratch
+// serves another row.
+template <bool kProcess, DType D, class Ctx>
+FS_HOST_DEVICE bool run_batch_row(Ctx& ctx, const BatchArgs& a, int64_t row,
+                                  const RowScratch& scratch) {
+  const RowParams p = batch_row_params(a, row);
+  const RowEdits edits = batch_row_edits(a, row);
+  const RowView<D> view = batch_row_view<D>(a, row);
+  if constexpr (kProcess) {
+    return process_row(ctx, view, edits, p, scratch, a.out_logits + row * a.out_row_stride);
+  } else {
+    const RowLogprobs lp = batch_row_logprobs<RowLogprobs>(a, row);
+    const RowSample s = a.logprobs.given_tokens != nullptr
+                            ? score_row(ctx, view, a.logprobs.given_tokens[row], scratch, lp.out)
+                            : sample_row(ctx, view, edits, p, scratch, lp);
+    if (ctx.rank() == 0) {
+      a.out_tokens[row] = s.token;
+      if (a.out_valid != nullptr) a.out_valid[row] = s.valid ? 1 : 0;
+    }
+    return s.valid;
+  }
+}
+
+FS_CODE_END
+}  // namespace fastsample
