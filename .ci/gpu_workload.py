@@ -1,16 +1,16 @@
 """A CUDA workload for compute-sanitizer (memcheck, racecheck): the selftest's CUDA checks
-(fastsample/_selftest_cuda.py: every kernel and path against the CPU kernels, bit for bit), small
+(fastsample/reference/selftest_cuda.py: every kernel and path against the CPU kernels, bit for bit), small
 enough with --small to run under the sanitizer in a minute. Run by .ci/gpu-check; exits non-zero
 when a check fails."""
 import sys
 
 import torch
 
-from fastsample import _selftest_cuda
+from fastsample.reference import selftest_cuda
 
 
 def main(small: bool) -> int:
-    results = _selftest_cuda.run_checks(torch.device("cuda"), small=small)
+    results = selftest_cuda.run_checks(torch.device("cuda"), small=small)
     for name, problem in results:
         print(f"{name:<20} {'MISMATCH: ' + problem if problem else 'ok'}")
     failures = sum(bool(p) for _, p in results)

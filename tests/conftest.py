@@ -2,11 +2,11 @@ import pytest
 import torch
 
 import fastsample
-from fastsample import _cuda
+from fastsample.kernel import cuda
 
 
 def _cuda_skip_reason():
-    if not _cuda.COMPILED:
+    if not cuda.COMPILED:
         return "fastsample was built without CUDA (FASTSAMPLE_CUDA=OFF or no nvcc)"
     if not torch.cuda.is_available():
         return "no CUDA GPU on this machine (torch.cuda.is_available() is False)"

@@ -8,7 +8,7 @@ import torch
 
 import fastsample
 
-from fastsample._verify import TOP_P_MASS_TOL, keep_set_mismatch  # noqa: F401
+from fastsample.reference.verify import TOP_P_MASS_TOL, keep_set_mismatch  # noqa: F401
 
 
 def random_logits(batch, vocab, dtype=torch.float32, seed=0, scale=3.0, special=False,

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 import fastsample
-from fastsample import _cuda, _kernel, _sampling
+from fastsample.functional import sampling
+from fastsample.kernel import cuda, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR = ROOT / "build" / "emulator"
@@ -62,13 +63,13 @@ class _CountingLaunches:
 def cuda_kernels_on_host(emulated):
     """fastsample's CUDA path with host tensors, launching the emulated kernels."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_cuda, "_C", emulated)
-        mp.setattr(_cuda, "runs_on", lambda device: True)
-        mp.setattr(_cuda, "_resident", lambda device: RESIDENT_BLOCKS)
-        mp.setattr(_cuda, "_device_scope", lambda device: contextlib.nullcontext())
-        mp.setattr(_cuda, "_stream", lambda device: 0)
-        mp.setattr(_kernel, "_on_cpu", lambda logits: False)
-        mp.setattr(_sampling, "_fast_sample", lambda *args: None)
+        mp.setattr(cuda, "_C", emulated)
+        mp.setattr(cuda, "runs_on", lambda device: True)
+        mp.setattr(cuda, "resident_blocks", lambda device: RESIDENT_BLOCKS)
+        mp.setattr(cuda, "_device_scope", lambda device: contextlib.nullcontext())
+        mp.setattr(cuda, "_stream", lambda device: 0)
+        mp.setattr(launch, "_on_cpu", lambda logits: False)
+        mp.setattr(sampling, "_fast_sample", lambda *args: None)
         yield
 
 
@@ -300,7 +301,7 @@ def test_driver_checks_and_cases(emulated, build):
 def test_selftest_cuda_checks_pass_on_the_emulator(emulated):
     """The selftest's CUDA checks (run on a GPU by `python -m fastsample selftest` and
     .ci/gpu-check) pass with the emulated kernels; graph replay needs a GPU and is left out."""
-    from fastsample import _selftest_cuda
+    from fastsample.reference import selftest_cuda
     counting = _CountingLaunches(emulated)
 
     def on_emulated_device(device, fn, *args, **kw):
@@ -308,10 +309,10 @@ def test_selftest_cuda_checks_pass_on_the_emulator(emulated):
             return fn(*args, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_selftest_cuda, "_on_device", on_emulated_device)
-        mp.setattr(_cuda, "_resident", lambda device: RESIDENT_BLOCKS)
-        results = _selftest_cuda.run_checks(torch.device("cpu"), small=True)
-    assert [name for name, _ in results] == [name for name, _ in _selftest_cuda.CHECKS]
+        mp.setattr(selftest_cuda, "_on_device", on_emulated_device)
+        mp.setattr(cuda, "resident_blocks", lambda device: RESIDENT_BLOCKS)
+        results = selftest_cuda.run_checks(torch.device("cpu"), small=True)
+    assert [name for name, _ in results] == [name for name, _ in selftest_cuda.CHECKS]
     assert all(problem == "" for _, problem in results), results
     assert counting.launches > 40
 

@@ -8,21 +8,21 @@ import pytest
 import torch
 
 import fastsample
-from fastsample import _cuda
+from fastsample.kernel import cuda
 
 
 @pytest.fixture
 def fresh_status():
-    _cuda.runtime_status.cache_clear()
-    _cuda._warn_reference_on_cuda.cache_clear()
+    cuda.runtime_status.cache_clear()
+    cuda._warn_reference_on_cuda.cache_clear()
     yield
-    _cuda.runtime_status.cache_clear()
-    _cuda._warn_reference_on_cuda.cache_clear()
+    cuda.runtime_status.cache_clear()
+    cuda._warn_reference_on_cuda.cache_clear()
 
 
 def test_build_info_reports_cuda_versions():
     info = fastsample.build_info()
-    st = _cuda.runtime_status()
+    st = cuda.runtime_status()
     assert (info["cuda_driver"], info["cuda_runtime"]) == (st.driver, st.runtime)
     if not info["cuda_enabled"]:
         assert info["cuda_runtime"] is None
@@ -31,27 +31,27 @@ def test_build_info_reports_cuda_versions():
 
 
 def test_cuda_tensors_without_cuda_kernels_warn_once(monkeypatch, fresh_status):
-    monkeypatch.setattr(_cuda, "COMPILED", False)
+    monkeypatch.setattr(cuda, "COMPILED", False)
     with pytest.warns(RuntimeWarning, match="built without CUDA kernels.*FASTSAMPLE_CUDA=ON"):
-        assert not _cuda.runs_on(torch.device("cuda"))
+        assert not cuda.runs_on(torch.device("cuda"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert not _cuda.runs_on(torch.device("cuda"))  # once per process
-        assert not _cuda.runs_on(torch.device("cpu"))
+        assert not cuda.runs_on(torch.device("cuda"))  # once per process
+        assert not cuda.runs_on(torch.device("cpu"))
 
 
 def test_old_driver_is_named_with_what_to_do(monkeypatch, fresh_status):
-    monkeypatch.setattr(_cuda, "COMPILED", True)
-    monkeypatch.setattr(_cuda._C, "cuda_runtime_status",
+    monkeypatch.setattr(cuda, "COMPILED", True)
+    monkeypatch.setattr(cuda._C, "cuda_runtime_status",
                         lambda: (12040, 13000, 0, "CUDA driver version is insufficient for "
                                                   "CUDA runtime version"), raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert _cuda.runtime_status() == ("12.4", "13.0", 0, "CUDA driver version is insufficient "
+    assert cuda.runtime_status() == ("12.4", "13.0", 0, "CUDA driver version is insufficient "
                                                          "for CUDA runtime version")
     with pytest.raises(RuntimeError, match=r"driver supports CUDA 12.4, older than the CUDA "
                                            r"13.0 runtime.*driver >= 580"):
-        _cuda.runs_on(torch.device("cuda"))
+        cuda.runs_on(torch.device("cuda"))
     with pytest.raises(ValueError, match=r"device='cuda': the CUDA driver supports CUDA 12.4"):
         fastsample.Sampler(100, device="cuda")
 
@@ -64,7 +64,7 @@ def test_sampler_refuses_a_device_it_cannot_use(monkeypatch, fresh_status):
     with pytest.raises(ValueError, match=r"device='meta': the Sampler runs on 'cpu' or 'cuda'"):
         fastsample.Sampler(100, device="meta")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(_cuda, "COMPILED", False)
+    monkeypatch.setattr(cuda, "COMPILED", False)
     with pytest.raises(ValueError, match="built without CUDA kernels"):
         fastsample.Sampler(100, device="cuda")
 
@@ -72,7 +72,7 @@ def test_sampler_refuses_a_device_it_cannot_use(monkeypatch, fresh_status):
 def test_reference_route_honours_every_argument(monkeypatch):
     """Where no compiled kernel runs (a CUDA tensor in a build without CUDA kernels), the
     reference takes the whole call: penalties, masks and logprobs included, never dropped."""
-    monkeypatch.setattr(fastsample._kernel, "runs_compiled", lambda logits: False)
+    monkeypatch.setattr(fastsample.kernel.launch, "runs_compiled", lambda logits: False)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(3, 50, generator=g)
     top = int(x[0].argmax())

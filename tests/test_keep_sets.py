@@ -1,4 +1,5 @@
-"""Keep-sets of the fused CPU kernel against the pure-torch reference (SEMANTICS.md stages 0-5)."""
+"""Keep-sets of the fused CPU kernel against the pure-torch reference (docs/semantics.md,
+stages 0-5)."""
 import math
 
 import pytest
@@ -161,7 +162,7 @@ def test_small_top_k_over_many_tied_groups(top_k, device):
 
 def test_keep_set_comparison_detects_errors():
     """The comparison every keep-set test relies on flags a wrong value and a wrong keep-set."""
-    from fastsample._verify import keep_set_mismatch
+    from fastsample.reference.verify import keep_set_mismatch
     logits = random_logits(2, 1000, seed=8)
     params = dict(temperature=0.7, top_k=50, top_p=0.9)
     good = fastsample.process_logits(logits, **params)

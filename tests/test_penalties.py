@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import fastsample
-from fastsample import _C, _edits
+from fastsample import _C
+from fastsample.requests import edit_arguments
 from helpers import assert_keep_sets_match, random_logits
 
 NEG_INF = -math.inf
@@ -193,7 +194,7 @@ def test_out_of_range_ids_rejected_on_input():
 def test_kernel_ignores_out_of_range_ids_safely():
     """Ids past V (or negative) that reach a kernel are skipped, never used as an index."""
     logits = random_logits(2, 1000, seed=36)
-    e = _edits.build(2, 1000, torch.device("cpu"), repetition_penalty=1.5,
+    e = edit_arguments.build(2, 1000, torch.device("cpu"), repetition_penalty=1.5,
                      prompt_token_ids=[[1, 2, 3], [4, 5, 6]], banned_token_ids=[[7, 8], [9, 10]])
     e.prompt.ids[0, 1] = 10**9
     e.prompt.ids[1, 0] = -(10**9)
@@ -217,7 +218,7 @@ def test_cuda_workspace_grows_with_the_lists_not_the_vocabulary():
     plain = fastsample._C.cuda_workspace_bytes(fastsample._C.BatchArgs(vocab=vocab))
 
     def with_history(length, v=vocab):
-        e = _edits.build(1, v, torch.device("cpu"), repetition_penalty=1.1,
+        e = edit_arguments.build(1, v, torch.device("cpu"), repetition_penalty=1.1,
                          prompt_token_ids=torch.zeros(1, length, dtype=torch.int64))
         return fastsample._C.cuda_workspace_bytes(fastsample._C.BatchArgs(vocab=v), e.kernel_args())
 

@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-from fastsample import _selftest
+from fastsample.reference import selftest
 
 
 def test_selftest_passes_here():
@@ -16,17 +16,17 @@ def test_selftest_passes_here():
 
 
 def test_selftest_reports_a_broken_backend(monkeypatch):
-    real = _selftest.process_logits
+    real = selftest.process_logits
 
     def off_by_one(x, **params):
         out = real(x, **params)
         return torch.where(out > -float("inf"), out + 1.0, out)
 
-    monkeypatch.setattr(_selftest, "process_logits", off_by_one)
-    monkeypatch.setattr(_selftest, "VOCABS", (1000,))
-    monkeypatch.setattr(_selftest, "DTYPES", {"f32": torch.float32})
+    monkeypatch.setattr(selftest, "process_logits", off_by_one)
+    monkeypatch.setattr(selftest, "VOCABS", (1000,))
+    monkeypatch.setattr(selftest, "DTYPES", {"f32": torch.float32})
     lines = []
-    assert _selftest.run(lines.append) == 1
+    assert selftest.run(lines.append) == 1
     assert any("FAIL: keep-set: kept values differ" in line for line in lines)
     assert lines[-1].startswith("selftest:") and "FAILED" in lines[-1]
 

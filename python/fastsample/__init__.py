@@ -6,15 +6,15 @@
 See docs/semantics.md for the exact contract every backend computes.
 """
 from . import _C, adapters, reference
-from ._build_info import build_info, get_num_threads, set_num_threads
-from ._distributions import Manual, Uniform
-from ._output import SampleOutput
-from ._prompt_logprobs import PromptLogprobs, prompt_logprobs
-from ._sampling import process_logits, sample
-from ._sampling_batch import BatchFlags, SamplingBatch
-from ._sampling_params import SamplingParams
-from ._sampler import Sampler, StepOutput, StepOutputs
-from ._generate import GenerationResult, StreamEvent, generate
+from .kernel.build_info import build_info, get_num_threads, set_num_threads
+from .requests.distributions import Manual, Uniform
+from .kernel.sample_output import SampleOutput
+from .functional.scoring import PromptLogprobs, prompt_logprobs
+from .functional.sampling import process_logits, sample
+from .requests.sampling_batch import BatchFlags, SamplingBatch
+from .requests.sampling_params import SamplingParams
+from .decode.sampler import Sampler, StepOutput, StepOutputs
+from .decode.generate import GenerationResult, StreamEvent, generate
 from .adapters import from_bedrock, from_hf, from_llama_stack, from_openai
 
 __version__ = str(_C.version)

@@ -10,10 +10,10 @@ from typing import List, Optional
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == ["selftest"]:
-        from ._selftest import run
+        from .reference.selftest import run
         return run()
     if args == ["info"]:
-        from ._build_info import build_info
+        from .kernel.build_info import build_info
         print(json.dumps(build_info(), indent=2))
         return 0
     print("usage: python -m fastsample selftest | info", file=sys.stderr)

@@ -1,7 +1,7 @@
 // The per-row parameters, declared once. Each entry is X(type, name, off value): the kernels'
 // row structs (RowParams, EditArgs), the batch structs that carry them (a scalar for the batch
 // or one value per row) and the Python bindings are expanded from these lists, and the Python
-// table (python/fastsample/_param_table.py: ranges, stages, docs) is checked against them by
+// table (python/fastsample/kernel/param_table.py: ranges, stages, docs) is checked against them by
 // tests/test_param_table.py. Names are the Python keywords.
 #pragma once
 

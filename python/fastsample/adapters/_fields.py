@@ -5,8 +5,8 @@ import difflib
 import math
 from typing import Any, Iterable, Mapping, Optional
 
-from .. import _params
-from .._distributions import Manual, Uniform, parse_distribution
+from ..requests import arguments
+from ..requests.distributions import Manual, Uniform, parse_distribution
 
 
 def check_known(source: str, body: Mapping[str, Any], known: Iterable[str], lenient: bool) -> None:
@@ -30,7 +30,7 @@ def source_range(source: str, name: str, v: Any, low: float, high: float,
     v = parse_distribution(f"{source} {name}", v)
     values = (v.values if isinstance(v, Manual) else v.support()) if isinstance(v, (Uniform, Manual)) else (v,)
     for x in values:
-        if not _params._is_real(x):
+        if not arguments.is_real(x):
             raise TypeError(f"{source}: {name} must be a number, got {type(x).__name__} {x!r}")
         ok = (x > low if low_open else x >= low) and x <= high and math.isfinite(x)
         if not ok:
@@ -56,12 +56,12 @@ def drop_none(d: Mapping[str, Any]) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def int_field(source: str, name: str, v: Optional[Any], rng: Optional[_params.Range] = None
+def int_field(source: str, name: str, v: Optional[Any], rng: Optional[arguments.Range] = None
               ) -> Optional[int]:
     """An integer field under the caller's name (None stays None), in `rng` when given."""
     if v is None:
         return None
-    if not _params._is_int(v):
+    if not arguments.is_int(v):
         raise TypeError(f"{source}: {name} must be an integer, got {type(v).__name__} {v!r}")
     if rng is not None and not rng.ok(v):
         raise ValueError(f"{source}: {name}={v!r} is out of range; allowed: {rng.text}")
@@ -101,7 +101,7 @@ def token_ids(source: str, name: str, v: Any) -> Optional[list]:
         raise TypeError(f"{source}: {name} must be a list of token ids, got "
                         f"{type(v).__name__} {v!r}")
     for i, t in enumerate(v):
-        if not _params._is_int(t):
+        if not arguments.is_int(t):
             raise TypeError(f"{source}: {name}[{i}]={t!r} must be an int token id")
         if t < 0:
             raise ValueError(f"{source}: {name}[{i}]={t} is out of range; token ids are >= 0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .._sampling_params import MAX_TOKENS, SamplingParams
+from ..requests.sampling_params import MAX_TOKENS, SamplingParams
 from ._fields import (check_known, drop_none, first_present, int_field, mapping, source_range,
                       strings)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import _params
-from .._sampling_params import MAX_TOKENS, MIN_TOKENS, SamplingParams
+from ..requests import arguments
+from ..requests.sampling_params import MAX_TOKENS, MIN_TOKENS, SamplingParams
 from ._fields import (bool_field, check_known, drop_none, int_field, metadata_of, source_range,
                       token_ids)
 
@@ -50,7 +50,7 @@ def _as_dict(config: Any) -> dict:
                     f"{type(config).__name__}")
 
 
-COUNT = _params.Range("an integer >= 1", 1, _params.MAX_SEED, integer=True)
+COUNT = arguments.Range("an integer >= 1", 1, arguments.MAX_SEED, integer=True)
 
 
 def _bad_words(v: Any) -> list:
@@ -77,7 +77,7 @@ def _unsupported(d: dict, lenient: bool) -> list:
     if alpha is not None and source_range(SOURCE, "penalty_alpha", alpha, 0.0, 1.0) != 0.0:
         found.append(f"penalty_alpha={alpha!r} (contrastive search)")
     ngram = int_field(SOURCE, "no_repeat_ngram_size", d.get("no_repeat_ngram_size"),
-                      _params.Range("an integer >= 0", 0, _params.MAX_SEED, integer=True))
+                      arguments.Range("an integer >= 0", 0, arguments.MAX_SEED, integer=True))
     if ngram:
         found.append(f"no_repeat_ngram_size={ngram!r}")
     begin = token_ids(SOURCE, "begin_suppress_tokens", d.get("begin_suppress_tokens"))
@@ -112,11 +112,11 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     # Checked whether or not sampling reads them: a bad value is a bad config either way.
     temperature = source_range(SOURCE, "temperature", d["temperature"], 0.0, 3.4e38)
     top_p = source_range(SOURCE, "top_p", d["top_p"], 0.0, 1.0)
-    top_k = int_field(SOURCE, "top_k", d.get("top_k"), _params.TOP_K)
+    top_k = int_field(SOURCE, "top_k", d.get("top_k"), arguments.TOP_K)
     banned = token_ids(SOURCE, "suppress_tokens", d.get("suppress_tokens")) or []
     banned += [w[0] for w in _bad_words(d.get("bad_words_ids")) if len(w) == 1]
     eos = d.get("eos_token_id")
-    eos = token_ids(SOURCE, "eos_token_id", [eos] if _params._is_int(eos) else eos)
+    eos = token_ids(SOURCE, "eos_token_id", [eos] if arguments.is_int(eos) else eos)
     max_new = int_field(SOURCE, "max_new_tokens", d.get("max_new_tokens"), MAX_TOKENS)
     min_new = int_field(SOURCE, "min_new_tokens", d.get("min_new_tokens"), MIN_TOKENS)
     if min_new is not None and max_new is not None and min_new > max_new:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import _params
-from .._sampling_params import MIN_TOKENS, SamplingParams
+from ..requests import arguments
+from ..requests.sampling_params import MIN_TOKENS, SamplingParams
 from ._fields import check_known, drop_none, int_field, source_range, strings
 
-TOP_K = _params.Range("an integer >= 1", 1, _params.MAX_SEED, integer=True)
+TOP_K = arguments.Range("an integer >= 1", 1, arguments.MAX_SEED, integer=True)
 
 SOURCE = "Llama Stack"
 PARAM_FIELDS = {"strategy", "temperature", "top_p", "top_k", "repetition_penalty", "max_tokens",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import _params
-from .._sampling_params import LOGPROBS, MAX_TOKENS, MIN_TOKENS, SamplingParams
+from ..requests import arguments
+from ..requests.sampling_params import LOGPROBS, MAX_TOKENS, MIN_TOKENS, SamplingParams
 from ._fields import (bool_field, check_known, drop_none, first_present, int_field, mapping,
                       metadata_of, source_range, strings, token_ids)
 
@@ -36,7 +36,7 @@ NVEXT_FIELDS = {"top_k", "repetition_penalty", "min_tokens", "ignore_eos", "stop
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 # Fields that ask for more than one completion per request: not run by fastsample (yet).
 MANY_COMPLETIONS = ("n", "best_of")
-COMPLETIONS = _params.Range("an integer >= 1", 1, _params.MAX_SEED, integer=True)
+COMPLETIONS = arguments.Range("an integer >= 1", 1, arguments.MAX_SEED, integer=True)
 
 
 def _structured(body: Mapping[str, Any]) -> dict:

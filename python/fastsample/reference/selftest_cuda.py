@@ -10,8 +10,8 @@ from typing import Callable, List, Tuple
 
 import torch
 
-from . import _cuda
-from ._sampling import process_logits, sample
+from ..kernel import cuda
+from ..functional.sampling import process_logits, sample
 
 FILTERS = (dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
            dict(temperature=0.8, top_p=0.9), dict(temperature=0.0),
@@ -75,7 +75,7 @@ def check_edits(device, g, small):
 
 
 def check_rows_beyond_resident_blocks(device, g, small):
-    rows = _cuda._resident(device) + 37
+    rows = cuda.resident_blocks(device) + 37
     x = torch.randn(rows, 512, generator=g) * 2
     return _first(_compare(device, x, **kw, **_edits(rows, 512, g)) for kw in FILTERS[:2])
 

@@ -9,9 +9,10 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from . import _cuda, _selftest_cuda, reference
-from ._sampling import process_logits, sample
-from ._verify import keep_set_mismatch
+from ..kernel import cuda
+from . import contract as reference, selftest_cuda
+from ..functional.sampling import process_logits, sample
+from .verify import keep_set_mismatch
 
 PARAMS: Dict[str, dict] = {
     "hf-default": dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
@@ -69,11 +70,11 @@ def _check(device: torch.device, x: torch.Tensor, params: dict) -> str:
 def _backends() -> List[Tuple[str, torch.device, str]]:
     """(name, device, reason to skip or '')"""
     out = [("cpu", torch.device("cpu"), "")]
-    if not _cuda.COMPILED:
+    if not cuda.COMPILED:
         out.append(("cuda", torch.device("cpu"), "not compiled (built without nvcc)"))
     elif not torch.cuda.is_available():
         out.append(("cuda", torch.device("cpu"), "no GPU visible to torch"))
-    elif (reason := _cuda.unusable_reason()) is not None:
+    elif (reason := cuda.unusable_reason()) is not None:
         out.append(("cuda", torch.device("cuda"), "FAIL: " + reason))
     else:
         for i in range(torch.cuda.device_count()):
@@ -82,9 +83,9 @@ def _backends() -> List[Tuple[str, torch.device, str]]:
 
 
 def _cuda_checks(name: str, device: torch.device, print_fn: Callable[[str], None]) -> int:
-    """The CUDA kernels against the CPU kernels, bit for bit (_selftest_cuda.py)."""
+    """The CUDA kernels against the CPU kernels, bit for bit (selftest_cuda.py)."""
     failures = 0
-    for check, problem in _selftest_cuda.run_checks(device):
+    for check, problem in selftest_cuda.run_checks(device):
         failures += bool(problem)
         status = "FAIL: " + problem if problem else "pass (= CPU kernels)"
         print_fn(f"{name:<8} {'-':<5} {'-':>6} {check:<20} {status}")
@@ -94,8 +95,8 @@ def _cuda_checks(name: str, device: torch.device, print_fn: Callable[[str], None
 def run(print_fn: Callable[[str], None] = print) -> int:
     """Runs the self-test; returns the process exit code (0 all passed, 1 any failure)."""
     failures = 0
-    st = _cuda.runtime_status()
-    if _cuda.COMPILED:
+    st = cuda.runtime_status()
+    if cuda.COMPILED:
         print_fn(f"CUDA driver {st.driver or 'none'}, runtime {st.runtime} (built in), "
                  f"{st.devices} GPU(s) seen by the runtime, torch sees "
                  f"{torch.cuda.device_count()}")

@@ -1,4 +1,4 @@
-"""The result type of fastsample.sample."""
+"""The result type of fastsample.sample, and the error for rows it cannot sample."""
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -24,3 +24,9 @@ class SampleOutput(NamedTuple):
     logprobs: Optional[torch.Tensor] = None
     top_ids: Optional[torch.Tensor] = None
     top_logprobs: Optional[torch.Tensor] = None
+
+
+def invalid_rows_message(valid: torch.Tensor) -> str:
+    rows = (~valid.cpu()).nonzero().flatten().tolist()
+    return (f"rows {rows[:10]} have no valid token (every logit is -inf or NaN); pass "
+            "return_valid=True to get token -1 and a validity mask for such rows instead")

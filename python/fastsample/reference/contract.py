@@ -11,9 +11,10 @@ from typing import Any, Optional
 
 import torch
 
-from . import _params, _philox
-from ._param_table import TOP_N_SIGMA
-from ._output import SampleOutput
+from ..requests import arguments
+from . import philox
+from ..kernel.param_table import TOP_N_SIGMA
+from ..kernel.sample_output import SampleOutput, invalid_rows_message
 
 FLT_MAX = torch.finfo(torch.float32).max
 
@@ -25,13 +26,13 @@ def sanitize(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(x == math.inf, torch.full_like(x, FLT_MAX), x)
 
 
-def _rows(p: _params.Param, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _rows(p: arguments.Param, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     if p.rows is not None:
         return p.rows.to(device=device, dtype=dtype)
     return torch.full((batch,), p.scalar, device=device, dtype=dtype)
 
 
-def _row_values(p: _params.Param, batch: int) -> list:
+def _row_values(p: arguments.Param, batch: int) -> list:
     return p.rows.tolist() if p.rows is not None else [p.scalar] * batch
 
 
@@ -40,7 +41,7 @@ def _id_lists(t: torch.Tensor) -> list:
 
 
 def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
-    """Stages 1-3 on sanitized float32 logits x [B, V]; e: the packed arguments (_edits.Edits).
+    """Stages 1-3 on sanitized float32 logits x [B, V]; e: the packed arguments (edit_arguments.Edits).
     Returns a new tensor. All arithmetic in float32, in the contract's order, on the CPU: on
     CUDA, torch divides by a scalar as a multiplication by its reciprocal (1 ulp from IEEE
     division), which the contract's x / r is not."""
@@ -121,16 +122,16 @@ def _n_sigma_keep(x: torch.Tensor, z: torch.Tensor, finite: torch.Tensor, sigma:
 def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
              min_p: Any = 0.0, edits: Any = None, top_n_sigma: Any = 0.0):
     """Stages 0-5. Returns (x, z, keep, valid, greedy) for logits [B, V]: x the logits after
-    stages 0-3 (edits: _edits.Edits or None), z = x / T, keep the bool keep-set [B, V], valid
+    stages 0-3 (edits: edit_arguments.Edits or None), z = x / T, keep the bool keep-set [B, V], valid
     [B], greedy [B]."""
-    logits = _params.as_logits(logits)
+    logits = arguments.as_logits(logits)
     batch, vocab = logits.shape
     dev = logits.device
-    temp = _rows(_params.param("temperature", temperature, batch, _params.TEMPERATURE, dev), batch, dev, torch.float32)
-    k = _rows(_params.param("top_k", top_k, batch, _params.TOP_K, dev), batch, dev, torch.int64)
-    p = _rows(_params.param("top_p", top_p, batch, _params.TOP_P, dev), batch, dev, torch.float64)
-    m = _rows(_params.param("min_p", min_p, batch, _params.MIN_P, dev), batch, dev, torch.float64)
-    sigma = _rows(_params.param("top_n_sigma", top_n_sigma, batch, TOP_N_SIGMA, dev), batch, dev,
+    temp = _rows(arguments.param("temperature", temperature, batch, arguments.TEMPERATURE, dev), batch, dev, torch.float32)
+    k = _rows(arguments.param("top_k", top_k, batch, arguments.TOP_K, dev), batch, dev, torch.int64)
+    p = _rows(arguments.param("top_p", top_p, batch, arguments.TOP_P, dev), batch, dev, torch.float64)
+    m = _rows(arguments.param("min_p", min_p, batch, arguments.MIN_P, dev), batch, dev, torch.float64)
+    sigma = _rows(arguments.param("top_n_sigma", top_n_sigma, batch, TOP_N_SIGMA, dev), batch, dev,
                   torch.float32)
 
     x = sanitize(logits)
@@ -180,9 +181,10 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     return x, z, keep, valid, greedy
 
 
-def _edits(logits: torch.Tensor, edit_kwargs: dict):
-    from . import _edits
-    return _edits.build(logits.shape[0], logits.shape[1], logits.device, **edit_kwargs)
+def edits_of(logits: torch.Tensor, edit_kwargs: dict):
+    """The validated stage 1-3 arguments of a call on `logits` (edit_kwargs: sample()'s keywords)."""
+    from ..requests import edit_arguments
+    return edit_arguments.build(logits.shape[0], logits.shape[1], logits.device, **edit_kwargs)
 
 
 def process_logits(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
@@ -190,9 +192,9 @@ def process_logits(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p
     """Reference for fastsample.process_logits: float32 [B, V], z on the keep-set, -inf elsewhere
     (greedy rows: the logit at the argmax after stages 0-3, unscaled). edit_kwargs: the stage 1-3
     keywords of fastsample.sample."""
-    logits = _params.as_logits(logits)
+    logits = arguments.as_logits(logits)
     x, z, keep, _, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
-                                     _edits(logits, edit_kwargs), top_n_sigma)
+                                     edits_of(logits, edit_kwargs), top_n_sigma)
     kept_value = torch.where(greedy[:, None], x, z)
     return torch.where(keep, kept_value, torch.full_like(z, -math.inf))
 
@@ -238,14 +240,14 @@ def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 
            logprobs: Optional[int] = None, logprobs_mode: str = "raw", **edit_kwargs: Any):
     """Reference for fastsample.sample: inverse CDF over the keep-set in token order, with the
     row's Philox draw u = r / 2^64 and float64 probabilities."""
-    logits = _params.as_logits(logits)
+    logits = arguments.as_logits(logits)
     batch = logits.shape[0]
     _, z, keep, valid, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
-                                         _edits(logits, edit_kwargs), top_n_sigma)
-    s = _params.seeds(seed, offset, generator, batch, torch.device("cpu"))
+                                         edits_of(logits, edit_kwargs), top_n_sigma)
+    s = arguments.seeds(seed, offset, generator, batch, torch.device("cpu"))
     seed_rows = _rows(s.seed, batch, torch.device("cpu"), torch.int64)
     offset_rows = _rows(s.offset, batch, torch.device("cpu"), torch.int64)
-    randoms = _philox.row_random_u64(seed_rows.numpy().astype("uint64"), offset_rows.numpy().astype("uint64"))
+    randoms = philox.row_random_u64(seed_rows.numpy().astype("uint64"), offset_rows.numpy().astype("uint64"))
 
     z64 = z.to(torch.float64)
     tokens = torch.full((batch,), -1, dtype=torch.int64)
@@ -270,11 +272,5 @@ def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 
     if return_valid:
         return SampleOutput(tokens, valid)
     if not bool(valid.all()):
-        raise ValueError(_invalid_rows_message(valid))
+        raise ValueError(invalid_rows_message(valid))
     return tokens
-
-
-def _invalid_rows_message(valid: torch.Tensor) -> str:
-    rows = (~valid.cpu()).nonzero().flatten().tolist()
-    return (f"rows {rows[:10]} have no valid token (every logit is -inf or NaN); pass "
-            "return_valid=True to get token -1 and a validity mask for such rows instead")

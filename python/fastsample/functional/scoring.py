@@ -6,8 +6,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from . import _kernel, _params, reference
-from ._sampling_params import LOGPROBS
+from .. import reference
+from ..kernel import cuda, launch
+from ..requests import arguments
+from ..requests.sampling_params import LOGPROBS
 
 
 class PromptLogprobs(NamedTuple):
@@ -29,9 +31,9 @@ def _target_ids(v: Any, length: int) -> torch.Tensor:
         v = v.tolist()
     if isinstance(v, (list, tuple)):
         for i, t in enumerate(v):
-            if not _params._is_int(t):
+            if not arguments.is_int(t):
                 raise TypeError(f"target_ids[{i}]={t!r}: token ids must be ints")
-            if not 0 <= t < _params.MAX_VOCAB:
+            if not 0 <= t < arguments.MAX_VOCAB:
                 raise ValueError(f"target_ids[{i}]={t} is out of range; allowed: 0 <= id < V")
         v = torch.tensor([int(t) for t in v], dtype=torch.int64).reshape(len(v))
     elif not isinstance(v, torch.Tensor):
@@ -55,21 +57,21 @@ def prompt_logprobs(logits: Any, target_ids: Any, n: int = 0) -> PromptLogprobs:
         target_ids: int64 [L] (tensor or list), ids in [0, V).
         n: top alternatives per position, 0..20 (default 0).
     """
-    logits = _params.as_logits(logits)
+    logits = arguments.as_logits(logits)
     length, vocab = logits.shape
-    _params._check_scalar("n", n, LOGPROBS)
+    arguments.check_scalar("n", n, LOGPROBS)
     targets = _target_ids(target_ids, length)
     targets = targets.to(device=logits.device, dtype=torch.int64).contiguous()
-    if logits.device.type == "cpu" or not _params._capturing():
+    if logits.device.type == "cpu" or not cuda.capturing():
         bad = (targets < 0) | (targets >= vocab)
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
             raise ValueError(f"target_ids[{i}]={int(targets[i])} is out of range; allowed: "
                              f"0 <= id < V={vocab}")
-    if not _kernel.runs_compiled(logits):
+    if not launch.runs_compiled(logits):
         out = reference.logprobs_of(logits, targets, int(n), False)
         return PromptLogprobs(*out)
-    lp = _kernel.LogprobOutputs(int(n), False, length, logits.device, given=targets)
+    lp = launch.LogprobOutputs(int(n), False, length, logits.device, given=targets)
     # Every stage 1-6 parameter off: the kernels score each row's given token.
-    _kernel.run_sample(logits, _kernel.batch_args(logits), None, lp)
+    launch.run_sample(logits, launch.batch_args(logits), None, lp)
     return PromptLogprobs(lp.logprob, lp.top_ids, lp.top_logprobs)

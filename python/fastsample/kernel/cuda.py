@@ -9,7 +9,7 @@ from typing import Dict, NamedTuple, Optional
 
 import torch
 
-from . import _C
+from .. import _C
 
 COMPILED = bool(_C.cuda_compiled)
 REBUILD = ("rebuild fastsample on a machine with nvcc: FASTSAMPLE_CUDA=ON "
@@ -97,7 +97,7 @@ def capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
-def _resident(device: torch.device) -> int:
+def resident_blocks(device: torch.device) -> int:
     index = device.index if device.index is not None else torch.cuda.current_device()
     resident = _resident_blocks.get(index)
     if resident is None:
@@ -114,7 +114,7 @@ def _launch(kernel, device: torch.device, args, edits, *logprobs) -> None:
     if args.batch == 0:
         return
     with _device_scope(device):
-        blocks = max(1, min(args.batch, _resident(device)))
+        blocks = max(1, min(args.batch, resident_blocks(device)))
         # The stage 1-3 scratch grows with the call's lists (csrc/cuda/scratch_layout.cuh).
         workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(args, edits)),
                                 dtype=torch.uint8, device=device)

@@ -10,9 +10,10 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from . import _C, _cuda, reference
-from ._output import SampleOutput
-from ._params import FLOAT_DTYPES, Param
+from .. import _C
+from . import cuda
+from .sample_output import SampleOutput, invalid_rows_message
+from ..requests.arguments import FLOAT_DTYPES, Param
 
 _CPU = torch.device("cpu")
 
@@ -81,7 +82,7 @@ def set_logits(a: _C.BatchArgs, logits: torch.Tensor) -> None:
 def runs_compiled(logits: torch.Tensor) -> bool:
     """Whether the compiled kernels take a call over these logits; when not (a device without
     them), fastsample.reference runs the whole call, every argument included."""
-    return logits.is_cpu or _cuda.runs_on(logits.device)
+    return logits.is_cpu or cuda.runs_on(logits.device)
 
 
 def _on_cpu(logits: torch.Tensor) -> bool:
@@ -91,7 +92,7 @@ def _on_cpu(logits: torch.Tensor) -> bool:
 
 
 def _check_device(device: torch.device) -> None:
-    if not _cuda.runs_on(device):
+    if not cuda.runs_on(device):
         raise ValueError(f"the compiled kernels run on CPU tensors and, in a CUDA build, CUDA "
                          f"tensors; got tensors on {device}")
 
@@ -123,15 +124,15 @@ def run_sample(logits: torch.Tensor, args: _C.BatchArgs, edits: Optional[_C.Edit
     if on_cpu:
         invalid = _C.cpu_sample(args, edits, lp_args)
     else:
-        _cuda.sample(args, edits, lp_args, device)
+        cuda.sample(args, edits, lp_args, device)
         # Checking waits for the GPU, which a captured graph cannot do.
-        invalid = not want_valid and not _cuda.capturing() and not bool((tokens >= 0).all())
+        invalid = not want_valid and not cuda.capturing() and not bool((tokens >= 0).all())
     if logprobs is not None:
         return logprobs.output(tokens, valid)
     if valid is not None:
         return SampleOutput(tokens, valid)
     if invalid:
-        raise ValueError(reference._invalid_rows_message(tokens >= 0))
+        raise ValueError(invalid_rows_message(tokens >= 0))
     return tokens
 
 
@@ -145,5 +146,5 @@ def run_process(logits: torch.Tensor, args: _C.BatchArgs,
         _C.cpu_process(args, edits)
     else:
         _check_device(logits.device)
-        _cuda.process(args, edits, logits.device)
+        cuda.process(args, edits, logits.device)
     return out

@@ -12,9 +12,10 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..kernel.cuda import capturing
 # The ranges of the per-row parameters live in their table (re-exported for their users).
-from ._param_table import (MAX_INT64, MIN_P, OFFSET, SEED, TEMPERATURE, TOP_K,  # noqa: F401
-                           TOP_P, Range)
+from ..kernel.param_table import (MAX_INT64, MIN_P, OFFSET, SEED, TEMPERATURE, TOP_K,  # noqa: F401
+                                  TOP_P, Range)
 
 FLOAT_DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 MAX_VOCAB = 1 << 25
@@ -58,19 +59,19 @@ def as_logits(logits: Any, name: str = "logits") -> torch.Tensor:
     return logits
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _is_real(v: Any) -> bool:
+def is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def _check_scalar(name: str, v: Any, rng: Range) -> None:
+def check_scalar(name: str, v: Any, rng: Range) -> None:
     if rng.integer:
-        if not _is_int(v):
+        if not is_int(v):
             raise TypeError(f"{name} must be an int ({rng.text}), got {type(v).__name__} {v!r}")
-    elif not _is_real(v):
+    elif not is_real(v):
         raise TypeError(f"{name} must be a number ({rng.text}), got {type(v).__name__} {v!r}")
     if not rng.ok(v):
         raise ValueError(rng.message(name, v))
@@ -96,7 +97,7 @@ def _rows_tensor(name: str, v: Any, batch: int, dtype: torch.dtype) -> torch.Ten
     elif isinstance(v, (list, tuple)):
         integer = dtype == torch.int64
         for i, item in enumerate(v):
-            if not (_is_int(item) if integer else _is_real(item)):
+            if not (is_int(item) if integer else is_real(item)):
                 kind = "int" if integer else "number"
                 raise TypeError(f"{name}: every per-row value must be a {kind}, got {item!r}")
             if integer and not INT64_MIN <= item <= INT64_MAX:
@@ -117,14 +118,10 @@ def _rows_tensor(name: str, v: Any, batch: int, dtype: torch.dtype) -> torch.Ten
     return t
 
 
-def _capturing() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
-
-
-def _check_capturable(name: str, t: torch.Tensor, device: torch.device) -> None:
+def check_capturable(name: str, t: torch.Tensor, device: torch.device) -> None:
     """During CUDA-graph capture a host tensor would be copied once, at capture, and replayed
     with stale values; per-row values must already live on the device."""
-    if t.device != device and _capturing():
+    if t.device != device and capturing():
         raise ValueError(
             f"{name}: per-row values are on {t.device} while a CUDA graph is being captured; "
             f"put them on {device} before capture (e.g. a fastsample.SamplingBatch)"
@@ -132,7 +129,7 @@ def _check_capturable(name: str, t: torch.Tensor, device: torch.device) -> None:
 
 
 def _check_rows(name: str, t: torch.Tensor, rng: Range) -> None:
-    if t.device.type != "cpu" and _capturing():
+    if t.device.type != "cpu" and capturing():
         # Reading device values would wait for the GPU, which capture forbids. The kernels
         # normalize out-of-range values (row_params.h); SamplingBatch validated them at build.
         return
@@ -169,11 +166,11 @@ class Param:
 def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Param:
     """Validates one filter parameter; per-row values become a contiguous tensor on `device`."""
     if isinstance(v, (numbers.Number, str)):
-        _check_scalar(name, v, rng)
+        check_scalar(name, v, rng)
         return Param(int(v) if rng.integer else float(v))
     dtype = torch.int64 if rng.integer else rng.dtype
     t = _rows_tensor(name, v, batch, dtype)
-    _check_capturable(name, t, device)
+    check_capturable(name, t, device)
     _check_rows(name, t, rng)
     t = t.to(device=device, dtype=dtype).contiguous()
     return Param(0 if rng.integer else 1.0, t)
@@ -193,11 +190,11 @@ def draw_seeds(out: torch.Tensor, generator: Optional[torch.Generator]) -> torch
     return out.random_() if generator is None else out.random_(generator=generator)
 
 
-def _seed_value(name: str, v: Any) -> Optional[int]:
+def seed_value(name: str, v: Any) -> Optional[int]:
     """None for a random row, else the seed; -1 also means random."""
     if v is None:
         return None
-    if not _is_int(v):
+    if not is_int(v):
         raise TypeError(f"{name} must be an int, None or -1 (random), got {type(v).__name__} {v!r}")
     v = int(v)
     if v == -1:
@@ -208,7 +205,7 @@ def _seed_value(name: str, v: Any) -> Optional[int]:
 
 
 def _offset_value(name: str, v: Any) -> int:
-    if not _is_int(v):
+    if not is_int(v):
         raise TypeError(f"{name} must be an int >= 0, got {type(v).__name__} {v!r}")
     v = int(v)
     if not 0 <= v <= MAX_SEED:
@@ -237,10 +234,10 @@ def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: i
     check_generator(generator)
     if isinstance(seed, torch.Tensor) or isinstance(offset, torch.Tensor):
         return _tensor_seeds(seed, offset, generator, batch, device)
-    scalar_seed = seed is None or _is_int(seed)
-    scalar_offset = offset is None or _is_int(offset)
+    scalar_seed = seed is None or is_int(seed)
+    scalar_offset = offset is None or is_int(offset)
     if scalar_seed and scalar_offset:
-        s = _seed_value("seed", seed)
+        s = seed_value("seed", seed)
         o = Param(0 if offset is None else _offset_value("offset", offset))
         if s is None:
             return Seeds(Param(0, _draw_on(device, batch, generator)), o)
@@ -248,7 +245,7 @@ def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: i
 
     seed_list = _per_row_ints("seed", seed, batch)
     offset_list = _per_row_ints("offset", offset, batch)
-    resolved_seed = [_seed_value(f"seed[{r}]", v) for r, v in enumerate(seed_list)]
+    resolved_seed = [seed_value(f"seed[{r}]", v) for r, v in enumerate(seed_list)]
     resolved_offset = [_offset_value(f"offset[{r}]", v) for r, v in enumerate(offset_list)]
     drawn = None
     if any(s is None for s in resolved_seed):
@@ -260,7 +257,7 @@ def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: i
 
 def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> torch.Tensor:
     t = _rows_tensor(name, v, batch, torch.int64)
-    _check_capturable(name, t, device)
+    check_capturable(name, t, device)
     _check_rows(name, t, rng)
     return t.to(device=device, dtype=torch.int64).contiguous()
 
@@ -268,24 +265,24 @@ def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -
 def _tensor_seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,
                   device: torch.device) -> Seeds:
     """seed and/or offset given as tensors: resolved on the device (-1 = random row)."""
-    if seed is None or _is_int(seed):
-        s = _seed_value("seed", seed)
+    if seed is None or is_int(seed):
+        s = seed_value("seed", seed)
         seed_rows = torch.full((batch,), -1 if s is None else s, dtype=torch.int64, device=device)
     else:
         seed_rows = _int_rows("seed", seed, batch, SEED, device)
-    if offset is None or _is_int(offset):
+    if offset is None or is_int(offset):
         offsets = Param(0 if offset is None else _offset_value("offset", offset))
     else:
         offsets = Param(0, _int_rows("offset", offset, batch, OFFSET, device))
     # Outside capture, draw only when some row needs it (as the list form does); a graph always
     # draws, since asking would wait for the GPU.
-    if _capturing() or bool((seed_rows == -1).any()):
+    if capturing() or bool((seed_rows == -1).any()):
         seed_rows = torch.where(seed_rows == -1, _draw_on(device, batch, generator), seed_rows)
     return Seeds(Param(0, seed_rows), offsets)
 
 
 def _per_row_ints(name: str, v: Any, batch: int) -> list:
-    if v is None or _is_int(v):
+    if v is None or is_int(v):
         return [v if v is not None else (None if name == "seed" else 0)] * batch
     if isinstance(v, np.ndarray):
         v = v.tolist()
@@ -296,3 +293,25 @@ def _per_row_ints(name: str, v: Any, batch: int) -> list:
     if name == "offset" and any(x is None for x in v):
         v = [0 if x is None else x for x in v]
     return list(v)
+
+
+def token_ids(name: str, ids: Any, vocab: Optional[int] = None) -> tuple:
+    """ids (a sequence or a 1-D integer tensor) as a tuple of ints in [0, vocab) (vocab None:
+    ids >= 0, their upper bound checked where V is known)."""
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or \
+                ids.dtype == torch.bool or ids.device.type == "meta":
+            raise TypeError(f"{name} must be a 1-D integer tensor or a list of ints, got "
+                            f"{ids.dtype} of shape {tuple(ids.shape)}")
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise TypeError(f"{name} must be a list of int token ids, got "
+                        f"{type(ids).__name__} {ids!r}")
+    out = tuple(ids)
+    bound = "V" if vocab is None else f"V={vocab}"
+    for i, t in enumerate(out):
+        if not is_int(t):
+            raise TypeError(f"{name}[{i}]={t!r}: token ids must be ints")
+        if t < 0 or (vocab is not None and t >= vocab):
+            raise ValueError(f"{name}[{i}]={t} is out of range; allowed: 0 <= id < {bound}")
+    return tuple(int(t) for t in out)

@@ -1,31 +1,35 @@
 """fastsample.sample and fastsample.process_logits: validation, then one fused kernel call."""
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple, Union
+import inspect
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from . import _C, _edits, _kernel, _ops, _params, reference
-from ._output import SampleOutput
-from ._param_table import BY_NAME
-from ._sampling_params import LOGPROBS, LOGPROBS_MODES
+from .. import _C, reference
+from ..kernel import custom_ops, launch
+from ..requests import arguments, edit_arguments
+from ..kernel.sample_output import SampleOutput
+from ..kernel.param_table import BY_NAME
+from ..requests.sampling_batch import SamplingBatch
+from ..requests.sampling_params import LOGPROBS, LOGPROBS_MODES
 
 _REALS = (float, int)
 # sample()'s off values for the stage 1-3 parameters (see its plain-call test).
 _ONE = 1.0
 _ZERO = 0.0
 _ZERO_INT = 0
-_VANISHES = 2.0**-150  # a float32 reads this or less as 0 (_params.Range.vanishes)
+_VANISHES = 2.0**-150  # a float32 reads this or less as 0 (arguments.Range.vanishes)
 _SIGMA_HIGH = BY_NAME["top_n_sigma"].range.high
 
 
 def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any,
-                   min_p: Any, top_n_sigma: Any) -> List[Tuple[str, _params.Param]]:
+                   min_p: Any, top_n_sigma: Any) -> List[Tuple[str, arguments.Param]]:
     """Stages 4-5 parameters, validated, as (kernel name, Param) pairs."""
     batch = logits.shape[0]
     dev = logits.device
-    return [(name, _params.param(name, value, batch, BY_NAME[name].range, dev))
+    return [(name, arguments.param(name, value, batch, BY_NAME[name].range, dev))
             for name, value in (("temperature", temperature), ("top_k", top_k),
                                 ("top_p", top_p), ("min_p", min_p),
                                 ("top_n_sigma", top_n_sigma))]
@@ -60,6 +64,7 @@ def sample(
     ignore_eos: bool = False,
     logprobs: Optional[int] = None,
     logprobs_mode: str = "raw",
+    batch: Optional[SamplingBatch] = None,
 ) -> Union[torch.Tensor, SampleOutput]:
     """Samples one token per row: temperature, top-k, top-p, min-p and the draw in one fused call.
 
@@ -100,6 +105,10 @@ def sample(
         logprobs: None (off) or n in [0, 20]: return the sampled token's logprob and the top n.
         logprobs_mode: "raw" (default; log_softmax of the logits after stage 0) or "processed"
             (log_softmax of z over the keep-set).
+        batch: a fastsample.SamplingBatch holding every row's parameters, random state,
+            histories, masks and logprobs plan (instead of the keywords above, which must then
+            stay unset; return_valid may be given). Rows of the logits follow the batch's rows.
+            The batch is not changed: call `batch.advance(tokens)` once per step.
 
     On CUDA tensors (when built with CUDA) the fused CUDA kernels run on the current stream and
     nothing waits for the GPU, except the check for rows with no valid token, which
@@ -113,54 +122,57 @@ def sample(
     """
     if return_valid is not False and return_valid is not True:
         raise TypeError(f"return_valid must be a bool, got {type(return_valid).__name__}")
+    if batch is not None:
+        _check_batch_alone("sample", locals(), _SAMPLE_DEFAULTS)
+        return _sample_batch(logits, batch, return_valid)
     # The defaults are the module's own objects: an identity test settles the common call.
     plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
              and banned_token_ids is None and token_bitmask is None
              and prompt_token_ids is None and output_token_ids is None
              and output_token_counts is None and eos_token_id is None
              and stop_token_ids is None and num_generated is None and ignore_eos is False
-             and (repetition_penalty is _ONE or _edits.is_default(repetition_penalty, 1.0))
-             and (presence_penalty is _ZERO or _edits.is_default(presence_penalty, 0.0))
-             and (frequency_penalty is _ZERO or _edits.is_default(frequency_penalty, 0.0))
-             and (min_tokens is _ZERO_INT or _edits.is_default(min_tokens, 0)))
+             and (repetition_penalty is _ONE or edit_arguments.is_default(repetition_penalty, 1.0))
+             and (presence_penalty is _ZERO or edit_arguments.is_default(presence_penalty, 0.0))
+             and (frequency_penalty is _ZERO or edit_arguments.is_default(frequency_penalty, 0.0))
+             and (min_tokens is _ZERO_INT or edit_arguments.is_default(min_tokens, 0)))
     if torch.compiler.is_compiling():
         # Traced by torch.compile: the custom op keeps the step in one graph.
         if (not plain or generator is not None or return_valid
-                or not (top_n_sigma is _ZERO or _edits.is_default(top_n_sigma, 0.0))):
+                or not (top_n_sigma is _ZERO or edit_arguments.is_default(top_n_sigma, 0.0))):
             raise ValueError("inside torch.compile, fastsample.sample supports temperature, "
                              "top_k, top_p, min_p, seed and offset; call it outside the "
                              "compiled region for top_n_sigma, penalties, masks, logprobs or "
                              "return_valid")
-        return _ops.compiled_sample(logits, temperature, top_k, top_p, min_p, seed, offset)
+        return custom_ops.compiled_sample(logits, temperature, top_k, top_p, min_p, seed, offset)
     if plain:
         out = _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, offset,
                            generator, return_valid)
         if out is not None:
             return out
-    logits = _params.as_logits(logits)
-    if not _kernel.runs_compiled(logits):
+    logits = arguments.as_logits(logits)
+    if not launch.runs_compiled(logits):
         return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
                                 min_p=min_p, top_n_sigma=top_n_sigma, seed=seed, offset=offset,
                                 generator=generator, return_valid=return_valid, logprobs=logprobs,
-                                logprobs_mode=logprobs_mode, **_edits.arguments(locals()))
+                                logprobs_mode=logprobs_mode, **edit_arguments.select(locals()))
     batch, vocab = logits.shape
     params = _filter_params(logits, temperature, top_k, top_p, min_p, top_n_sigma)
-    edits = None if plain else _edits.build(batch, vocab, logits.device,
-                                            **_edits.arguments(locals()))
+    edits = None if plain else edit_arguments.build(batch, vocab, logits.device,
+                                            **edit_arguments.select(locals()))
     lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
-    s = _params.seeds(seed, offset, generator, batch, logits.device)
+    s = arguments.seeds(seed, offset, generator, batch, logits.device)
     params += [("seed", s.seed), ("offset", s.offset)]
-    return _kernel.run_sample(logits, _kernel.batch_args(logits, params),
+    return launch.run_sample(logits, launch.batch_args(logits, params),
                               None if edits is None else edits.kernel_args(), lp, return_valid)
 
 
 def _logprob_outputs(n: Any, mode: Any, batch: int, device: torch.device):
     if n is None:
         return None
-    _params._check_scalar("logprobs", n, LOGPROBS)
+    arguments.check_scalar("logprobs", n, LOGPROBS)
     if mode not in LOGPROBS_MODES:
         raise ValueError(f"logprobs_mode={mode!r} is not allowed; use one of {LOGPROBS_MODES}")
-    return _kernel.LogprobOutputs(int(n), mode == "processed", batch, device)
+    return launch.LogprobOutputs(int(n), mode == "processed", batch, device)
 
 
 def _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, offset,
@@ -171,22 +183,22 @@ def _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, of
     part of every decode step, so it reads each tensor attribute once."""
     if type(logits) is not torch.Tensor:
         return None
-    dtype = _params.FLOAT_DTYPES.get(logits.dtype)
+    dtype = arguments.FLOAT_DTYPES.get(logits.dtype)
     shape = logits.shape
     if (dtype is None or len(shape) != 2 or not logits.is_cpu or logits.requires_grad
-            or not 1 <= shape[1] <= _params.MAX_VOCAB or logits.stride(1) != 1):
+            or not 1 <= shape[1] <= arguments.MAX_VOCAB or logits.stride(1) != 1):
         return None
-    if not (type(temperature) in _REALS and 0.0 <= temperature <= _params.TEMPERATURE.high
+    if not (type(temperature) in _REALS and 0.0 <= temperature <= arguments.TEMPERATURE.high
             and (temperature == 0.0 or temperature > _VANISHES)
-            and type(top_k) is int and -1 <= top_k <= _params.MAX_SEED
+            and type(top_k) is int and -1 <= top_k <= arguments.MAX_SEED
             and type(top_p) in _REALS and 0.0 < top_p <= 1.0
             and type(min_p) in _REALS and 0.0 <= min_p <= 1.0
             and (min_p == 0.0 or min_p > _VANISHES)
             and (top_n_sigma is _ZERO or (type(top_n_sigma) in _REALS
                                           and 0.0 <= top_n_sigma <= _SIGMA_HIGH
                                           and (top_n_sigma == 0.0 or top_n_sigma > _VANISHES)))
-            and (seed is None or (type(seed) is int and -1 <= seed <= _params.MAX_SEED))
-            and (offset is None or (type(offset) is int and 0 <= offset <= _params.MAX_SEED))
+            and (seed is None or (type(seed) is int and -1 <= seed <= arguments.MAX_SEED))
+            and (offset is None or (type(offset) is int and 0 <= offset <= arguments.MAX_SEED))
             and (generator is None or type(generator) is torch.Generator)):
         return None
     args = _C.BatchArgs()
@@ -203,14 +215,14 @@ def _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, of
         args.top_n_sigma = top_n_sigma
     tokens = torch.from_numpy(np.empty(batch, dtype=np.int64))
     if seed is None or seed == -1:
-        # One draw of B seeds, as _params.seeds makes for unseeded rows, straight into the
+        # One draw of B seeds, as arguments.seeds makes for unseeded rows, straight into the
         # output (the kernel reads each row's seed before writing its token).
-        args.seed_rows = _params.draw_seeds(tokens, generator).data_ptr()
+        args.seed_rows = arguments.draw_seeds(tokens, generator).data_ptr()
     else:
         args.seed = seed
     if offset is not None:
         args.offset = offset
-    return _kernel.run_sample(logits, args, None, None, return_valid, tokens)
+    return launch.run_sample(logits, args, None, None, return_valid, tokens)
 
 
 def process_logits(
@@ -236,28 +248,80 @@ def process_logits(
     stop_token_ids: Any = None,
     num_generated: Any = None,
     ignore_eos: bool = False,
+    batch: Optional[SamplingBatch] = None,
 ) -> torch.Tensor:
     """The sample() chain without the draw: what a transformers logits processor returns.
 
-    Same parameters as `sample` (stages 1-3 included). Returns a new float32 tensor [B, V] on the logits' device:
+    Same parameters as `sample` (stages 1-3 included; `batch` instead of the keywords).
+    Returns a new float32 tensor [B, V] on the logits' device:
     z = logits / temperature on the keep-set, -inf elsewhere. Greedy rows (temperature 0) keep
     only their argmax, unscaled; rows whose logits are all -inf/NaN come back all -inf.
     The input is never modified.
     """
     given = locals()
+    if batch is not None:
+        _check_batch_alone("process_logits", given, _PROCESS_DEFAULTS)
+        return _process_batch(logits, batch)
     if torch.compiler.is_compiling():
-        if not _edits.all_off(_edits.arguments(given)) or not _edits.is_default(top_n_sigma, 0.0):
+        if (not edit_arguments.all_off(edit_arguments.select(given))
+                or not edit_arguments.is_default(top_n_sigma, 0.0)):
             raise ValueError("inside torch.compile, fastsample.process_logits supports "
                              "temperature, top_k, top_p and min_p; apply top_n_sigma, "
                              "penalties and masks outside the compiled region")
-        return _ops.compiled_process(logits, temperature, top_k, top_p, min_p)
-    logits = _params.as_logits(logits)
-    if not _kernel.runs_compiled(logits):
+        return custom_ops.compiled_process(logits, temperature, top_k, top_p, min_p)
+    logits = arguments.as_logits(logits)
+    if not launch.runs_compiled(logits):
         return reference.process_logits(logits, temperature=temperature, top_k=top_k,
                                         top_p=top_p, min_p=min_p, top_n_sigma=top_n_sigma,
-                                        **_edits.arguments(given))
-    batch, vocab = logits.shape
+                                        **edit_arguments.select(given))
+    rows, vocab = logits.shape
     params = _filter_params(logits, temperature, top_k, top_p, min_p, top_n_sigma)
-    edits = _edits.build(batch, vocab, logits.device, **_edits.arguments(given))
-    return _kernel.run_process(logits, _kernel.batch_args(logits, params),
+    edits = edit_arguments.build(rows, vocab, logits.device, **edit_arguments.select(given))
+    return launch.run_process(logits, launch.batch_args(logits, params),
                                None if edits is None else edits.kernel_args())
+
+
+def _keyword_defaults(fn) -> Dict[str, Any]:
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.kind is p.KEYWORD_ONLY and name not in ("batch", "return_valid")}
+
+
+_SAMPLE_DEFAULTS = _keyword_defaults(sample)
+_PROCESS_DEFAULTS = _keyword_defaults(process_logits)
+
+
+def _check_batch_alone(call: str, given: Dict[str, Any], defaults: Dict[str, Any]) -> None:
+    """A batch carries every parameter: a keyword given beside it would be ignored."""
+    extra = [name for name, default in defaults.items()
+             if given[name] is not default and not (type(given[name]) in (int, float, bool)
+                                                    and type(default) in (int, float, bool)
+                                                    and given[name] == default)]
+    if extra:
+        raise TypeError(f"{call}(logits, batch=...) takes every parameter from the batch; "
+                        f"got also {', '.join(extra)}: set them in the batch's SamplingParams")
+
+
+def _batch_logits(logits: Any, batch: Any) -> torch.Tensor:
+    if not isinstance(batch, SamplingBatch):
+        raise TypeError(f"batch must be a fastsample.SamplingBatch, got {type(batch).__name__}")
+    logits = arguments.as_logits(logits)
+    batch.check_logits(logits)
+    return logits
+
+
+def _sample_batch(logits: Any, batch: SamplingBatch, return_valid: bool):
+    logits = _batch_logits(logits, batch)
+    if not launch.runs_compiled(logits):
+        return reference.sample(logits, return_valid=return_valid, **batch.kwargs())
+    args, edits = batch.kernel_args(logits)
+    return launch.run_sample(logits, args, edits, batch.logprob_outputs(), return_valid)
+
+
+def _process_batch(logits: Any, batch: SamplingBatch) -> torch.Tensor:
+    logits = _batch_logits(logits, batch)
+    if not launch.runs_compiled(logits):
+        kw = {k: v for k, v in batch.kwargs().items()
+              if k not in ("seed", "offset", "logprobs", "logprobs_mode")}
+        return reference.process_logits(logits, **kw)
+    args, edits = batch.kernel_args(logits)
+    return launch.run_process(logits, args, edits)

@@ -10,10 +10,12 @@ from typing import Any, List, Optional
 
 import torch
 
-from . import _C, _kernel, _params
-from ._C import first_id_out_of_range
-from ._param_table import EDITS
-from ._sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, PENALTY, REPETITION_PENALTY
+from .. import _C
+from ..kernel import cuda, launch
+from . import arguments
+from .._C import first_id_out_of_range
+from ..kernel.param_table import EDITS
+from .sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, PENALTY, REPETITION_PENALTY
 
 
 @dataclass
@@ -30,16 +32,16 @@ class Edits:
     prompt: IdRows
     output: IdRows
     output_counts: Optional[torch.Tensor]  # int32 [B, L] beside `output`
-    repetition_penalty: _params.Param
-    frequency_penalty: _params.Param
-    presence_penalty: _params.Param
+    repetition_penalty: arguments.Param
+    frequency_penalty: arguments.Param
+    presence_penalty: arguments.Param
     bias: IdRows
     bias_values: torch.Tensor  # float32 [B, L] beside `bias`
     allowed: IdRows
     banned: IdRows
     stop: IdRows               # EOS (unless ignore_eos) and stop ids
-    min_tokens: _params.Param
-    num_generated: _params.Param
+    min_tokens: arguments.Param
+    num_generated: arguments.Param
     bitmask: Optional[torch.Tensor]
     keep: List[torch.Tensor] = field(default_factory=list)
 
@@ -47,7 +49,7 @@ class Edits:
         """The kernels' arguments, pointing into this object's tensors (keep it alive)."""
         e = _C.EditArgs(enabled=True)
         for name in ("prompt", "output", "bias", "allowed", "banned", "stop"):
-            _kernel.set_ids(e, name, getattr(self, name).ids)
+            launch.set_ids(e, name, getattr(self, name).ids)
         if self.output_counts is not None:
             e.output_counts = self.output_counts.data_ptr()
         if self.bias.ids.shape[1]:
@@ -56,22 +58,22 @@ class Edits:
             e.bitmask = self.bitmask.data_ptr()
             e.bitmask_stride = self.bitmask.stride(0)
         for name in EDITS:  # the per-row parameters among the fields
-            _kernel.set_parameter(e, name, getattr(self, name))
+            launch.set_parameter(e, name, getattr(self, name))
         return e
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     # type() first: the ABC check is slow, and a logit_bias dict is checked entry by entry.
     return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 
-def _is_real(v: Any) -> bool:
+def is_real(v: Any) -> bool:
     return type(v) in (float, int) or (isinstance(v, numbers.Real) and not isinstance(v, bool))
 
 
 def _check_ids(name: str, t: torch.Tensor, vocab: int) -> None:
     """t: contiguous int64 [B, L]."""
-    if t.numel() == 0 or (t.device.type != "cpu" and _params._capturing()):
+    if t.numel() == 0 or (t.device.type != "cpu" and cuda.capturing()):
         return
     if t.device.type == "cpu":
         # One plain pass in C++: torch's comparison ops would leave its thread pool spinning on
@@ -110,14 +112,14 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
         if v.dim() != 2 or v.shape[0] != batch:
             raise ValueError(f"{name}: expected shape [{batch}, L] (one row of ids per row, -1 "
                              f"padding), got {tuple(v.shape)}")
-        _params._check_capturable(name, v, device)
+        arguments.check_capturable(name, v, device)
         t = v.to(device=device, dtype=torch.int64).contiguous()
         _check_ids(name, t, vocab)
         return IdRows(t)
     if not isinstance(v, (list, tuple)):
         raise TypeError(f"{name} must be a list of token ids, a list of per-row lists, or an "
                         f"int64 tensor [B, L]; got {type(v).__name__}")
-    if shared_ok and all(_is_int(i) for i in v):
+    if shared_ok and all(is_int(i) for i in v):
         if not v and empty_row:
             raise ValueError(f"{name}=[] {empty_row}")
         # One list for every row: packed once, read by every row (row stride 0).
@@ -133,7 +135,7 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
             if isinstance(row, torch.Tensor):
                 _integer_tensor(f"{name}[{r}]", row, "token ids")
                 row = row.tolist()
-            if not isinstance(row, (list, tuple)) or not all(_is_int(i) for i in row):
+            if not isinstance(row, (list, tuple)) or not all(is_int(i) for i in row):
                 raise TypeError(f"{name}[{r}] must be a list of int token ids (or None), got "
                                 f"{row!r}")
             if not row and empty_row:
@@ -180,10 +182,10 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
         row_ids, row_values = [], []
         for tok, bias in d.items():
             tok = int(tok) if isinstance(tok, str) and tok.lstrip("-").isdigit() else tok
-            if not _is_int(tok) or not 0 <= tok < vocab:
+            if not is_int(tok) or not 0 <= tok < vocab:
                 raise ValueError(f"logit_bias[{r}]: token {tok!r} is out of range; allowed: "
                                  f"token ids 0 <= id < V={vocab}")
-            if not _is_real(bias) or not math.isfinite(bias):
+            if not is_real(bias) or not math.isfinite(bias):
                 raise ValueError(f"logit_bias[{r}][{tok}]={bias!r} is not allowed; use a finite "
                                  f"number (clamped to [-{LOGIT_BIAS_LIMIT:g}, {LOGIT_BIAS_LIMIT:g}])")
             row_ids.append(tok)
@@ -213,7 +215,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
     elif isinstance(v, (list, tuple)) and all(isinstance(r, (list, tuple)) for r in v):
         for r, row in enumerate(v):
             for c, n in enumerate(row):
-                if not _is_int(n):
+                if not is_int(n):
                     raise TypeError(f"{name}[{r}][{c}]={n!r}: counts must be ints")
                 if not 0 <= n <= MAX_COUNT:
                     raise ValueError(f"{name}[{r}][{c}]={n} is out of range; allowed: "
@@ -228,7 +230,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
     if t.shape != output.ids.shape:
         raise ValueError(f"{name}: expected the shape of output_token_ids "
                          f"{tuple(output.ids.shape)}, got {tuple(t.shape)}")
-    if t.device.type == "cpu" or not _params._capturing():
+    if t.device.type == "cpu" or not cuda.capturing():
         wide = t.to("cpu", torch.int64)
         bad = (wide < 0) | (wide > MAX_COUNT)
         if bool(bad.any()):
@@ -236,7 +238,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
             raise ValueError(f"{name}[{r}][{c}]={int(wide[r, c])} is out of range; allowed: "
                              f"0 <= count <= 2**31-1")
     t = t.to(device=device, dtype=torch.int32).contiguous()
-    if t.device.type == "cpu" or not _params._capturing():
+    if t.device.type == "cpu" or not cuda.capturing():
         ids = output.ids.cpu()
         for r in range(ids.shape[0]):
             row = ids[r][ids[r] >= 0]
@@ -258,7 +260,7 @@ def _bitmask(v: Any, batch: int, vocab: int, device: torch.device) -> Optional[t
         raise ValueError(f"token_bitmask: expected shape [{batch}, {words}], got {tuple(v.shape)}")
     if v.device.type == "meta":
         raise ValueError("token_bitmask: a meta tensor holds no values")
-    _params._check_capturable("token_bitmask", v, device)
+    arguments.check_capturable("token_bitmask", v, device)
     v = v.to(device)
     return v if v.stride(1) == 1 else v.contiguous()
 
@@ -267,9 +269,9 @@ def _eos_ids(eos_token_id: Any, vocab: int) -> list:
     """eos_token_id: one id or a list of ids (every row's), validated under its own name."""
     if eos_token_id is None:
         return []
-    if _is_int(eos_token_id):
+    if is_int(eos_token_id):
         eos = [eos_token_id]
-    elif isinstance(eos_token_id, (list, tuple)) and all(_is_int(i) for i in eos_token_id):
+    elif isinstance(eos_token_id, (list, tuple)) and all(is_int(i) for i in eos_token_id):
         eos = list(eos_token_id)
     else:
         raise TypeError(f"eos_token_id must be an int token id or a list of them, got "
@@ -321,7 +323,7 @@ def all_off(args: dict) -> bool:
     return True
 
 
-def arguments(given: dict) -> dict:
+def select(given: dict) -> dict:
     """The stage 1-3 keywords out of a call's arguments (its locals())."""
     return {name: given[name] for name in NAMES}
 
@@ -345,22 +347,22 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
     output = id_rows("output_token_ids", output_token_ids, batch, vocab, device, False)
     counts = _counts(output_token_counts, output, device)
     stop = _stop_rows(eos_token_id, stop_token_ids, ignore_eos, batch, vocab, device)
-    min_tokens_p = _params.param("min_tokens", min_tokens, batch, MIN_TOKENS, device)
+    min_tokens_p = arguments.param("min_tokens", min_tokens, batch, MIN_TOKENS, device)
     if num_generated is not None:
-        generated = _params.param("num_generated", num_generated, batch, MIN_TOKENS, device)
+        generated = arguments.param("num_generated", num_generated, batch, MIN_TOKENS, device)
     elif output.ids.shape[1] and not is_default(min_tokens, 0):
         # Only min_tokens reads it: no pass over the output ids when that is off.
-        generated = _params.Param(0, (output.ids >= 0).sum(dim=1).contiguous())
+        generated = arguments.Param(0, (output.ids >= 0).sum(dim=1).contiguous())
     else:
-        generated = _params.Param(0)
+        generated = arguments.Param(0)
     bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
     edits = Edits(
         prompt=prompt, output=output, output_counts=counts,
-        repetition_penalty=_params.param("repetition_penalty", repetition_penalty, batch,
+        repetition_penalty=arguments.param("repetition_penalty", repetition_penalty, batch,
                                          REPETITION_PENALTY, device),
-        frequency_penalty=_params.param("frequency_penalty", frequency_penalty, batch, PENALTY,
+        frequency_penalty=arguments.param("frequency_penalty", frequency_penalty, batch, PENALTY,
                                         device),
-        presence_penalty=_params.param("presence_penalty", presence_penalty, batch, PENALTY,
+        presence_penalty=arguments.param("presence_penalty", presence_penalty, batch, PENALTY,
                                        device),
         bias=bias, bias_values=bias_values,
         allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True,

@@ -1,6 +1,6 @@
 """fastsample.SamplingParams: every per-request field of the sampling contract, validated once.
 
-Core ranges are SEMANTICS.md's; adapters (fastsample.adapters) add each ecosystem's own ranges
+Core ranges are docs/semantics.md's; adapters (fastsample.adapters) add each ecosystem's own ranges
 and defaults before building one of these.
 """
 from __future__ import annotations
@@ -12,16 +12,16 @@ from typing import Any, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _params
-from ._param_table import MIN_TOKENS, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA  # noqa: F401
-from ._distributions import Distribution, Manual, Uniform, parse_distribution
+from . import arguments
+from ..kernel.param_table import MIN_TOKENS, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA  # noqa: F401
+from .distributions import Distribution, Manual, Uniform, parse_distribution
 
 MAX_LOGPROBS = 20
 LOGPROBS_MODES = ("raw", "processed")
 
-LOGPROBS = _params.Range(f"an integer in [0, {MAX_LOGPROBS}], or None (off)", 0, MAX_LOGPROBS, integer=True)
-MAX_TOKENS = _params.Range("an integer >= 1, or None (no limit)", 1, _params.MAX_SEED, integer=True)
-TOKEN_ID = _params.Range("a token id >= 0", 0, (1 << 31) - 1, integer=True)
+LOGPROBS = arguments.Range(f"an integer in [0, {MAX_LOGPROBS}], or None (off)", 0, MAX_LOGPROBS, integer=True)
+MAX_TOKENS = arguments.Range("an integer >= 1, or None (no limit)", 1, arguments.MAX_SEED, integer=True)
+TOKEN_ID = arguments.Range("a token id >= 0", 0, (1 << 31) - 1, integer=True)
 LOGIT_BIAS_LIMIT = 100.0
 
 
@@ -34,7 +34,7 @@ def _token_ids(name: str, v: Any) -> Optional[Tuple[int, ...]]:
         raise TypeError(f"{name} must be a list of token ids, got {type(v).__name__} {v!r}")
     out = tuple(v)
     for i, t in enumerate(out):
-        _params._check_scalar(f"{name}[{i}]", t, TOKEN_ID)
+        arguments.check_scalar(f"{name}[{i}]", t, TOKEN_ID)
     return tuple(int(t) for t in out)
 
 
@@ -42,13 +42,15 @@ def _logit_bias(v: Any) -> Optional[Tuple[Tuple[int, float], ...]]:
     """Token -> bias; keys may be ints or decimal strings (JSON). Values clamped to [-100, 100]."""
     if v is None:
         return None
+    if isinstance(v, tuple) and all(isinstance(kv, tuple) and len(kv) == 2 for kv in v):
+        v = dict(v)  # the stored form, (token, bias) pairs: dataclasses.replace passes it again
     if not isinstance(v, Mapping):
         raise TypeError(f"logit_bias must be a dict token id -> bias, got {type(v).__name__}")
     out = {}
     for key, bias in v.items():
         token = int(key) if isinstance(key, str) and key.strip().lstrip("-").isdigit() else key
-        _params._check_scalar(f"logit_bias key {key!r}", token, TOKEN_ID)
-        if not _params._is_real(bias) or not math.isfinite(bias):
+        arguments.check_scalar(f"logit_bias key {key!r}", token, TOKEN_ID)
+        if not arguments.is_real(bias) or not math.isfinite(bias):
             raise ValueError(f"logit_bias[{key!r}]={bias!r} must be a finite number "
                              f"(clamped to [-{LOGIT_BIAS_LIMIT:g}, {LOGIT_BIAS_LIMIT:g}])")
         out[int(token)] = max(-LOGIT_BIAS_LIMIT, min(LOGIT_BIAS_LIMIT, float(bias)))
@@ -63,7 +65,7 @@ def _frozen_mapping(name: str, v: Any) -> Optional[Mapping[str, Any]]:
     return types.MappingProxyType(dict(v))
 
 
-def _check_value_or_distribution(name: str, v: Any, rng: _params.Range) -> Any:
+def _check_value_or_distribution(name: str, v: Any, rng: arguments.Range) -> Any:
     v = parse_distribution(name, v)
     if isinstance(v, (Uniform, Manual)):
         values = v.values if isinstance(v, Manual) else v.support()
@@ -72,7 +74,7 @@ def _check_value_or_distribution(name: str, v: Any, rng: _params.Range) -> Any:
                 raise ValueError(f"{name}: distribution {v!r} reaches {x!r}, outside the allowed "
                                  f"range: {rng.text}")
         return v
-    _params._check_scalar(name, v, rng)
+    arguments.check_scalar(name, v, rng)
     return float(v)
 
 
@@ -129,14 +131,14 @@ class SamplingParams:
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         put("temperature", _check_value_or_distribution("temperature", self.temperature,
-                                                        _params.TEMPERATURE))
-        _params._check_scalar("top_k", self.top_k, _params.TOP_K)
+                                                        arguments.TEMPERATURE))
+        arguments.check_scalar("top_k", self.top_k, arguments.TOP_K)
         put("top_k", int(self.top_k))
-        put("top_p", _check_value_or_distribution("top_p", self.top_p, _params.TOP_P))
-        for name, rng in (("min_p", _params.MIN_P), ("top_n_sigma", TOP_N_SIGMA),
+        put("top_p", _check_value_or_distribution("top_p", self.top_p, arguments.TOP_P))
+        for name, rng in (("min_p", arguments.MIN_P), ("top_n_sigma", TOP_N_SIGMA),
                           ("repetition_penalty", REPETITION_PENALTY),
                           ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY)):
-            _params._check_scalar(name, getattr(self, name), rng)
+            arguments.check_scalar(name, getattr(self, name), rng)
             put(name, float(getattr(self, name)))
         put("logit_bias", _logit_bias(self.logit_bias))
         put("allowed_token_ids", _token_ids("allowed_token_ids", self.allowed_token_ids))
@@ -146,12 +148,12 @@ class SamplingParams:
         put("banned_token_ids", _token_ids("banned_token_ids", self.banned_token_ids))
         put("stop_token_ids", _token_ids("stop_token_ids", self.stop_token_ids) or ())
         put("eos_token_ids", _token_ids("eos_token_ids", self.eos_token_ids))
-        seed = _params._seed_value("seed", self.seed)
+        seed = arguments.seed_value("seed", self.seed)
         put("seed", seed)
         if self.max_tokens is not None:
-            _params._check_scalar("max_tokens", self.max_tokens, MAX_TOKENS)
+            arguments.check_scalar("max_tokens", self.max_tokens, MAX_TOKENS)
             put("max_tokens", int(self.max_tokens))
-        _params._check_scalar("min_tokens", self.min_tokens, MIN_TOKENS)
+        arguments.check_scalar("min_tokens", self.min_tokens, MIN_TOKENS)
         put("min_tokens", int(self.min_tokens))
         if self.max_tokens is not None and self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens={self.min_tokens} is out of range; allowed: "
@@ -170,7 +172,7 @@ class SamplingParams:
         put("stop", stop)
         for name in ("logprobs", "prompt_logprobs"):
             if getattr(self, name) is not None:
-                _params._check_scalar(name, getattr(self, name), LOGPROBS)
+                arguments.check_scalar(name, getattr(self, name), LOGPROBS)
                 put(name, int(getattr(self, name)))
         if self.logprobs_mode not in LOGPROBS_MODES:
             raise ValueError(f"logprobs_mode={self.logprobs_mode!r} is not allowed; use one of {LOGPROBS_MODES}")

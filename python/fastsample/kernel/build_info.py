@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from . import _C, _cuda
+from .. import _C
+from . import cuda
 
 
 def build_info() -> Dict[str, Any]:
@@ -25,12 +26,12 @@ def build_info() -> Dict[str, Any]:
     archs = [a for a in str(_C.cuda_architectures).split(",") if a]
     return {
         "version": _C.version,
-        "backends": ["cpu", "cuda"] if _cuda.COMPILED else ["cpu"],
+        "backends": ["cpu", "cuda"] if cuda.COMPILED else ["cpu"],
         "cuda_enabled": bool(_C.cuda_compiled),
         "cuda_architectures": archs,
-        "cuda_devices": _cuda.device_count(),
-        "cuda_driver": _cuda.runtime_status().driver,
-        "cuda_runtime": _cuda.runtime_status().runtime,
+        "cuda_devices": cuda.device_count(),
+        "cuda_driver": cuda.runtime_status().driver,
+        "cuda_runtime": cuda.runtime_status().runtime,
         "simd": _C.simd_level(),
         "cpu_edited_rows": _C.cpu_edited_rows(),
         "num_threads": _C.get_num_threads(),

@@ -19,7 +19,7 @@ def sample_op(logits: torch.Tensor, temperature: Optional[torch.Tensor], tempera
               seed: Optional[torch.Tensor], seed_s: int, offset: Optional[torch.Tensor],
               offset_s: int) -> torch.Tensor:
     """Per-row tensors win over the scalars beside them; seed_s -1 = random rows."""
-    from ._sampling import sample
+    from ..functional.sampling import sample
     return sample(logits, temperature=_arg(temperature, temperature_s), top_k=_arg(top_k, top_k_s),
                   top_p=_arg(top_p, top_p_s), min_p=_arg(min_p, min_p_s),
                   seed=_arg(seed, seed_s), offset=_arg(offset, offset_s), return_valid=True).tokens
@@ -35,7 +35,7 @@ def _sample_fake(logits, temperature, temperature_s, top_k, top_k_s, top_p, top_
 def process_op(logits: torch.Tensor, temperature: Optional[torch.Tensor], temperature_s: float,
                top_k: Optional[torch.Tensor], top_k_s: int, top_p: Optional[torch.Tensor],
                top_p_s: float, min_p: Optional[torch.Tensor], min_p_s: float) -> torch.Tensor:
-    from ._sampling import process_logits
+    from ..functional.sampling import process_logits
     return process_logits(logits, temperature=_arg(temperature, temperature_s),
                           top_k=_arg(top_k, top_k_s), top_p=_arg(top_p, top_p_s),
                           min_p=_arg(min_p, min_p_s))

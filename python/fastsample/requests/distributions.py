@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _params
+from . import arguments
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Uniform:
     def __post_init__(self) -> None:
         for name in ("low", "high"):
             v = getattr(self, name)
-            if not _params._is_real(v) or not math.isfinite(v):
+            if not arguments.is_real(v) or not math.isfinite(v):
                 raise ValueError(f"Uniform.{name}={v!r} must be a finite number")
         if self.low > self.high:
             raise ValueError(f"Uniform: low={self.low!r} must be <= high={self.high!r}")
@@ -48,14 +48,14 @@ class Manual:
         if not values:
             raise ValueError("Manual.values must hold at least one value")
         for v in values:
-            if not _params._is_real(v) or not math.isfinite(v):
+            if not arguments.is_real(v) or not math.isfinite(v):
                 raise ValueError(f"Manual.values: {v!r} is not a finite number")
         if weights is not None:
             weights = tuple(weights)
             if len(weights) != len(values):
                 raise ValueError(f"Manual.weights has {len(weights)} entries for {len(values)} values")
             for w in weights:
-                if not _params._is_real(w) or not math.isfinite(w) or w < 0:
+                if not arguments.is_real(w) or not math.isfinite(w) or w < 0:
                     raise ValueError(f"Manual.weights: {w!r} is not a finite number >= 0")
             total = math.fsum(weights)
             if total <= 0:

@@ -1,4 +1,4 @@
-"""Comparing a backend's output with the reference under SEMANTICS.md's tolerances; used by the
+"""Comparing a backend's output with the reference under docs/semantics.md's tolerances; used by the
 test suite and by `python -m fastsample selftest`."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import torch
 
-from . import reference
+from . import contract as reference
 
 # Top-p keep-sets may differ only for tokens whose cumulative mass (the mass of every token
 # ranked above them) lies within this of the boundary; everything else must be exact.
@@ -39,7 +39,7 @@ def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) ->
     if not bool(diff.any()):
         return None
     filters = {k: params[k] for k in FILTERS if k in params}
-    edits = reference._edits(logits, {k: v for k, v in params.items() if k not in FILTERS})
+    edits = reference.edits_of(logits, {k: v for k, v in params.items() if k not in FILTERS})
     _, z, _, _, greedy = reference.keep_set(logits, edits=edits, **filters)
     # The top-k and top-n-sigma survivors over which top-p measures mass.
     _, _, k_keep, _, _ = reference.keep_set(logits, filters.get("temperature", 1.0),

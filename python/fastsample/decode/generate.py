@@ -7,8 +7,8 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._sampler import Sampler, StepOutput
-from ._sampling_params import SamplingParams
+from .sampler import Sampler, StepOutput
+from ..requests.sampling_params import SamplingParams
 
 # What max_tokens means when a request leaves it unset (vLLM's default).
 DEFAULT_MAX_TOKENS = 16

@@ -1,0 +1,2 @@
+"""The decode loop: Sampler (per-step object over a changing batch of requests) and generate
+(a complete loop for transformers causal LMs)."""

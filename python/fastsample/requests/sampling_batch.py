@@ -1,0 +1,450 @@
+"""fastsample.SamplingBatch: the per-row state of a batch of requests, as the kernels read it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..kernel import launch
+from ..kernel.param_table import EDITS, FILTERS, TABLE
+from . import arguments, edit_arguments
+from .sampling_params import SamplingParams
+
+# The id lists of a row, [B, L] int64 tensors padded with -1 (bias_values: float32 beside
+# bias_ids). `stop` holds the EOS ids (unless ignore_eos) and the stop ids: masked while a row
+# has generated fewer than min_tokens tokens.
+_LISTS = ("prompt", "output", "bias_ids", "allowed", "banned", "stop")
+
+
+@dataclass(frozen=True)
+class BatchFlags:
+    """What a fused call can skip for this batch."""
+
+    all_greedy: bool
+    any_greedy: bool
+    any_top_k: bool
+    any_top_p: bool
+    any_min_p: bool
+    any_penalties: bool
+    any_logit_bias: bool
+    any_masks: bool
+    max_logprobs: int  # -1: no row asks for logprobs
+    any_top_n_sigma: bool = False
+    any_edits: bool = False      # some row needs stages 1-3 (penalties, bias, masks, min_tokens)
+    needs_history: bool = False  # some row reads its output history (penalties, min_tokens)
+
+    @staticmethod
+    def of(rows: Sequence[SamplingParams]) -> "BatchFlags":
+        greedy = [p.temperature == 0.0 for p in rows]
+        sampled = [p for p, g in zip(rows, greedy) if not g]
+        return BatchFlags(
+            all_greedy=bool(rows) and all(greedy),
+            any_greedy=any(greedy),
+            any_top_k=any(p.top_k > 0 for p in sampled),
+            any_top_p=any(p.top_p < 1.0 for p in sampled),
+            any_min_p=any(p.min_p > 0.0 for p in sampled),
+            any_penalties=any(_has_penalties(p) for p in rows),
+            any_logit_bias=any(bool(p.logit_bias) for p in rows),
+            any_masks=any(p.allowed_token_ids is not None or bool(p.banned_token_ids)
+                          for p in rows),
+            max_logprobs=max([-1] + [p.logprobs for p in rows if p.logprobs is not None]),
+            any_top_n_sigma=any(p.top_n_sigma > 0.0 for p in sampled),
+            any_edits=any(_has_edits(p) for p in rows),
+            needs_history=any(_needs_history(p) for p in rows),
+        )
+
+
+def _has_penalties(p: SamplingParams) -> bool:
+    return p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0
+
+
+def _needs_history(p: SamplingParams) -> bool:
+    return _has_penalties(p) or p.min_tokens > 0
+
+
+def _has_edits(p: SamplingParams) -> bool:
+    return (_needs_history(p) or bool(p.logit_bias) or p.allowed_token_ids is not None
+            or bool(p.banned_token_ids))
+
+
+class SamplingBatch:
+    """The per-row state of a batch of requests on one device: everything the fused kernels
+    read for it, built once and updated in place (as vLLM's SamplingMetadata is for its
+    sampler). `fastsample.sample(logits, batch=b)` samples it; `fastsample.Sampler` keeps one.
+
+    Holds, one row per request, on `device`:
+      - the per-row parameters of the table (docs/parameters.md), each a [B] tensor attribute:
+        temperature float32, top_k int64, top_p float64, min_p float32, top_n_sigma float32,
+        repetition_penalty / frequency_penalty / presence_penalty float32, min_tokens int64,
+        num_generated int64 (tokens generated so far, kept while the batch keeps histories);
+      - the random state: seed int64 (unseeded requests get one drawn from `generator` when
+        they join, so a request keeps its stream) and offset int64 (each row's position in
+        that stream: the number of tokens it has generated);
+      - the histories and masks: the prompt and output ids (the output only while some row
+        reads it: penalties, min_tokens), logit_bias, allowed and banned ids, and the stop ids
+        (EOS unless ignore_eos, and stop_token_ids) that min_tokens masks;
+      - the logprobs plan: `logprobs` (the most any row asks for; None: off) and
+        `logprobs_mode` (one per batch);
+      - `flags` (BatchFlags): what a call can skip; and max_tokens int64 [B] (-1: no limit),
+        for the caller's finish checks.
+    `params` holds each row's resolved SamplingParams (distributions drawn once, from the
+    row's seed, which it carries); `source` the params as given. What ends a request
+    (max_tokens, EOS, stop ids and strings) is the decode loop's to check (fastsample.Sampler
+    does); prompt_logprobs and structured_output are not read here.
+
+    Rows change between steps, on the device: `append` adds requests at the end, `keep`
+    keeps and reorders rows, `remove` drops rows. `advance(tokens)` records a step: each row
+    moves one number on in its random stream and, while histories are kept, its token is
+    appended to its output.
+
+    A decode loop over fixed requests::
+
+        batch = fastsample.SamplingBatch(params, device="cuda", prompt_token_ids=prompts)
+        for _ in range(steps):
+            tokens = fastsample.sample(model(...).logits[:, -1], batch=batch)
+            batch.advance(tokens)
+
+    Args:
+        params: SamplingParams, one per row.
+        device: where the rows live (the logits' device).
+        generator: draws the seeds of requests without one (default: torch's default).
+        prompt_token_ids: one list of ids per row (or None), for the repetition penalty.
+        eos_token_ids: EOS ids for rows whose params have none (min_tokens masks them).
+    """
+
+    def __init__(self, params: Sequence[SamplingParams] = (), device: Any = "cpu",
+                 generator: Optional[torch.Generator] = None, *,
+                 prompt_token_ids: Optional[Sequence[Sequence[int]]] = None,
+                 eos_token_ids: Sequence[int] = ()):
+        arguments.check_generator(generator)
+        self.device = torch.device(device)
+        self._generator = generator
+        self._eos = arguments.token_ids("eos_token_ids", eos_token_ids)
+        self.source: Tuple[SamplingParams, ...] = ()
+        self.params: Tuple[SamplingParams, ...] = ()
+        self._rows: Dict[str, torch.Tensor] = _empty_rows(self.device)
+        self._steps = 0             # advance() calls so far
+        self._base: List[int] = []  # per row: output tokens at join minus the steps before it
+        self._row_max: List[int] = []  # per row: the largest id it lists (-1: none)
+        self._cap = 0               # width of the device output history
+        self.tracks_history = False
+        self._prepared = None       # the kernel arguments over the row tensors
+        self._refresh()
+        self.append(params, prompt_token_ids=prompt_token_ids)
+
+    # -- rows ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def append(self, params: Sequence[SamplingParams], *,
+               prompt_token_ids: Optional[Sequence[Sequence[int]]] = None,
+               output_token_ids: Optional[Sequence[Sequence[int]]] = None) -> None:
+        """Adds one row per SamplingParams at the end. prompt_token_ids / output_token_ids: one
+        list of ids per new row (None: none); the output ids are tokens a request generated
+        before it joined (its offset and num_generated start there). Raises TypeError or
+        ValueError naming the row; nothing changes then."""
+        params = tuple(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, SamplingParams):
+                raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got "
+                                f"{type(p).__name__}")
+        prompts = _per_row("prompt_token_ids", prompt_token_ids, len(params))
+        outputs = _per_row("output_token_ids", output_token_ids, len(params))
+        drawn = arguments.draw_seeds(torch.empty(len(params), dtype=torch.int64),
+                                     self._generator).tolist()
+        rows = []
+        for p, d in zip(params, drawn):
+            seed = d if p.seed is None else p.seed
+            rows.append(replace(p.resolve(seed), seed=seed))
+        modes = {p.logprobs_mode for p in self.params + tuple(rows) if p.logprobs is not None}
+        if len(modes) > 1:
+            raise ValueError("requests in one batch must share logprobs_mode; got "
+                             + ", ".join(f"row {i}: {p.logprobs_mode}"
+                                         for i, p in enumerate(self.params + tuple(rows))
+                                         if p.logprobs is not None))
+        if not rows:
+            return
+        if any(_needs_history(p) for p in rows) and not self.tracks_history:
+            unknown = [i for i, b in enumerate(self._base) if b + self._steps > 0]
+            if unknown:
+                raise ValueError(f"rows {unknown[:10]} generated tokens before any row read its "
+                                 f"history, so the batch did not record them: call "
+                                 f"start_history(outputs) with every row's output ids first")
+            self._start_history([[] for _ in self.params])
+        new = self._new_rows(rows, prompts, outputs)
+        self._rows = {k: _cat_rows(self._rows[k], new[k]) for k in self._rows}
+        self._cap = self._rows["output"].shape[1]
+        self.source += params
+        self.params += tuple(rows)
+        self._base += [len(o) - self._steps for o in outputs]
+        self._row_max += [max((t for ids in (prompt, [b for b, _ in p.logit_bias or ()],
+                                             p.allowed_token_ids or (), p.banned_token_ids or (),
+                                             p.stop_token_ids, self._eos_of(p)) for t in ids),
+                              default=-1) for p, prompt in zip(rows, prompts)]
+        self._refresh()
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Keeps the given rows, in the given order (a remove, a reorder, or both), on the
+        device. rows: distinct ints in [0, len(self))."""
+        order = [int(r) for r in rows]
+        for i, r in enumerate(rows):
+            if not arguments.is_int(r) or not 0 <= r < len(self):
+                raise ValueError(f"rows[{i}]={r!r} is not a row of this batch (0 <= row < "
+                                 f"{len(self)})")
+        if len(set(order)) != len(order):
+            raise ValueError(f"rows {order} name a row twice: each row is one request's stream")
+        if order == list(range(len(self))):
+            return
+        index = torch.tensor(order, dtype=torch.int64, device=self.device)
+        self._rows = {k: v.index_select(0, index) for k, v in self._rows.items()}
+        self.source = tuple(self.source[r] for r in order)
+        self.params = tuple(self.params[r] for r in order)
+        self._base = [self._base[r] for r in order]
+        self._row_max = [self._row_max[r] for r in order]
+        self._refresh()
+
+    def remove(self, rows: Sequence[int]) -> None:
+        """Drops the given rows (ints in [0, len(self))); the others keep their order."""
+        for i, r in enumerate(rows):
+            if not arguments.is_int(r) or not 0 <= r < len(self):
+                raise ValueError(f"rows[{i}]={r!r} is not a row of this batch (0 <= row < "
+                                 f"{len(self)})")
+        gone = set(int(r) for r in rows)
+        self.keep([r for r in range(len(self)) if r not in gone])
+
+    def update(self, params: Sequence[SamplingParams],
+               generator: Optional[torch.Generator] = None) -> "SamplingBatch":
+        """This batch if `params` are the same requests in the same order, else a new one."""
+        if len(params) == len(self.source) and all(a is b for a, b in zip(params, self.source)):
+            return self
+        return SamplingBatch(params, self.device, generator, eos_token_ids=self._eos)
+
+    # -- steps --------------------------------------------------------------------------
+    def advance(self, tokens: Optional[torch.Tensor] = None) -> None:
+        """Records a step: every row moves one number on in its random stream (offset += 1,
+        on the device) and, while the batch keeps histories (`tracks_history`: some row has
+        penalties or min_tokens), appends its token from `tokens` (int64 [B] on the device,
+        what sample returned) to its output. Call it once per step, or the next step repeats
+        this one's draw."""
+        if self.tracks_history:
+            if not isinstance(tokens, torch.Tensor) or tokens.shape != (len(self),) or \
+                    tokens.dtype != torch.int64 or tokens.device != self.device:
+                raise ValueError(f"advance(tokens): rows read their history, so this step's "
+                                 f"tokens are needed: an int64 tensor [{len(self)}] on "
+                                 f"{self.device}, got {_describe(tokens)}")
+            self._ensure_capacity()
+            r = self._rows
+            r["output"].scatter_(1, r["num_generated"][:, None], tokens[:, None])
+            r["num_generated"] += 1
+        self._rows["offset"] += 1
+        self._steps += 1
+
+    def start_history(self, outputs: Sequence[Sequence[int]]) -> None:
+        """Starts keeping each row's output history on the device from `outputs` (one list of
+        ids per row: the tokens generated so far). A batch does so by itself from the moment a
+        row reads its history; a row that joins later, after steps without one, needs the
+        others' outputs first."""
+        outputs = _per_row("outputs", outputs, len(self))
+        self._start_history(outputs)
+        self._base = [len(o) - self._steps for o in outputs]
+        self._refresh()
+
+    def _start_history(self, outputs: List[List[int]]) -> None:
+        self._rows["output"] = _padded(outputs, -1, torch.int64).to(self.device)
+        self._rows["num_generated"] = torch.tensor([len(o) for o in outputs], dtype=torch.int64,
+                                                   device=self.device)
+        self._cap = self._rows["output"].shape[1]
+        self.tracks_history = True
+        self._prepared = None
+
+    def _ensure_capacity(self) -> None:
+        """Room in the device history for this step's token."""
+        longest = self._steps + max(self._base, default=0)
+        if longest < self._cap:
+            return
+        new_cap = max(16, 2 * self._cap, longest + 1)
+        self._rows["output"] = F.pad(self._rows["output"], (0, new_cap - self._cap), value=-1)
+        self._cap = new_cap
+        self._prepared = None
+
+    # -- what a call reads --------------------------------------------------------------
+    def check_logits(self, logits: torch.Tensor) -> None:
+        """Raises ValueError unless logits are [len(self), V] on this batch's device, with V
+        above every id the rows list."""
+        if logits.dim() != 2 or logits.shape[0] != len(self):
+            raise ValueError(f"logits must have shape [{len(self)}, V] (one row per row of the "
+                             f"batch, in order), got {tuple(logits.shape)}")
+        if logits.device != self.device:
+            raise ValueError(f"logits are on {logits.device}, the batch's rows on {self.device}")
+        vocab = logits.shape[1]
+        if self._max_id >= vocab:
+            raise ValueError(f"the batch lists token id {self._max_id} (prompt, logit_bias, "
+                             f"allowed, banned, stop or EOS ids), out of range for V={vocab}")
+
+    def kernel_args(self, logits: torch.Tensor) -> Tuple[Any, Optional[Any]]:
+        """(_C.BatchArgs, _C.EditArgs or None) of a call over `logits` with this batch's rows:
+        built once, pointing into the row tensors (updated in place), and pointed at each
+        call's logits. Valid until the rows change."""
+        if self._prepared is None:
+            P = arguments.Param
+            r = self._rows
+            edits = None
+            if self.flags.any_edits:
+                ids = edit_arguments.IdRows
+                edits = edit_arguments.Edits(
+                    prompt=ids(r["prompt"]), output=ids(r["output"]), output_counts=None,
+                    bias=ids(r["bias_ids"]), bias_values=r["bias_values"],
+                    allowed=ids(r["allowed"]), banned=ids(r["banned"]), stop=ids(r["stop"]),
+                    bitmask=None, **{name: P(0, r[name]) for name in EDITS})
+            args = launch.batch_args(logits, [(name, P(0, r[name])) for name in FILTERS])
+            # The Edits object keeps the tensors its kernel arguments point into alive.
+            self._prepared = (args, edits, None if edits is None else edits.kernel_args())
+        args, _, edit_args = self._prepared
+        launch.set_logits(args, logits)
+        return args, edit_args
+
+    def logprob_outputs(self) -> Optional[launch.LogprobOutputs]:
+        """Fresh stage 7 outputs for one call, or None when no row asks for logprobs."""
+        if self.logprobs is None:
+            return None
+        return launch.LogprobOutputs(self.logprobs, self.logprobs_mode == "processed",
+                                     len(self), self.device)
+
+    def kwargs(self) -> Dict[str, Any]:
+        """The batch as fastsample.sample's keywords, one value per row (what runs on a device
+        without compiled kernels; process_logits takes all but seed, offset and logprobs)."""
+        r = self._rows
+        out: Dict[str, Any] = {name: r[name] for name in FILTERS}
+        out.update({name: r[name] for name in EDITS if name != "num_generated"})
+        out.update(prompt_token_ids=r["prompt"], logit_bias=[dict(p.logit_bias or {})
+                                                             for p in self.params],
+                   allowed_token_ids=r["allowed"], banned_token_ids=r["banned"],
+                   stop_token_ids=r["stop"])
+        if self.tracks_history:
+            out.update(output_token_ids=r["output"], num_generated=r["num_generated"])
+        if self.logprobs is not None:
+            out.update(logprobs=self.logprobs, logprobs_mode=self.logprobs_mode)
+        return out
+
+    def filter_kwargs(self) -> Dict[str, torch.Tensor]:
+        """temperature, top_k, top_p, min_p, top_n_sigma, seed and offset, the per-row tensors
+        of fastsample.sample (process_logits takes the first five). Raises ValueError when a
+        row sets a field these cannot carry (penalties, logit_bias, allowed/banned ids, stop
+        ids, min_tokens, logprobs: they need the row's history or outputs), naming the rows:
+        `sample(logits, batch=...)` or a fastsample.Sampler runs such requests."""
+        unsupported = {}
+        for i, p in enumerate(self.params):
+            fields = [name for name, on in (
+                ("repetition_penalty", p.repetition_penalty != 1.0),
+                ("presence_penalty", p.presence_penalty != 0.0),
+                ("frequency_penalty", p.frequency_penalty != 0.0),
+                ("logit_bias", bool(p.logit_bias)),
+                ("allowed_token_ids", p.allowed_token_ids is not None),
+                ("banned_token_ids", bool(p.banned_token_ids)),
+                ("stop_token_ids", bool(p.stop_token_ids)),
+                ("min_tokens", p.min_tokens > 0),
+                ("logprobs", p.logprobs is not None)) if on]
+            if fields:
+                unsupported[i] = fields
+        if unsupported:
+            raise ValueError(f"SamplingBatch.filter_kwargs() carries the filters and the seeds "
+                             f"only; rows {unsupported} set more: pass the batch itself, "
+                             f"fastsample.sample(logits, batch=...), or run these requests "
+                             f"with a fastsample.Sampler")
+        return {name: self._rows[name] for name in FILTERS}
+
+    def _new_rows(self, rows: Sequence[SamplingParams], prompts: List[List[int]],
+                  outputs: List[List[int]]) -> Dict[str, torch.Tensor]:
+        values: Dict[str, list] = {"offset": [len(o) for o in outputs],
+                                   "num_generated": [len(o) for o in outputs]}
+        for p in TABLE:
+            if p.name not in values:
+                cast = int if p.range.integer else float
+                values[p.name] = [cast(getattr(r, p.name)) for r in rows]
+        out = {p.name: torch.tensor(values[p.name], dtype=p.dtype) for p in TABLE}
+        lists = {
+            "prompt": prompts,
+            "output": outputs if self.tracks_history else [[] for _ in rows],
+            "bias_ids": [[t for t, _ in r.logit_bias or ()] for r in rows],
+            "allowed": [list(r.allowed_token_ids or ()) for r in rows],
+            "banned": [list(r.banned_token_ids or ()) for r in rows],
+            "stop": [list(() if r.ignore_eos else self._eos_of(r)) + list(r.stop_token_ids)
+                     for r in rows],
+        }
+        for name, ids in lists.items():
+            out[name] = _padded(ids, -1, torch.int64)
+        out["bias_values"] = _padded([[b for _, b in r.logit_bias or ()] for r in rows], 0.0,
+                                     torch.float32)
+        out["max_tokens"] = torch.tensor([-1 if r.max_tokens is None else r.max_tokens
+                                          for r in rows], dtype=torch.int64)
+        return {k: v.to(self.device) for k, v in out.items()}
+
+    def _eos_of(self, p: SamplingParams) -> Tuple[int, ...]:
+        return self._eos if p.eos_token_ids is None else tuple(p.eos_token_ids)
+
+    def _refresh(self) -> None:
+        """What follows from the rows: flags, the logprobs plan, the largest listed id."""
+        rows = self.params
+        self.flags = BatchFlags.of(rows)
+        asking = [p for p in rows if p.logprobs is not None]
+        self.logprobs: Optional[int] = max(p.logprobs for p in asking) if asking else None
+        self.logprobs_mode: str = asking[0].logprobs_mode if asking else "raw"
+        self._max_id = max(self._row_max, default=-1)
+        self._prepared = None
+
+    def __repr__(self) -> str:
+        return f"SamplingBatch(rows={len(self)}, device={self.device}, flags={self.flags})"
+
+
+def _row_tensor(name: str):
+    return property(lambda self: self._rows[name],
+                    doc=f"{name}: one value per row, on the batch's device")
+
+
+for _name in [p.name for p in TABLE] + ["max_tokens"]:
+    setattr(SamplingBatch, _name, _row_tensor(_name))
+
+
+def _empty_rows(device: torch.device) -> Dict[str, torch.Tensor]:
+    rows = {p.name: torch.empty(0, dtype=p.dtype, device=device) for p in TABLE}
+    for name in _LISTS:
+        rows[name] = torch.empty((0, 0), dtype=torch.int64, device=device)
+    rows["bias_values"] = torch.empty((0, 0), dtype=torch.float32, device=device)
+    rows["max_tokens"] = torch.empty(0, dtype=torch.int64, device=device)
+    return rows
+
+
+def _per_row(name: str, lists: Any, rows: int) -> List[List[int]]:
+    if lists is None:
+        return [[] for _ in range(rows)]
+    if isinstance(lists, (str, bytes)) or not hasattr(lists, "__len__") or len(lists) != rows:
+        raise ValueError(f"{name}: expected one list of ids per row ({rows}), got "
+                         f"{_describe(lists)}")
+    return [list(arguments.token_ids(f"{name}[{i}]", () if ids is None else ids))
+            for i, ids in enumerate(lists)]
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, torch.Tensor):
+        return f"a {v.dtype} tensor of shape {tuple(v.shape)} on {v.device}"
+    return f"{type(v).__name__} {v!r}"[:200]
+
+
+def _padded(rows: List[list], pad: Any, dtype: torch.dtype) -> torch.Tensor:
+    width = max((len(r) for r in rows), default=0)
+    t = torch.full((len(rows), width), pad, dtype=dtype)
+    for i, r in enumerate(rows):
+        if r:
+            t[i, :len(r)] = torch.tensor(r, dtype=dtype)
+    return t
+
+
+def _cat_rows(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    if old.dim() == 2 and old.shape[1] != new.shape[1]:
+        width = max(old.shape[1], new.shape[1])
+        pad = 0.0 if old.is_floating_point() else -1
+        old = F.pad(old, (0, width - old.shape[1]), value=pad)
+        new = F.pad(new, (0, width - new.shape[1]), value=pad)
+    return torch.cat([old, new])
