@@ -219,3 +219,26 @@ def test_torch_compile_traces_sample_without_graph_break():
     with pytest.raises(Exception, match="inside torch.compile"):
         torch.compile(lambda t: fastsample.sample(t, logprobs=2), fullgraph=True,
                       backend="aot_eager")(x)
+
+
+def test_fields_the_decode_loop_cannot_run_are_rejected_not_ignored():
+    s = Sampler(100)
+    for params, field in ((SamplingParams(structured_output={"guided_regex": "a+"}),
+                           "structured_output"),
+                          (SamplingParams(prompt_logprobs=2), "prompt_logprobs")):
+        with pytest.raises(ValueError, match=rf"request 'r': {field}=.* not run by the Sampler"):
+            s.add("r", params, [1, 2])
+    assert s.request_ids == []
+    from fastsample.transformers import FastLogitsProcessor
+    with pytest.raises(ValueError, match="structured_output=.*cannot be run by a logits processor"):
+        FastLogitsProcessor.from_params(SamplingParams(structured_output={"guided_regex": "a+"}))
+
+
+def test_logits_processor_honours_allowed_token_ids():
+    from fastsample.transformers import FastLogitsProcessor
+    proc = FastLogitsProcessor.from_params(SamplingParams(temperature=0.5, allowed_token_ids=(3, 7)))
+    scores = torch.randn(2, 50, generator=torch.Generator().manual_seed(0))
+    out = proc(torch.tensor([[1, 2], [4, 5]]), scores)
+    assert out.isfinite().nonzero()[:, 1].tolist() == [3, 7, 3, 7]
+    assert torch.equal(out, fastsample.process_logits(scores, temperature=0.5,
+                                                      allowed_token_ids=[3, 7]))

@@ -6,6 +6,7 @@ Each property draws a small recipe (shapes, value mix, parameters, edits) and bu
 from it with a seeded generator, so shrinking works on the recipe. Runs are derandomized: the
 same cases every run. FASTSAMPLE_FUZZ_SCALE (default 1) multiplies the case counts.
 """
+import dataclasses
 import math
 import os
 
@@ -343,6 +344,9 @@ def test_adapters_raise_only_value_and_type_errors(name, data):
         assert str(e), "an error must say what is wrong"
         return
     assert isinstance(params, fastsample.SamplingParams)
-    # What was accepted is a valid request: it batches and samples.
-    batch = fastsample.SamplingBatch([params.resolve(seed=0)])
+    # What was accepted is a valid request: its sampling fields batch and sample (a batch
+    # rejects the two fields no batch call runs).
+    batch = fastsample.SamplingBatch([dataclasses.replace(params.resolve(seed=0),
+                                                          structured_output=None,
+                                                          prompt_logprobs=None)])
     assert len(batch) == 1

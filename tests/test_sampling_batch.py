@@ -179,3 +179,68 @@ def test_devices_without_kernels_run_the_batch_on_the_reference(monkeypatch):
     assert torch.equal(by_reference.tokens, compiled.tokens)
     assert torch.allclose(by_reference.logprobs, compiled.logprobs, atol=1e-5)
     assert torch.equal(fastsample.process_logits(x, batch=batch), processed)
+
+
+def test_fields_no_batch_call_runs_are_rejected():
+    for field, value in (("structured_output", {"guided_choice": ["a", "b"]}),
+                         ("prompt_logprobs", 1)):
+        with pytest.raises(ValueError, match=rf"params\[1\]\.{field}=.*does not run it"):
+            SamplingBatch([SamplingParams(), SamplingParams(**{field: value})])
+
+
+def test_seeds_are_drawn_only_for_unseeded_rows():
+    from fastsample.requests import arguments
+    ref = torch.Generator().manual_seed(0)
+    draws = [int(arguments.draw_seeds(torch.empty(1, dtype=torch.int64), ref)[0])
+             for _ in range(2)]
+    # Requests joining one at a time take the generator's draws in turn, one each.
+    s = fastsample.Sampler(50, generator=torch.Generator().manual_seed(0))
+    s.add("a", SamplingParams())
+    s.step(torch.randn(1, 50))
+    s.add("b", SamplingParams())
+    s.step(torch.randn(2, 50))
+    assert [p.seed for p in s._batch.params] == draws
+    # Seeded rows leave torch's global generator alone.
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    b = SamplingBatch([SamplingParams(seed=1), SamplingParams(seed=2)])
+    b.append([SamplingParams(seed=3)])
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_devices_compare_as_tensors_report_them():
+    b = SamplingBatch([SamplingParams(seed=1)], device="cpu:0")
+    assert b.device == torch.device("cpu")
+    assert fastsample.sample(torch.randn(1, 20), batch=b).shape == (1,)
+    s = fastsample.Sampler(20, device="cpu:0")
+    s.add("a", SamplingParams(seed=1))
+    assert len(s.step(torch.randn(1, 20))) == 1
+
+
+def test_every_listed_id_is_checked_and_a_failed_append_changes_nothing():
+    b = SamplingBatch([SamplingParams(seed=1)])
+    b.append([SamplingParams(seed=2)], output_token_ids=[[100, 7]])
+    with pytest.raises(ValueError, match="token id 100.*V=50"):
+        fastsample.sample(torch.randn(2, 50), batch=b)
+    with pytest.raises(ValueError, match=r"prompt_token_ids\[0\]\[0\]=18446744073709551616"):
+        b.append([SamplingParams(seed=3, repetition_penalty=1.2)], prompt_token_ids=[[2**64]])
+    assert len(b) == 2 and not b.tracks_history
+
+
+def test_the_sampler_frees_histories_no_request_reads():
+    s = fastsample.Sampler(50)
+    s.add("p", SamplingParams(seed=1, repetition_penalty=1.5, max_tokens=2))
+    s.add("q", SamplingParams(seed=2))
+    x = torch.randn(2, 50, generator=torch.Generator().manual_seed(0))
+    s.step(x)
+    s.step(x)  # "p" finishes (max_tokens)
+    s.step(x[:1])
+    assert not s._batch.tracks_history
+    s.add("r", SamplingParams(seed=3, frequency_penalty=1.0))
+    out = s.step(torch.randn(2, 50, generator=torch.Generator().manual_seed(1)))
+    assert s._batch.tracks_history
+    # "q"'s three tokens are back in its device history.
+    assert s._batch.kwargs()["output_token_ids"][0, :4].tolist()[:4] == \
+        s._requests[0].output[:4]
+    assert len(out) == 2

@@ -96,7 +96,7 @@ class Sampler:
                              f"{arguments.MAX_VOCAB}")
         arguments.check_generator(generator)
         self.vocab_size = int(vocab_size)
-        self.device = torch.device(device)
+        self.device = arguments.canonical_device(device)
         if self.device.type not in ("cpu", "cuda"):
             raise ValueError(f"device={str(self.device)!r}: the Sampler runs on 'cpu' or 'cuda'")
         cuda.check_sampler_device(self.device)
@@ -158,6 +158,10 @@ class Sampler:
             if not 0 <= t < self.vocab_size:
                 raise ValueError(f"request {request_id!r}: logit_bias token {t} is out of range; "
                                  f"allowed: 0 <= id < V={self.vocab_size}")
+        for name, instead in _NOT_RUN.items():
+            if getattr(params, name) is not None:
+                raise ValueError(f"request {request_id!r}: {name}={getattr(params, name)!r} is "
+                                 f"not run by the Sampler; {instead}")
         if params.stop and self.tokenizer is None:
             raise ValueError(f"request {request_id!r}: stop strings need a tokenizer "
                              "(Sampler(..., tokenizer=...))")
@@ -199,6 +203,9 @@ class Sampler:
         if len(keep) != len(self._requests):
             batch.keep(keep)
             self._requests = [self._requests[i] for i in keep]
+            if batch.tracks_history and not any(_reads_history(r.params)
+                                                for r in self._requests):
+                batch.stop_history()  # frees the history; rebuilt from the host if needed
         self._removed = set()
         if self._pending:
             pending = self._pending
@@ -300,6 +307,16 @@ class Sampler:
         if reason is None and n >= req.max_tokens:
             reason = "length"
         return reason, text
+
+
+# Fields of SamplingParams the Sampler cannot honour: a request that sets them is rejected
+# rather than run without them.
+_NOT_RUN = {
+    "structured_output": "guided decoding needs a grammar matcher per request: fill a "
+                         "token_bitmask from your own matcher and pass it to fastsample.sample",
+    "prompt_logprobs": "score the prompt with fastsample.prompt_logprobs(prompt_logits, "
+                       "prompt_ids) on the prefill's logits",
+}
 
 
 def _reads_history(p: SamplingParams) -> bool:

@@ -37,7 +37,7 @@ class FastLogitsProcessor(LogitsProcessor):
     samples after processors), top_k 0, top_p 1.0, min_p 0.0, top_n_sigma 0.0,
     repetition_penalty 1.0,
     presence_penalty / frequency_penalty 0.0 (over input_ids, i.e. prompt and output alike,
-    since a processor cannot tell them apart), logit_bias, banned_token_ids.
+    since a processor cannot tell them apart), logit_bias, banned_token_ids, allowed_token_ids.
     Returns float32 scores [B, V]: scores / T on the keep-set, -inf elsewhere.
     """
 
@@ -45,25 +45,32 @@ class FastLogitsProcessor(LogitsProcessor):
                  min_p: float = 0.0, repetition_penalty: float = 1.0,
                  presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
                  logit_bias: Optional[Dict[int, float]] = None, banned_token_ids: Any = None,
-                 top_n_sigma: float = 0.0):
+                 top_n_sigma: float = 0.0, allowed_token_ids: Any = None):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                                      min_p=min_p, top_n_sigma=top_n_sigma,
                                      repetition_penalty=repetition_penalty,
                                      presence_penalty=presence_penalty,
                                      frequency_penalty=frequency_penalty, logit_bias=logit_bias,
-                                     banned_token_ids=banned_token_ids)
+                                     banned_token_ids=banned_token_ids,
+                                     allowed_token_ids=allowed_token_ids)
         if self.params.temperature == 0.0:
             raise ValueError("temperature=0 is greedy: use do_sample=False in generate instead "
                              "of a sampling processor")
 
     @classmethod
     def from_params(cls, params: SamplingParams) -> "FastLogitsProcessor":
-        """The processor for the sampling fields of a SamplingParams (resolved first)."""
+        """The processor for the sampling fields of a SamplingParams (resolved first). Raises
+        ValueError for structured_output and prompt_logprobs, which a logits processor cannot
+        run."""
+        for name in ("structured_output", "prompt_logprobs"):
+            if getattr(params, name) is not None:
+                raise ValueError(f"{name}={getattr(params, name)!r} cannot be run by a logits "
+                                 f"processor; FastLogitsProcessor takes the sampling fields only")
         p = params.resolve()
         return cls(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
                    top_n_sigma=p.top_n_sigma, repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
                    frequency_penalty=p.frequency_penalty, logit_bias=p.logit_bias,
-                   banned_token_ids=p.banned_token_ids)
+                   banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids)
 
     @staticmethod
     def generate_kwargs() -> Dict[str, Any]:
@@ -82,7 +89,9 @@ class FastLogitsProcessor(LogitsProcessor):
             prompt_token_ids=input_ids if p.repetition_penalty != 1.0 else None,
             output_token_ids=input_ids if history and p.repetition_penalty == 1.0 else None,
             logit_bias=dict(p.logit_bias) if p.logit_bias else None,
-            banned_token_ids=list(p.banned_token_ids) if p.banned_token_ids else None)
+            banned_token_ids=list(p.banned_token_ids) if p.banned_token_ids else None,
+            allowed_token_ids=(list(p.allowed_token_ids) if p.allowed_token_ids is not None
+                               else None))
 
 
 def from_generation_config(config: Any) -> FastLogitsProcessor:

@@ -115,7 +115,7 @@ def _launch(kernel, device: torch.device, args, edits, *logprobs) -> None:
         return
     with _device_scope(device):
         blocks = max(1, min(args.batch, resident_blocks(device)))
-        # The stage 1-3 scratch grows with the call's lists (csrc/cuda/scratch_layout.cuh).
+        # The stage 1-3 scratch grows with the call's lists (csrc/include/fastsample/scratch_layout.h).
         workspace = torch.empty(blocks * int(_C.cuda_workspace_bytes(args, edits)),
                                 dtype=torch.uint8, device=device)
         kernel(args, edits, *logprobs, workspace=workspace.data_ptr(), blocks=blocks,

@@ -60,11 +60,12 @@ def as_logits(logits: Any, name: str = "logits") -> torch.Tensor:
 
 
 def is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    # type() first: the ABC check is slow, and a logit_bias dict is checked entry by entry.
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 
 def is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    return type(v) in (float, int) or (isinstance(v, numbers.Real) and not isinstance(v, bool))
 
 
 def check_scalar(name: str, v: Any, rng: Range) -> None:
@@ -295,9 +296,20 @@ def _per_row_ints(name: str, v: Any, batch: int) -> list:
     return list(v)
 
 
+def canonical_device(device: Any) -> torch.device:
+    """`device` as tensors on it report theirs ("cuda" -> "cuda:N" of the current device,
+    "cpu:0" -> "cpu"), so that a comparison with a tensor's device means what it says."""
+    d = torch.device(device)
+    if d.type == "cuda" and d.index is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if d.type == "cpu":
+        return torch.device("cpu")
+    return d
+
+
 def token_ids(name: str, ids: Any, vocab: Optional[int] = None) -> tuple:
     """ids (a sequence or a 1-D integer tensor) as a tuple of ints in [0, vocab) (vocab None:
-    ids >= 0, their upper bound checked where V is known)."""
+    ids in [0, MAX_VOCAB), their exact bound checked where V is known)."""
     if isinstance(ids, torch.Tensor):
         if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or \
                 ids.dtype == torch.bool or ids.device.type == "meta":
@@ -308,10 +320,10 @@ def token_ids(name: str, ids: Any, vocab: Optional[int] = None) -> tuple:
         raise TypeError(f"{name} must be a list of int token ids, got "
                         f"{type(ids).__name__} {ids!r}")
     out = tuple(ids)
-    bound = "V" if vocab is None else f"V={vocab}"
+    bound = f"V <= {MAX_VOCAB}" if vocab is None else f"V={vocab}"
     for i, t in enumerate(out):
         if not is_int(t):
             raise TypeError(f"{name}[{i}]={t!r}: token ids must be ints")
-        if t < 0 or (vocab is not None and t >= vocab):
+        if t < 0 or t >= (MAX_VOCAB if vocab is None else vocab):
             raise ValueError(f"{name}[{i}]={t} is out of range; allowed: 0 <= id < {bound}")
     return tuple(int(t) for t in out)

@@ -25,6 +25,10 @@ class IdRows:
     ids: torch.Tensor
 
 
+# The id lists of EditArgs (csrc/bindings/batch_args_binding.h, FS_ID_LISTS).
+ID_LISTS = ("prompt", "output", "bias", "allowed", "banned", "stop")
+
+
 @dataclass
 class Edits:
     """Every stage 1-3 input of one call, on the logits' device."""
@@ -48,7 +52,7 @@ class Edits:
     def kernel_args(self) -> _C.EditArgs:
         """The kernels' arguments, pointing into this object's tensors (keep it alive)."""
         e = _C.EditArgs(enabled=True)
-        for name in ("prompt", "output", "bias", "allowed", "banned", "stop"):
+        for name in ID_LISTS:
             launch.set_ids(e, name, getattr(self, name).ids)
         if self.output_counts is not None:
             e.output_counts = self.output_counts.data_ptr()
@@ -60,15 +64,6 @@ class Edits:
         for name in EDITS:  # the per-row parameters among the fields
             launch.set_parameter(e, name, getattr(self, name))
         return e
-
-
-def is_int(v: Any) -> bool:
-    # type() first: the ABC check is slow, and a logit_bias dict is checked entry by entry.
-    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
-
-
-def is_real(v: Any) -> bool:
-    return type(v) in (float, int) or (isinstance(v, numbers.Real) and not isinstance(v, bool))
 
 
 def _check_ids(name: str, t: torch.Tensor, vocab: int) -> None:
@@ -119,7 +114,7 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
     if not isinstance(v, (list, tuple)):
         raise TypeError(f"{name} must be a list of token ids, a list of per-row lists, or an "
                         f"int64 tensor [B, L]; got {type(v).__name__}")
-    if shared_ok and all(is_int(i) for i in v):
+    if shared_ok and all(arguments.is_int(i) for i in v):
         if not v and empty_row:
             raise ValueError(f"{name}=[] {empty_row}")
         # One list for every row: packed once, read by every row (row stride 0).
@@ -135,7 +130,7 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
             if isinstance(row, torch.Tensor):
                 _integer_tensor(f"{name}[{r}]", row, "token ids")
                 row = row.tolist()
-            if not isinstance(row, (list, tuple)) or not all(is_int(i) for i in row):
+            if not isinstance(row, (list, tuple)) or not all(arguments.is_int(i) for i in row):
                 raise TypeError(f"{name}[{r}] must be a list of int token ids (or None), got "
                                 f"{row!r}")
             if not row and empty_row:
@@ -182,10 +177,10 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
         row_ids, row_values = [], []
         for tok, bias in d.items():
             tok = int(tok) if isinstance(tok, str) and tok.lstrip("-").isdigit() else tok
-            if not is_int(tok) or not 0 <= tok < vocab:
+            if not arguments.is_int(tok) or not 0 <= tok < vocab:
                 raise ValueError(f"logit_bias[{r}]: token {tok!r} is out of range; allowed: "
                                  f"token ids 0 <= id < V={vocab}")
-            if not is_real(bias) or not math.isfinite(bias):
+            if not arguments.is_real(bias) or not math.isfinite(bias):
                 raise ValueError(f"logit_bias[{r}][{tok}]={bias!r} is not allowed; use a finite "
                                  f"number (clamped to [-{LOGIT_BIAS_LIMIT:g}, {LOGIT_BIAS_LIMIT:g}])")
             row_ids.append(tok)
@@ -215,7 +210,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
     elif isinstance(v, (list, tuple)) and all(isinstance(r, (list, tuple)) for r in v):
         for r, row in enumerate(v):
             for c, n in enumerate(row):
-                if not is_int(n):
+                if not arguments.is_int(n):
                     raise TypeError(f"{name}[{r}][{c}]={n!r}: counts must be ints")
                 if not 0 <= n <= MAX_COUNT:
                     raise ValueError(f"{name}[{r}][{c}]={n} is out of range; allowed: "
@@ -269,9 +264,9 @@ def _eos_ids(eos_token_id: Any, vocab: int) -> list:
     """eos_token_id: one id or a list of ids (every row's), validated under its own name."""
     if eos_token_id is None:
         return []
-    if is_int(eos_token_id):
+    if arguments.is_int(eos_token_id):
         eos = [eos_token_id]
-    elif isinstance(eos_token_id, (list, tuple)) and all(is_int(i) for i in eos_token_id):
+    elif isinstance(eos_token_id, (list, tuple)) and all(arguments.is_int(i) for i in eos_token_id):
         eos = list(eos_token_id)
     else:
         raise TypeError(f"eos_token_id must be an int token id or a list of them, got "

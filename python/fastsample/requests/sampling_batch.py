@@ -12,10 +12,9 @@ from ..kernel.param_table import EDITS, FILTERS, TABLE
 from . import arguments, edit_arguments
 from .sampling_params import SamplingParams
 
-# The id lists of a row, [B, L] int64 tensors padded with -1 (bias_values: float32 beside
-# bias_ids). `stop` holds the EOS ids (unless ignore_eos) and the stop ids: masked while a row
-# has generated fewer than min_tokens tokens.
-_LISTS = ("prompt", "output", "bias_ids", "allowed", "banned", "stop")
+# A row's id lists are those of the kernels' EditArgs (edit_arguments.ID_LISTS): [B, L] int64
+# tensors padded with -1, bias_values float32 beside `bias`. `stop` holds the EOS ids (unless
+# ignore_eos) and the stop ids: masked while a row has generated fewer than min_tokens tokens.
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,12 @@ class SamplingBatch:
     `params` holds each row's resolved SamplingParams (distributions drawn once, from the
     row's seed, which it carries); `source` the params as given. What ends a request
     (max_tokens, EOS, stop ids and strings) is the decode loop's to check (fastsample.Sampler
-    does); prompt_logprobs and structured_output are not read here.
+    does). A row that sets prompt_logprobs or structured_output is rejected: no call on a
+    batch runs them.
+
+    One call at a time: a call points the batch's kernel arguments at its logits and outputs.
+    advance() checks the history's room on the host, so a step that records histories is not
+    replayable as a captured CUDA graph (sampling alone is).
 
     Rows change between steps, on the device: `append` adds requests at the end, `keep`
     keeps and reorders rows, `remove` drops rows. `advance(tokens)` records a step: each row
@@ -119,7 +123,7 @@ class SamplingBatch:
                  prompt_token_ids: Optional[Sequence[Sequence[int]]] = None,
                  eos_token_ids: Sequence[int] = ()):
         arguments.check_generator(generator)
-        self.device = torch.device(device)
+        self.device = arguments.canonical_device(device)
         self._generator = generator
         self._eos = arguments.token_ids("eos_token_ids", eos_token_ids)
         self.source: Tuple[SamplingParams, ...] = ()
@@ -150,13 +154,20 @@ class SamplingBatch:
             if not isinstance(p, SamplingParams):
                 raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got "
                                 f"{type(p).__name__}")
+            for name in ("structured_output", "prompt_logprobs"):
+                if getattr(p, name) is not None:
+                    raise ValueError(f"params[{i}].{name}={getattr(p, name)!r}: a SamplingBatch "
+                                     f"does not run it (no call on a batch computes it)")
         prompts = _per_row("prompt_token_ids", prompt_token_ids, len(params))
         outputs = _per_row("output_token_ids", output_token_ids, len(params))
-        drawn = arguments.draw_seeds(torch.empty(len(params), dtype=torch.int64),
-                                     self._generator).tolist()
+        # One draw per unseeded row (none when every row has a seed: the generator's state, or
+        # torch's, moves only for requests that need it).
+        unseeded = sum(p.seed is None for p in params)
+        drawn = iter(arguments.draw_seeds(torch.empty(unseeded, dtype=torch.int64),
+                                          self._generator).tolist() if unseeded else ())
         rows = []
-        for p, d in zip(params, drawn):
-            seed = d if p.seed is None else p.seed
+        for p in params:
+            seed = next(drawn) if p.seed is None else p.seed
             rows.append(replace(p.resolve(seed), seed=seed))
         modes = {p.logprobs_mode for p in self.params + tuple(rows) if p.logprobs is not None}
         if len(modes) > 1:
@@ -166,23 +177,25 @@ class SamplingBatch:
                                          if p.logprobs is not None))
         if not rows:
             return
-        if any(_needs_history(p) for p in rows) and not self.tracks_history:
+        start = not self.tracks_history and any(_needs_history(p) for p in rows)
+        if start:
             unknown = [i for i, b in enumerate(self._base) if b + self._steps > 0]
             if unknown:
                 raise ValueError(f"rows {unknown[:10]} generated tokens before any row read its "
                                  f"history, so the batch did not record them: call "
                                  f"start_history(outputs) with every row's output ids first")
+        new = self._new_rows(rows, prompts, outputs, self.tracks_history or start)
+        if start:
             self._start_history([[] for _ in self.params])
-        new = self._new_rows(rows, prompts, outputs)
         self._rows = {k: _cat_rows(self._rows[k], new[k]) for k in self._rows}
         self._cap = self._rows["output"].shape[1]
         self.source += params
         self.params += tuple(rows)
         self._base += [len(o) - self._steps for o in outputs]
-        self._row_max += [max((t for ids in (prompt, [b for b, _ in p.logit_bias or ()],
+        self._row_max += [max((t for ids in (prompt, output, [b for b, _ in p.logit_bias or ()],
                                              p.allowed_token_ids or (), p.banned_token_ids or (),
                                              p.stop_token_ids, self._eos_of(p)) for t in ids),
-                              default=-1) for p, prompt in zip(rows, prompts)]
+                              default=-1) for p, prompt, output in zip(rows, prompts, outputs)]
         self._refresh()
 
     def keep(self, rows: Sequence[int]) -> None:
@@ -251,6 +264,17 @@ class SamplingBatch:
         self._base = [len(o) - self._steps for o in outputs]
         self._refresh()
 
+    def stop_history(self) -> None:
+        """Stops keeping output histories and frees them (for when no row reads them any
+        more); a row that reads them later needs start_history(outputs) first."""
+        if any(_needs_history(p) for p in self.params):
+            raise ValueError("stop_history(): rows with penalties or min_tokens read their "
+                             "history; remove them first")
+        self._rows["output"] = torch.empty((len(self), 0), dtype=torch.int64, device=self.device)
+        self._cap = 0
+        self.tracks_history = False
+        self._prepared = None
+
     def _start_history(self, outputs: List[List[int]]) -> None:
         self._rows["output"] = _padded(outputs, -1, torch.int64).to(self.device)
         self._rows["num_generated"] = torch.tensor([len(o) for o in outputs], dtype=torch.int64,
@@ -292,12 +316,10 @@ class SamplingBatch:
             r = self._rows
             edits = None
             if self.flags.any_edits:
-                ids = edit_arguments.IdRows
                 edits = edit_arguments.Edits(
-                    prompt=ids(r["prompt"]), output=ids(r["output"]), output_counts=None,
-                    bias=ids(r["bias_ids"]), bias_values=r["bias_values"],
-                    allowed=ids(r["allowed"]), banned=ids(r["banned"]), stop=ids(r["stop"]),
-                    bitmask=None, **{name: P(0, r[name]) for name in EDITS})
+                    output_counts=None, bias_values=r["bias_values"], bitmask=None,
+                    **{name: edit_arguments.IdRows(r[name]) for name in edit_arguments.ID_LISTS},
+                    **{name: P(0, r[name]) for name in EDITS})
             args = launch.batch_args(logits, [(name, P(0, r[name])) for name in FILTERS])
             # The Edits object keeps the tensors its kernel arguments point into alive.
             self._prepared = (args, edits, None if edits is None else edits.kernel_args())
@@ -356,7 +378,7 @@ class SamplingBatch:
         return {name: self._rows[name] for name in FILTERS}
 
     def _new_rows(self, rows: Sequence[SamplingParams], prompts: List[List[int]],
-                  outputs: List[List[int]]) -> Dict[str, torch.Tensor]:
+                  outputs: List[List[int]], history: bool) -> Dict[str, torch.Tensor]:
         values: Dict[str, list] = {"offset": [len(o) for o in outputs],
                                    "num_generated": [len(o) for o in outputs]}
         for p in TABLE:
@@ -366,8 +388,8 @@ class SamplingBatch:
         out = {p.name: torch.tensor(values[p.name], dtype=p.dtype) for p in TABLE}
         lists = {
             "prompt": prompts,
-            "output": outputs if self.tracks_history else [[] for _ in rows],
-            "bias_ids": [[t for t, _ in r.logit_bias or ()] for r in rows],
+            "output": outputs if history else [[] for _ in rows],
+            "bias": [[t for t, _ in r.logit_bias or ()] for r in rows],
             "allowed": [list(r.allowed_token_ids or ()) for r in rows],
             "banned": [list(r.banned_token_ids or ()) for r in rows],
             "stop": [list(() if r.ignore_eos else self._eos_of(r)) + list(r.stop_token_ids)
@@ -409,7 +431,7 @@ for _name in [p.name for p in TABLE] + ["max_tokens"]:
 
 def _empty_rows(device: torch.device) -> Dict[str, torch.Tensor]:
     rows = {p.name: torch.empty(0, dtype=p.dtype, device=device) for p in TABLE}
-    for name in _LISTS:
+    for name in edit_arguments.ID_LISTS:
         rows[name] = torch.empty((0, 0), dtype=torch.int64, device=device)
     rows["bias_values"] = torch.empty((0, 0), dtype=torch.float32, device=device)
     rows["max_tokens"] = torch.empty(0, dtype=torch.int64, device=device)
