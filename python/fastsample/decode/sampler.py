@@ -96,10 +96,12 @@ class Sampler:
                              f"{arguments.MAX_VOCAB}")
         arguments.check_generator(generator)
         self.vocab_size = int(vocab_size)
-        self.device = arguments.canonical_device(device)
+        self.device = torch.device(device)
         if self.device.type not in ("cpu", "cuda"):
             raise ValueError(f"device={str(self.device)!r}: the Sampler runs on 'cpu' or 'cuda'")
         cuda.check_sampler_device(self.device)
+        # Once the device is known to work: as tensors on it report theirs ('cuda' -> 'cuda:N').
+        self.device = arguments.canonical_device(self.device)
         self.tokenizer = tokenizer
         if eos_token_id is None and tokenizer is not None:
             eos_token_id = getattr(tokenizer, "eos_token_id", None)
