@@ -9,7 +9,7 @@ import torch
 
 from ..kernel import cuda, launch
 from ..requests import arguments
-from ..requests.sampling_batch import SamplingBatch
+from ..requests.sampling_batch import SamplingBatch, reads_history
 from ..requests.sampling_params import SamplingParams
 
 
@@ -205,13 +205,13 @@ class Sampler:
         if len(keep) != len(self._requests):
             batch.keep(keep)
             self._requests = [self._requests[i] for i in keep]
-            if batch.tracks_history and not any(_reads_history(r.params)
+            if batch.tracks_history and not any(reads_history(r.params)
                                                 for r in self._requests):
                 batch.stop_history()  # frees the history; rebuilt from the host if needed
         self._removed = set()
         if self._pending:
             pending = self._pending
-            if not batch.tracks_history and any(_reads_history(r.params) for r in pending) \
+            if not batch.tracks_history and any(reads_history(r.params) for r in pending) \
                     and self._requests:
                 # The others' outputs were not kept on the device while no request read them.
                 batch.start_history([r.output for r in self._requests])
@@ -319,9 +319,3 @@ _NOT_RUN = {
     "prompt_logprobs": "score the prompt with fastsample.prompt_logprobs(prompt_logits, "
                        "prompt_ids) on the prefill's logits",
 }
-
-
-def _reads_history(p: SamplingParams) -> bool:
-    """Whether a request's penalties or min_tokens read its output history."""
-    return (p.repetition_penalty != 1.0 or p.presence_penalty != 0.0
-            or p.frequency_penalty != 0.0 or p.min_tokens > 0)

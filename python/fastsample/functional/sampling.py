@@ -320,8 +320,6 @@ def _sample_batch(logits: Any, batch: SamplingBatch, return_valid: bool):
 def _process_batch(logits: Any, batch: SamplingBatch) -> torch.Tensor:
     logits = _batch_logits(logits, batch)
     if not launch.runs_compiled(logits):
-        kw = {k: v for k, v in batch.kwargs().items()
-              if k not in ("seed", "offset", "logprobs", "logprobs_mode")}
-        return reference.process_logits(logits, **kw)
+        return reference.process_logits(logits, **batch.kwargs(draw=False))
     args, edits = batch.kernel_args(logits)
     return launch.run_process(logits, args, edits)

@@ -51,7 +51,7 @@ class BatchFlags:
             max_logprobs=max([-1] + [p.logprobs for p in rows if p.logprobs is not None]),
             any_top_n_sigma=any(p.top_n_sigma > 0.0 for p in sampled),
             any_edits=any(_has_edits(p) for p in rows),
-            needs_history=any(_needs_history(p) for p in rows),
+            needs_history=any(reads_history(p) for p in rows),
         )
 
 
@@ -59,12 +59,13 @@ def _has_penalties(p: SamplingParams) -> bool:
     return p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0
 
 
-def _needs_history(p: SamplingParams) -> bool:
+def reads_history(p: SamplingParams) -> bool:
+    """Whether a request's penalties or min_tokens read its output history."""
     return _has_penalties(p) or p.min_tokens > 0
 
 
 def _has_edits(p: SamplingParams) -> bool:
-    return (_needs_history(p) or bool(p.logit_bias) or p.allowed_token_ids is not None
+    return (reads_history(p) or bool(p.logit_bias) or p.allowed_token_ids is not None
             or bool(p.banned_token_ids))
 
 
@@ -177,7 +178,7 @@ class SamplingBatch:
                                          if p.logprobs is not None))
         if not rows:
             return
-        start = not self.tracks_history and any(_needs_history(p) for p in rows)
+        start = not self.tracks_history and any(reads_history(p) for p in rows)
         if start:
             unknown = [i for i, b in enumerate(self._base) if b + self._steps > 0]
             if unknown:
@@ -201,11 +202,7 @@ class SamplingBatch:
     def keep(self, rows: Sequence[int]) -> None:
         """Keeps the given rows, in the given order (a remove, a reorder, or both), on the
         device. rows: distinct ints in [0, len(self))."""
-        order = [int(r) for r in rows]
-        for i, r in enumerate(rows):
-            if not arguments.is_int(r) or not 0 <= r < len(self):
-                raise ValueError(f"rows[{i}]={r!r} is not a row of this batch (0 <= row < "
-                                 f"{len(self)})")
+        order = self._row_indices(rows)
         if len(set(order)) != len(order):
             raise ValueError(f"rows {order} name a row twice: each row is one request's stream")
         if order == list(range(len(self))):
@@ -220,12 +217,15 @@ class SamplingBatch:
 
     def remove(self, rows: Sequence[int]) -> None:
         """Drops the given rows (ints in [0, len(self))); the others keep their order."""
+        gone = set(self._row_indices(rows))
+        self.keep([r for r in range(len(self)) if r not in gone])
+
+    def _row_indices(self, rows: Sequence[int]) -> List[int]:
         for i, r in enumerate(rows):
             if not arguments.is_int(r) or not 0 <= r < len(self):
                 raise ValueError(f"rows[{i}]={r!r} is not a row of this batch (0 <= row < "
                                  f"{len(self)})")
-        gone = set(int(r) for r in rows)
-        self.keep([r for r in range(len(self)) if r not in gone])
+        return [int(r) for r in rows]
 
     def update(self, params: Sequence[SamplingParams],
                generator: Optional[torch.Generator] = None) -> "SamplingBatch":
@@ -267,7 +267,7 @@ class SamplingBatch:
     def stop_history(self) -> None:
         """Stops keeping output histories and frees them (for when no row reads them any
         more); a row that reads them later needs start_history(outputs) first."""
-        if any(_needs_history(p) for p in self.params):
+        if any(reads_history(p) for p in self.params):
             raise ValueError("stop_history(): rows with penalties or min_tokens read their "
                              "history; remove them first")
         self._rows["output"] = torch.empty((len(self), 0), dtype=torch.int64, device=self.device)
@@ -334,11 +334,12 @@ class SamplingBatch:
         return launch.LogprobOutputs(self.logprobs, self.logprobs_mode == "processed",
                                      len(self), self.device)
 
-    def kwargs(self) -> Dict[str, Any]:
+    def kwargs(self, draw: bool = True) -> Dict[str, Any]:
         """The batch as fastsample.sample's keywords, one value per row (what runs on a device
-        without compiled kernels; process_logits takes all but seed, offset and logprobs)."""
+        without compiled kernels); draw=False: process_logits' (no seed, offset or logprobs)."""
         r = self._rows
-        out: Dict[str, Any] = {name: r[name] for name in FILTERS}
+        out: Dict[str, Any] = {name: r[name] for name in FILTERS
+                               if draw or name not in ("seed", "offset")}
         out.update({name: r[name] for name in EDITS if name != "num_generated"})
         out.update(prompt_token_ids=r["prompt"], logit_bias=[dict(p.logit_bias or {})
                                                              for p in self.params],
@@ -346,7 +347,7 @@ class SamplingBatch:
                    stop_token_ids=r["stop"])
         if self.tracks_history:
             out.update(output_token_ids=r["output"], num_generated=r["num_generated"])
-        if self.logprobs is not None:
+        if draw and self.logprobs is not None:
             out.update(logprobs=self.logprobs, logprobs_mode=self.logprobs_mode)
         return out
 
