@@ -35,6 +35,22 @@ def test_cuda_keep_sets_equal_cpu_keep_sets():
     assert torch.equal(gpu.cpu(), cpu)
 
 
+def test_xtc_band_equals_cpu_with_device_seeds():
+    """XTC's band (its coin from device seed/offset tensors), the draw over it and processed
+    logprobs on the whole-row path: bit for bit the CPU kernels'."""
+    logits = random_logits(64, 128256, seed=24)
+    logits[:, 7:11] = torch.tensor([20.0, 19.8, 19.6, 19.4])
+    kw = dict(xtc_threshold=0.05, xtc_probability=0.6, seed=torch.arange(64), offset=5)
+    cpu = fastsample.process_logits(logits, **kw)
+    gpu = fastsample.process_logits(logits.cuda(), **{**kw, "seed": kw["seed"].cuda()})
+    assert torch.equal(gpu.cpu(), cpu)
+    a = fastsample.sample(logits, logprobs=5, logprobs_mode="processed", **kw)
+    b = fastsample.sample(logits.cuda(), logprobs=5, logprobs_mode="processed",
+                          **{**kw, "seed": kw["seed"].cuda()})
+    for x, y in zip(a, b):
+        assert torch.equal(x, y.cpu())
+
+
 def test_device_tensor_parameters():
     logits = random_logits(6, 5000, seed=23, device="cuda")
     params = dict(temperature=torch.tensor([0.0, 0.7, 1.0, 1.3, 0.5, 0.9], device="cuda"),

@@ -213,6 +213,9 @@ def make_case(index, vocab=None, dtype=None):
         kw.update(_edits(rng, batch, vocab))
     if rng.random() < 0.3:
         kw["top_n_sigma"] = _per_row(rng, batch, [0.0, 0.5, 1.0, 2.5], torch.float32)
+    if rng.random() < 0.3:
+        kw["xtc_threshold"] = _per_row(rng, batch, [0.0, 0.02, 0.1, 0.3], torch.float32)
+        kw["xtc_probability"] = _per_row(rng, batch, [0.0, 0.5, 1.0], torch.float32)
     desc = f"case {index}: B={batch} V={vocab} {dtype} {kind} {layout} {sorted(kw)}"
     return rng, logits, kw, desc
 
@@ -238,6 +241,8 @@ def test_sample_equals_cpu_kernels(emulated, index):
 @pytest.mark.parametrize("index", range(PROCESS_CASES))
 def test_process_logits_equals_cpu_kernels(emulated, index):
     _, logits, kw, desc = make_case(10_000 + index)
+    if "xtc_probability" in kw:  # XTC's coin: seeded, so both runs toss the same one
+        kw["seed"] = list(range(1, logits.shape[0] + 1))
     run_both(emulated, lambda: fastsample.process_logits(logits, **kw), desc)
 
 

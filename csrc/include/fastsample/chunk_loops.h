@@ -26,24 +26,28 @@ FS_HOST_DEVICE FS_INLINE uint32_t chunk_max(const uint32_t* keys, int n) {
   return m;
 }
 
-// d = z_max - z for every key of the chunk (elements below lo, and -inf, get +inf: zero mass).
-FS_HOST_DEVICE FS_INLINE void chunk_distance(const uint32_t* keys, int n, uint32_t lo,
-                                             const Temperature& temp, float z_max, float* d) {
+// No upper end: the keep-set of every filter but XTC reaches the row's maximum.
+constexpr uint32_t kNoUpperKey = 0xFFFFFFFFu;
+
+// d = z_ref - z for every key of the chunk in [lo, hi] (elements outside, and -inf, get +inf:
+// zero mass). z_ref: the largest z the band holds.
+FS_HOST_DEVICE FS_INLINE void chunk_distance(const uint32_t* keys, int n, uint32_t lo, uint32_t hi,
+                                             const Temperature& temp, float z_ref, float* d) {
   const float inf = bits_float(0x7f800000u);
   const uint32_t floor = lo > kNegInfKey ? lo : kNegInfKey + 1;  // so every z read is finite
-  if (z_max > -bits_float(kFloatMaxBits)) {
+  if (z_ref > -bits_float(kFloatMaxBits)) {
     // A z that overflowed below lies at least the float spacing near FLT_MAX (2e31) under
-    // z_max, clamped or not: its mass is 0 and it lands in the histogram's tail either way, so
+    // z_ref, clamped or not: its mass is 0 and it lands in the histogram's tail either way, so
     // this loop (every row but one of ties at the lowest float) skips the clamp below.
     for (int j = 0; j < n; ++j) {
-      const float dj = z_max - temp.z_clamped_above(key_to_float(keys[j]));
-      d[j] = keys[j] >= floor ? dj : inf;
+      const float dj = z_ref - temp.z_clamped_above(key_to_float(keys[j]));
+      d[j] = keys[j] >= floor && keys[j] <= hi ? dj : inf;
     }
     return;
   }
   for (int j = 0; j < n; ++j) {
-    const float dj = z_max - temp.z_of_finite_key(keys[j]);
-    d[j] = keys[j] >= floor ? dj : inf;
+    const float dj = z_ref - temp.z_of_finite_key(keys[j]);
+    d[j] = keys[j] >= floor && keys[j] <= hi ? dj : inf;
   }
 }
 

@@ -12,6 +12,8 @@
   X(double, top_p, 1.0)           \
   X(float, min_p, 0.0f)           \
   X(float, top_n_sigma, 0.0f)     \
+  X(float, xtc_threshold, 0.1f)   \
+  X(float, xtc_probability, 0.0f) \
   X(int64_t, seed, 0)             \
   X(int64_t, offset, 0)
 

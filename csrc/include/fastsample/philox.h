@@ -30,12 +30,24 @@ FS_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 ctr, uint32_t k0, uint
   return ctr;
 }
 
-// The 64 random bits a row draws with: key = seed, counter = (offset, 0).
+// A row's Philox block for one step: key = seed, counter = (offset, 0).
+FS_HOST_DEVICE inline Philox4x32 row_philox(uint64_t seed, uint64_t offset) {
+  return philox4x32_10(Philox4x32{{uint32_t(offset), uint32_t(offset >> 32), 0u, 0u}},
+                       uint32_t(seed), uint32_t(seed >> 32));
+}
+
+// The 64 random bits a row draws with: the block's words 0 and 1.
 FS_HOST_DEVICE inline uint64_t row_random_u64(uint64_t seed, uint64_t offset) {
-  const Philox4x32 out = philox4x32_10(
-      Philox4x32{{uint32_t(offset), uint32_t(offset >> 32), 0u, 0u}}, uint32_t(seed),
-      uint32_t(seed >> 32));
+  const Philox4x32 out = row_philox(seed, offset);
   return (uint64_t(out.v[0]) << 32) | out.v[1];
+}
+
+// XTC's coin for the step, uniform in [0, 1): the top 53 bits of the block's words 2 and 3,
+// which the draw leaves unused, so the coin and the draw are independent.
+FS_HOST_DEVICE inline double row_coin(uint64_t seed, uint64_t offset) {
+  const Philox4x32 out = row_philox(seed, offset);
+  const uint64_t bits = (uint64_t(out.v[2]) << 32) | out.v[3];
+  return double(bits >> 11) * 0x1p-53;
 }
 
 // floor(r * n / 2^64): a uniform integer in [0, n) from 64 random bits.

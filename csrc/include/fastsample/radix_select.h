@@ -92,6 +92,14 @@ struct CountWeight {
   FS_HOST_DEVICE FS_INLINE uint64_t operator()(uint32_t) const { return 1; }
 };
 
+// Counts the keys up to max_key only: selection within a band of keys.
+struct CountAtMost {
+  uint32_t max_key;
+  FS_HOST_DEVICE FS_INLINE uint64_t operator()(uint32_t key) const {
+    return key <= max_key ? 1 : 0;
+  }
+};
+
 
 FS_CODE_END
 }  // namespace fastsample

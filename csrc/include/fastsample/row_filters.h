@@ -1,11 +1,13 @@
-// Stages 4-5 for one row: greedy, temperature, top-k, top-n-sigma, top-p and min-p as one lower
-// bound on keys.
+// Stages 4-5 for one row: greedy, temperature, top-k, top-n-sigma, top-p, min-p and XTC as one
+// band of keys.
 //
-// Every filter's keep-set has the form {z >= c}; z is monotone in x, so each becomes {key >= c'}
-// on the sanitized logits' keys and the intersection is the largest of those bounds.
+// Every filter's keep-set is an interval of z: top-k, top-n-sigma, top-p and min-p a lower bound
+// {z >= c}, XTC an upper one. z is monotone in x, so each becomes an interval of the sanitized
+// logits' keys and the keep-set is their intersection, [lo_key, hi_key].
 #pragma once
 #include <cmath>
 #include "fastsample/chunk_loops.h"
+#include "fastsample/philox.h"
 #include "fastsample/radix_select.h"
 #include "fastsample/row_params.h"
 #include "fastsample/views.h"
@@ -18,13 +20,14 @@ struct RowKeep {
   bool greedy;         // T == 0: the keep-set is {argmax} alone
   int64_t argmax;      // lowest token among the maxima
   uint32_t max_key;
-  uint32_t lo_key;     // keep-set = {key >= lo_key}
+  uint32_t lo_key;     // keep-set = {lo_key <= key <= hi_key}
+  uint32_t hi_key;     // max_key unless XTC removed the top of the row
   // Mass of every finite key relative to max_key at the row's temperature, when top-p summed it
   // on the way (no top-k bound below it); 0 otherwise.
   uint64_t row_mass;
 };
 
-// Mass of a key relative to the row maximum, as fixed point.
+// Mass of a key relative to z_max (the row maximum, or the top of the keep-set), as fixed point.
 struct MassWeight {
   Temperature temp;
   float z_max;
@@ -124,17 +127,17 @@ FS_HOST_DEVICE FS_INLINE void for_each_chunk_reaching(Ctx& ctx, const View& view
   }
 }
 
-// This worker's share of the mass of {key >= lo} relative to the max, as fixed point; the
-// draw's first pass. gmax: the view's group maxima, or null.
+// This worker's share of the mass of {lo <= key <= hi} relative to mass.z_max, as fixed point;
+// the draw's first pass. gmax: the view's group maxima, or null.
 template <class Ctx, class View>
-FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t lo,
+FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t lo, uint32_t hi,
                                             const MassWeight& mass,
                                             const uint32_t* gmax = nullptr) {
   uint64_t local = 0;
   for_each_chunk_reaching(ctx, view, gmax, lo, [&](const uint32_t* keys, int64_t, int n) {
     if (chunk_max(keys, n) < lo) return;
     float d[Ctx::kChunk], m[Ctx::kChunk];
-    chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
+    chunk_distance(keys, n, lo, hi, mass.temp, mass.z_max, d);
     chunk_mass(d, n, m);
     local += chunk_mass_sum(m, n);
   });
@@ -177,7 +180,7 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, d
                                       const RowScratch& scratch, uint64_t* total_out) {
   if (view.size() <= kShortList) {
     // A short list: the mass-weighted radix select straight over it (same cut, no histogram).
-    const uint64_t total = ctx.sum_u64(local_keep_set_mass(ctx, view, lo, mass));
+    const uint64_t total = ctx.sum_u64(local_keep_set_mass(ctx, view, lo, kNoUpperKey, mass));
     *total_out = total;
     return radix_select_desc<8>(ctx, view, lo, top_p_need(top_p, total), mass);
   }
@@ -191,7 +194,7 @@ FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, d
   ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
     if (skip_chunks && chunk_max(keys, n) < lo) return;
     float d[Ctx::kChunk], m[Ctx::kChunk];
-    chunk_distance(keys, n, lo, mass.temp, mass.z_max, d);
+    chunk_distance(keys, n, lo, kNoUpperKey, mass.temp, mass.z_max, d);
     chunk_mass(d, n, m);
     local_total += chunk_mass_sum(m, n);
     // Most of a typical row lies in the tail, which is never read: only the rest is added.
@@ -258,6 +261,36 @@ FS_HOST_DEVICE FS_NOINLINE double n_sigma_distance(Ctx& ctx, const View& view, f
   return double(n) * (var > 0.0 ? sqrt(var) : 0.0) / 65536.0;
 }
 
+// XTC (llama.cpp's "exclude top choices"): the upper end of the keep-set {key >= lo}. The
+// tokens whose probability over that set reaches the threshold are its top choices; when there
+// are two or more, all but the least likely of them (and the tokens tied with it on z) are
+// removed. A probability is the draw's fixed-point mass over the set's total: a token reaches
+// the threshold when its mass is >= ceil(threshold x total), and at least one unit. Returns
+// max_key when nothing is removed. Not inlined, for the reason n_sigma_distance gives.
+template <class Ctx, class View>
+FS_HOST_DEVICE FS_NOINLINE uint32_t xtc_hi_key(Ctx& ctx, const View& view, uint32_t lo,
+                                               uint32_t max_key, float threshold,
+                                               const MassWeight& mass, const uint32_t* gmax) {
+  const uint64_t total =
+      ctx.sum_u64(local_keep_set_mass(ctx, view, lo, kNoUpperKey, mass, gmax));
+  const uint64_t need = top_p_need(double(threshold), total);
+  // The smallest key reaching `need`: masses do not decrease as keys rise.
+  uint32_t below = lo, reach = max_key;
+  if (mass(reach) < need) return max_key;  // not even the maximum reaches it
+  if (mass(below) >= need) {
+    reach = below;
+  } else {
+    // Invariant: mass(below) < need <= mass(reach).
+    while (reach - below > 1) {
+      const uint32_t mid = below + (reach - below) / 2;
+      if (mass(mid) >= need) reach = mid; else below = mid;
+    }
+  }
+  if (view_count_at_least(ctx, view, reach) < 2) return max_key;
+  const uint32_t least = key_range_at_least(ctx, view, reach).min;
+  return mass.temp.max_key_with_z_at_most(mass.temp.z_of_key(least));
+}
+
 // The keep-set of one row over `view`, whose maximum is `m`. `view` holds every element of the row
 // with key >= floor_key, and when floor_key > 0 (a candidate list) at least top_k of them.
 // Returns lo_key < floor_key when a bound reached below what the view holds (the caller then
@@ -274,6 +307,7 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   keep.valid = keep.max_key > kNegInfKey;
   keep.greedy = p.temperature == 0.0f;
   keep.lo_key = keep.max_key;
+  keep.hi_key = keep.max_key;
   if (!keep.valid || keep.greedy) return keep;
 
   const Temperature temp(p.temperature);
@@ -316,8 +350,16 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
     const uint32_t topp_lo = temp.min_key_with_z_at_least(temp.z_of_key(cut));
     if (topp_lo > lo) lo = topp_lo;
   }
-  // Every bound is <= max_key, so the argmax always survives; this guards rounding regardless.
+  // Every lower bound is <= max_key, so the argmax survives them; this guards rounding
+  // regardless.
   keep.lo_key = lo > keep.max_key ? keep.max_key : lo;
+
+  // XTC, last, on what the others keep; a coin from the row's stream decides whether it acts.
+  if (p.xtc_probability > 0.0f && row_coin(uint64_t(p.seed), uint64_t(p.offset)) <
+                                      double(p.xtc_probability)) {
+    keep.hi_key = xtc_hi_key(ctx, view, keep.lo_key, keep.max_key, p.xtc_threshold,
+                             MassWeight{temp, z_max}, gmax);
+  }
   return keep;
 }
 

@@ -10,15 +10,15 @@ FS_CODE_BEGIN
 
 constexpr int kMaxTopLogprobs = 20;
 
-// The n largest keys >= min_key of a list, in (key desc, token asc) order; returns how many.
-// Serial and identical on every worker: lists here are short.
+// The n largest keys in [min_key, max_key] of a list, in (key desc, token asc) order; returns
+// how many. Serial and identical on every worker: lists here are short.
 FS_HOST_DEVICE inline int select_top_n(const ListView& list, int n, uint32_t min_key,
-                                       uint32_t* keys, int64_t* tokens) {
+                                       uint32_t max_key, uint32_t* keys, int64_t* tokens) {
   if (n <= 0) return 0;  // else keys[n - 1] below is keys[-1]
   int count = 0;
   for (int64_t i = 0; i < list.n; ++i) {
     const uint32_t k = list.keys[i];
-    if (k < min_key || (count == n && k <= keys[n - 1])) continue;
+    if (k < min_key || k > max_key || (count == n && k <= keys[n - 1])) continue;
     int at = count < n ? count++ : n - 1;
     // The list is in token order, so among equal keys the earlier token stays ahead.
     while (at > 0 && keys[at - 1] < k) {
@@ -32,38 +32,49 @@ FS_HOST_DEVICE inline int select_top_n(const ListView& list, int n, uint32_t min
   return count;
 }
 
-// Top n (<= kMaxTopLogprobs) of a row's keys >= min_key. gmax: the view's group maxima. The n-th
-// largest group maximum bounds the n-th largest key from below, so only groups reaching it are
-// listed; a list over the bin buffers' capacity (massive ties) is rebuilt from the exact n-th key.
+// Top n (<= kMaxTopLogprobs) of a row's keys in [min_key, max_key]. gmax: the view's group
+// maxima. Without an upper end (max_key = kNoUpperKey) the n-th largest group maximum bounds the
+// n-th largest key from below, so only groups reaching it are listed; within a band (XTC) the
+// groups' maxima may lie above it, and the n-th largest key of the band is selected exactly
+// instead. A list over the bin buffers' capacity (massive ties) is rebuilt from the exact n-th
+// key.
 template <class Ctx, class View>
 FS_HOST_DEVICE int row_top_n(Ctx& ctx, const View& view, int n, uint32_t min_key,
-                             const uint32_t* gmax, const RowScratch& scratch, uint32_t* keys,
-                             int64_t* tokens) {
+                             uint32_t max_key, const uint32_t* gmax, const RowScratch& scratch,
+                             uint32_t* keys, int64_t* tokens) {
   if (n <= 0) return 0;
-  auto solo = ctx.solo();
-  const KeysView groups{gmax, num_groups(view.size())};
+  const CountAtMost in_band{max_key};
   uint32_t tau = min_key;
-  if (view_count_at_least(solo, groups, min_key) >= uint64_t(n)) {
-    const uint32_t bound = radix_select_desc(solo, groups, min_key, uint64_t(n), CountWeight{}, 2);
-    tau = bound > min_key ? bound : min_key;
+  if (max_key == kNoUpperKey) {
+    auto solo = ctx.solo();
+    const KeysView groups{gmax, num_groups(view.size())};
+    if (view_count_at_least(solo, groups, min_key) >= uint64_t(n)) {
+      const uint32_t bound =
+          radix_select_desc(solo, groups, min_key, uint64_t(n), CountWeight{}, 2);
+      tau = bound > min_key ? bound : min_key;
+    }
+  } else if (view_count_at_least(ctx, view, min_key) -
+                 view_count_at_least(ctx, view, max_key + 1) >= uint64_t(n)) {
+    tau = radix_select_desc(ctx, view, min_key, uint64_t(n), in_band);
   }
-  const auto all = [](uint32_t) { return true; };
-  int64_t count = ctx.compact(view, tau, all, scratch.bin_keys, scratch.bin_tokens,
+  const auto below_top = [max_key](uint32_t k) { return k <= max_key; };
+  int64_t count = ctx.compact(view, tau, below_top, scratch.bin_keys, scratch.bin_tokens,
                               scratch.bin_cap, gmax);
   if (count > scratch.bin_cap) {
     // More than bin_cap keys tie at the top: those above the n-th key (fewer than n), then the
     // first n tokens equal to it.
-    const uint32_t kth = radix_select_desc(ctx, view, min_key, uint64_t(n), CountWeight{});
+    const uint32_t kth = radix_select_desc(ctx, view, min_key, uint64_t(n), in_band);
     int64_t above = 0;
     if (kth != 0xffffffffu) {
-      above = ctx.compact(view, kth + 1, all, scratch.bin_keys, scratch.bin_tokens, n, gmax);
+      above = ctx.compact(view, kth + 1, below_top, scratch.bin_keys, scratch.bin_tokens, n,
+                          gmax);
     }
     const int64_t ties = ctx.compact(view, kth, [kth](uint32_t k) { return k == kth; },
                                      scratch.bin_keys + above, scratch.bin_tokens + above, n, gmax);
     count = above + (ties < n ? ties : n);
   }
-  return select_top_n(ListView{scratch.bin_keys, scratch.bin_tokens, count}, n, min_key, keys,
-                      tokens);
+  return select_top_n(ListView{scratch.bin_keys, scratch.bin_tokens, count}, n, min_key, max_key,
+                      keys, tokens);
 }
 
 // log of a fixed-point mass total (>= 2^38: the max itself weighs exactly one).
@@ -124,10 +135,12 @@ FS_HOST_DEVICE void raw_logprobs(Ctx& ctx, const View& raw, int64_t token, const
   const Temperature identity(1.0f);
   const MassWeight mass{identity, key_to_float(m.key)};
   if (log_total < 0.0) {
-    log_total = log_mass(ctx.sum_u64(local_keep_set_mass(ctx, raw, kNegInfKey + 1, mass)));
+    log_total = log_mass(
+        ctx.sum_u64(local_keep_set_mass(ctx, raw, kNegInfKey + 1, kNoUpperKey, mass)));
   }
   const LogSoftmax ls{identity, double(mass.z_max), log_total};
-  const int found = row_top_n(ctx, raw, out.n, kNegInfKey + 1, gmax, scratch, keys, tokens);
+  const int found =
+      row_top_n(ctx, raw, out.n, kNegInfKey + 1, kNoUpperKey, gmax, scratch, keys, tokens);
   write_logprobs(ctx, out, ls, token, raw.key(token), keys, tokens, found);
 }
 
@@ -146,9 +159,11 @@ FS_HOST_DEVICE double raw_log_mass_from_lists(Ctx& ctx, const uint32_t* keys,
   const MassWeight unedited{identity, key_to_float(raw_max)};
   // Both sums a chunk at a time (they vectorize).
   const uint64_t out =
-      ctx.sum_u64(local_keep_set_mass(ctx, KeysView{keys, n}, kNegInfKey + 1, edited));
+      ctx.sum_u64(local_keep_set_mass(ctx, KeysView{keys, n}, kNegInfKey + 1, kNoUpperKey,
+                                      edited));
   const uint64_t in =
-      ctx.sum_u64(local_keep_set_mass(ctx, KeysView{raw_keys, n}, kNegInfKey + 1, unedited));
+      ctx.sum_u64(local_keep_set_mass(ctx, KeysView{raw_keys, n}, kNegInfKey + 1, kNoUpperKey,
+                                      unedited));
   if (row_max == raw_max) return log_mass(row_mass - out + in);  // what a pass over raw sums
   const double scale = exp(double(key_to_float(row_max)) - double(key_to_float(raw_max)));
   return log(double(row_mass - out) * scale + double(in)) -

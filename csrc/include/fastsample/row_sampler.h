@@ -15,7 +15,8 @@ struct RowSample {
 
 struct RowDraw {
   int64_t token;
-  uint64_t total;  // fixed-point mass of the keep-set (max = 2^38): the processed normalizer
+  // Fixed-point mass of the keep-set (its top, hi_key, weighs 2^38): the processed normalizer.
+  uint64_t total;
 };
 
 // Inverse CDF over the keep-set in token order, with integer masses: the token depends only on
@@ -26,8 +27,8 @@ template <class Ctx, class View>
 FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowKeep& keep,
                                           const RowParams& p, const uint32_t* gmax = nullptr) {
   const Temperature temp(p.temperature);
-  const MassWeight mass{temp, temp.z_of_key(keep.max_key)};
-  const uint64_t local = local_keep_set_mass(ctx, view, keep.lo_key, mass, gmax);
+  const MassWeight mass{temp, temp.z_of_key(keep.hi_key)};
+  const uint64_t local = local_keep_set_mass(ctx, view, keep.lo_key, keep.hi_key, mass, gmax);
   uint64_t total = 0;
   const uint64_t before = ctx.exclusive_scan_u64(local, &total);
   const uint64_t target = scale_u64(row_random_u64(uint64_t(p.seed), uint64_t(p.offset)), total);
@@ -38,7 +39,7 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
                             [&](const uint32_t* keys, int64_t first, int n) {
       if (found != INT64_MAX || chunk_max(keys, n) < keep.lo_key) return;
       float d[Ctx::kChunk], m[Ctx::kChunk];
-      chunk_distance(keys, n, keep.lo_key, temp, mass.z_max, d);
+      chunk_distance(keys, n, keep.lo_key, keep.hi_key, temp, mass.z_max, d);
       chunk_mass(d, n, m);
       const uint64_t sum = chunk_mass_sum(m, n);
       if (cum + sum <= target) {
@@ -146,7 +147,7 @@ FS_HOST_DEVICE void processed_logprobs(Ctx& ctx, const View& row, const RowParam
     return;
   }
   const Temperature temp(keep.greedy ? 1.0f : p.temperature);
-  const double z_max = temp.z_of_key(keep.max_key);
+  const double z_max = temp.z_of_key(keep.hi_key);
   if (keep.greedy) {
     // The keep-set is {argmax}: logprob 0 for it, -inf for every other token.
     keys[0] = keep.max_key;
@@ -155,9 +156,11 @@ FS_HOST_DEVICE void processed_logprobs(Ctx& ctx, const View& row, const RowParam
                    tokens, out.n > 0 ? 1 : 0);
     return;
   }
-  const int found = on_list ? select_top_n(list, out.n, keep.lo_key, keys, tokens)
-                            : row_top_n(ctx, row, out.n, keep.lo_key, scratch.group_max, scratch,
-                                        keys, tokens);
+  const uint32_t top = keep.hi_key < keep.max_key ? keep.hi_key : kNoUpperKey;
+  const int found =
+      on_list ? select_top_n(list, out.n, keep.lo_key, keep.hi_key, keys, tokens)
+              : row_top_n(ctx, row, out.n, keep.lo_key, top, scratch.group_max, scratch, keys,
+                          tokens);
   write_logprobs(ctx, out, LogSoftmax{temp, z_max, log_mass(draw.total)}, draw.token,
                  row.key(draw.token), keys, tokens, found);
 }
@@ -261,7 +264,8 @@ FS_HOST_DEVICE bool process_view(Ctx& ctx, const View& row, const RowParams& p,
   ctx.for_each_chunk(row, [&](const uint32_t* keys, int64_t first, int n) {
     for (int j = 0; j < n; ++j) {
       // A valid row's lo_key is above -inf.
-      out[first + j] = keys[j] >= keep.lo_key ? temp.z_of_finite_key(keys[j]) : neg_inf;
+      const bool kept = keys[j] >= keep.lo_key && keys[j] <= keep.hi_key;
+      out[first + j] = kept ? temp.z_of_finite_key(keys[j]) : neg_inf;
     }
   });
   return true;

@@ -50,6 +50,12 @@ struct Temperature {
     }
     return hi;
   }
+  // Largest key whose z is <= zt, zt the z of a finite key: the upper end of the keys tied with
+  // it on z (rounding can give several x the same z).
+  FS_HOST_DEVICE uint32_t max_key_with_z_at_most(float zt) const {
+    if (!(z_of_key(kFloatMaxKey) > zt)) return kFloatMaxKey;
+    return min_key_with_z_at_least(key_to_float(float_to_key(zt) + 1)) - 1;
+  }
 };
 
 FS_CODE_END

@@ -1,6 +1,6 @@
 """OpenAI-style chat/completions bodies: OpenAI, NVIDIA NIM (with its `nvext` extension),
 vLLM's OpenAI-compatible server (with its extra sampling fields) and llama.cpp's server
-(`top_n_sigma`)."""
+(`top_n_sigma`, `xtc_threshold`, `xtc_probability`)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -16,7 +16,7 @@ SAMPLING_FIELDS = {
     "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
     "presence_penalty", "frequency_penalty", "repetition_penalty", "seed", "stop",
     "stop_token_ids", "ignore_eos", "min_tokens", "logprobs", "top_logprobs", "prompt_logprobs",
-    "logit_bias", "allowed_token_ids", "top_n_sigma",
+    "logit_bias", "allowed_token_ids", "top_n_sigma", "xtc_threshold", "xtc_probability",
 }
 STRUCTURED_FIELDS = {
     "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
@@ -145,6 +145,8 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
         top_k=body.get("top_k"),
         min_p=body.get("min_p"),
         top_n_sigma=body.get("top_n_sigma"),
+        xtc_threshold=body.get("xtc_threshold"),
+        xtc_probability=body.get("xtc_probability"),
         repetition_penalty=body.get("repetition_penalty"),
         **penalties,
         logit_bias=logit_bias,

@@ -11,7 +11,7 @@ from .. import _C, reference
 from ..kernel import custom_ops, launch
 from ..requests import arguments, edit_arguments
 from ..kernel.sample_output import SampleOutput
-from ..kernel.param_table import BY_NAME
+from ..kernel.param_table import BY_NAME, FILTERS
 from ..requests.sampling_batch import SamplingBatch
 from ..requests.sampling_params import LOGPROBS, LOGPROBS_MODES
 
@@ -22,17 +22,36 @@ _ZERO = 0.0
 _ZERO_INT = 0
 _VANISHES = 2.0**-150  # a float32 reads this or less as 0 (arguments.Range.vanishes)
 _SIGMA_HIGH = BY_NAME["top_n_sigma"].range.high
+_XTC_THRESHOLD = 0.1  # llama.cpp's default; its own object, like the others above
+# Stages 4-5 keywords, in the table's order (seed and offset are the draw's).
+_STAGE_5 = tuple(name for name in FILTERS if name not in ("seed", "offset"))
 
 
-def _filter_params(logits: torch.Tensor, temperature: Any, top_k: Any, top_p: Any,
-                   min_p: Any, top_n_sigma: Any) -> List[Tuple[str, arguments.Param]]:
-    """Stages 4-5 parameters, validated, as (kernel name, Param) pairs."""
+def _filter_params(logits: torch.Tensor, given: Dict[str, Any]
+                   ) -> List[Tuple[str, arguments.Param]]:
+    """Stages 4-5 parameters of a call's keywords (`given`), validated, as (kernel name, Param)
+    pairs."""
     batch = logits.shape[0]
     dev = logits.device
-    return [(name, arguments.param(name, value, batch, BY_NAME[name].range, dev))
-            for name, value in (("temperature", temperature), ("top_k", top_k),
-                                ("top_p", top_p), ("min_p", min_p),
-                                ("top_n_sigma", top_n_sigma))]
+    return [(name, arguments.param(name, given[name], batch, BY_NAME[name].range, dev))
+            for name in _STAGE_5]
+
+
+def _stage_5(given: Dict[str, Any]) -> Dict[str, Any]:
+    """The stage 4-5 keywords of a call's locals() (a function, not a comprehension in the
+    caller: that would make the caller's locals cells, which torch.compile cannot trace)."""
+    return {name: given[name] for name in _STAGE_5}
+
+
+def _uses_xtc(xtc_probability: Any) -> bool:
+    """Whether some row may draw XTC's coin (then unseeded rows need seeds)."""
+    return not (xtc_probability is _ZERO or edit_arguments.is_default(xtc_probability, 0.0))
+
+
+def _compiled_refusal(call: str, supported: str) -> ValueError:
+    return ValueError(f"inside torch.compile, fastsample.{call} supports {supported}; call it "
+                      f"outside the compiled region for top_n_sigma, XTC, penalties, masks, "
+                      f"logprobs or return_valid")
 
 
 def sample(
@@ -43,6 +62,8 @@ def sample(
     top_p: Any = 1.0,
     min_p: Any = 0.0,
     top_n_sigma: Any = _ZERO,
+    xtc_threshold: Any = _XTC_THRESHOLD,
+    xtc_probability: Any = _ZERO,
     seed: Any = None,
     offset: Any = None,
     generator: Optional[torch.Generator] = None,
@@ -77,7 +98,12 @@ def sample(
         min_p: in [0, 1], default 0.0 (off).
         top_n_sigma: >= 0, default 0.0 (off): keep z >= max(z) - n * std(z), std over the
             row's finite logits after stages 0-3 (llama.cpp's top_n_sigma).
-            Each of the five is a scalar for the batch or one value per row (list, tuple, numpy
+        xtc_threshold: in [0, 1], default 0.1; xtc_probability: in [0, 1], default 0.0 (off):
+            llama.cpp's XTC, last of the filters: with that probability per step (a coin from
+            the row's seed and offset), when two or more tokens have a probability >=
+            xtc_threshold over what the other filters keep, all but the least likely of them
+            are removed.
+            Each of the seven is a scalar for the batch or one value per row (list, tuple, numpy
             array or tensor of length B).
         seed: int in [0, 2**63-1] makes a row reproducible; None or -1 (default None) draws one
             from `generator`. An int, or one value per row.
@@ -137,26 +163,24 @@ def sample(
              and (min_tokens is _ZERO_INT or edit_arguments.is_default(min_tokens, 0)))
     if torch.compiler.is_compiling():
         # Traced by torch.compile: the custom op keeps the step in one graph.
-        if (not plain or generator is not None or return_valid
+        if (not plain or generator is not None or return_valid or _uses_xtc(xtc_probability)
                 or not (top_n_sigma is _ZERO or edit_arguments.is_default(top_n_sigma, 0.0))):
-            raise ValueError("inside torch.compile, fastsample.sample supports temperature, "
-                             "top_k, top_p, min_p, seed and offset; call it outside the "
-                             "compiled region for top_n_sigma, penalties, masks, logprobs or "
-                             "return_valid")
+            raise _compiled_refusal("sample", "temperature, top_k, top_p, min_p, seed and "
+                                              "offset")
         return custom_ops.compiled_sample(logits, temperature, top_k, top_p, min_p, seed, offset)
-    if plain:
+    if plain and xtc_probability is _ZERO and xtc_threshold is _XTC_THRESHOLD:
         out = _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, offset,
                            generator, return_valid)
         if out is not None:
             return out
     logits = arguments.as_logits(logits)
     if not launch.runs_compiled(logits):
-        return reference.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p,
-                                min_p=min_p, top_n_sigma=top_n_sigma, seed=seed, offset=offset,
-                                generator=generator, return_valid=return_valid, logprobs=logprobs,
-                                logprobs_mode=logprobs_mode, **edit_arguments.select(locals()))
+        return reference.sample(logits, seed=seed, offset=offset, generator=generator,
+                                return_valid=return_valid, logprobs=logprobs,
+                                logprobs_mode=logprobs_mode,
+                                **_stage_5(locals()), **edit_arguments.select(locals()))
     batch, vocab = logits.shape
-    params = _filter_params(logits, temperature, top_k, top_p, min_p, top_n_sigma)
+    params = _filter_params(logits, locals())
     edits = None if plain else edit_arguments.build(batch, vocab, logits.device,
                                             **edit_arguments.select(locals()))
     lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
@@ -233,6 +257,11 @@ def process_logits(
     top_p: Any = 1.0,
     min_p: Any = 0.0,
     top_n_sigma: Any = 0.0,
+    xtc_threshold: Any = 0.1,
+    xtc_probability: Any = 0.0,
+    seed: Any = None,
+    offset: Any = None,
+    generator: Optional[torch.Generator] = None,
     repetition_penalty: Any = 1.0,
     presence_penalty: Any = 0.0,
     frequency_penalty: Any = 0.0,
@@ -252,7 +281,9 @@ def process_logits(
 ) -> torch.Tensor:
     """The sample() chain without the draw: what a transformers logits processor returns.
 
-    Same parameters as `sample` (stages 1-3 included; `batch` instead of the keywords).
+    Same parameters as `sample` (stages 1-3 included; `batch` instead of the keywords); seed,
+    offset and generator key XTC's coin only, and unseeded rows draw seeds from `generator`
+    only when some row's xtc_probability is above 0.
     Returns a new float32 tensor [B, V] on the logits' device:
     z = logits / temperature on the keep-set, -inf elsewhere. Greedy rows (temperature 0) keep
     only their argmax, unscaled; rows whose logits are all -inf/NaN come back all -inf.
@@ -264,18 +295,21 @@ def process_logits(
         return _process_batch(logits, batch)
     if torch.compiler.is_compiling():
         if (not edit_arguments.all_off(edit_arguments.select(given))
-                or not edit_arguments.is_default(top_n_sigma, 0.0)):
-            raise ValueError("inside torch.compile, fastsample.process_logits supports "
-                             "temperature, top_k, top_p and min_p; apply top_n_sigma, "
-                             "penalties and masks outside the compiled region")
+                or not edit_arguments.is_default(top_n_sigma, 0.0) or _uses_xtc(xtc_probability)
+                or seed is not None or offset is not None or generator is not None):
+            raise _compiled_refusal("process_logits", "temperature, top_k, top_p and min_p")
         return custom_ops.compiled_process(logits, temperature, top_k, top_p, min_p)
     logits = arguments.as_logits(logits)
     if not launch.runs_compiled(logits):
-        return reference.process_logits(logits, temperature=temperature, top_k=top_k,
-                                        top_p=top_p, min_p=min_p, top_n_sigma=top_n_sigma,
-                                        **edit_arguments.select(given))
+        return reference.process_logits(logits, seed=seed, offset=offset, generator=generator,
+                                        **_stage_5(given), **edit_arguments.select(given))
     rows, vocab = logits.shape
-    params = _filter_params(logits, temperature, top_k, top_p, min_p, top_n_sigma)
+    params = _filter_params(logits, given)
+    if _uses_xtc(xtc_probability):
+        s = arguments.seeds(seed, offset, generator, rows, logits.device)
+        params += [("seed", s.seed), ("offset", s.offset)]
+    else:
+        arguments.check_seeds(seed, offset, generator, rows)
     edits = edit_arguments.build(rows, vocab, logits.device, **edit_arguments.select(given))
     return launch.run_process(logits, launch.batch_args(logits, params),
                                None if edits is None else edits.kernel_args())

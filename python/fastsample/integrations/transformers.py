@@ -31,10 +31,13 @@ from ..adapters import from_hf
 
 class FastLogitsProcessor(LogitsProcessor):
     """A transformers LogitsProcessor running repetition penalty (over input_ids), temperature,
-    top-k, top-p and min-p as one fused fastsample call.
+    top-k, top-p, min-p, top-n-sigma and XTC as one fused fastsample call.
 
     Args (SamplingParams ranges; defaults are "off"): temperature 1.0 (> 0 here: transformers
     samples after processors), top_k 0, top_p 1.0, min_p 0.0, top_n_sigma 0.0,
+    xtc_threshold 0.1 and xtc_probability 0.0 (XTC's coin: from `seed` at offset = the
+    sequence length, so a seeded processor repeats across runs; seed None draws each step's
+    seeds from torch's default generator, which torch.manual_seed makes reproducible),
     repetition_penalty 1.0,
     presence_penalty / frequency_penalty 0.0 (over input_ids, i.e. prompt and output alike,
     since a processor cannot tell them apart), logit_bias, banned_token_ids, allowed_token_ids.
@@ -45,9 +48,13 @@ class FastLogitsProcessor(LogitsProcessor):
                  min_p: float = 0.0, repetition_penalty: float = 1.0,
                  presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
                  logit_bias: Optional[Dict[int, float]] = None, banned_token_ids: Any = None,
-                 top_n_sigma: float = 0.0, allowed_token_ids: Any = None):
+                 top_n_sigma: float = 0.0, allowed_token_ids: Any = None,
+                 xtc_threshold: float = 0.1, xtc_probability: float = 0.0,
+                 seed: Optional[int] = None):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                                      min_p=min_p, top_n_sigma=top_n_sigma,
+                                     xtc_threshold=xtc_threshold,
+                                     xtc_probability=xtc_probability, seed=seed,
                                      repetition_penalty=repetition_penalty,
                                      presence_penalty=presence_penalty,
                                      frequency_penalty=frequency_penalty, logit_bias=logit_bias,
@@ -70,7 +77,9 @@ class FastLogitsProcessor(LogitsProcessor):
         return cls(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
                    top_n_sigma=p.top_n_sigma, repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
                    frequency_penalty=p.frequency_penalty, logit_bias=p.logit_bias,
-                   banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids)
+                   banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids,
+                   xtc_threshold=p.xtc_threshold, xtc_probability=p.xtc_probability,
+                   seed=p.seed)
 
     @staticmethod
     def generate_kwargs() -> Dict[str, Any]:
@@ -84,7 +93,9 @@ class FastLogitsProcessor(LogitsProcessor):
         history = p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0
         return process_logits(
             scores, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
-            top_n_sigma=p.top_n_sigma, repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
+            top_n_sigma=p.top_n_sigma, xtc_threshold=p.xtc_threshold,
+            xtc_probability=p.xtc_probability, seed=p.seed, offset=input_ids.shape[1],
+            repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
             frequency_penalty=p.frequency_penalty,
             prompt_token_ids=input_ids if p.repetition_penalty != 1.0 else None,
             output_token_ids=input_ids if history and p.repetition_penalty == 1.0 else None,

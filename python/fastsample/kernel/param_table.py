@@ -51,6 +51,8 @@ TOP_K = Range("an integer: -1 or 0 (off) or 1 .. 2**63-1", 1, MAX_INT64, integer
 TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True, dtype=torch.float64)
 MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 TOP_N_SIGMA = Range("a finite number >= 0 (0 = off)", 0.0, 3.4e38)
+XTC_THRESHOLD = Range("a number in [0, 1] (above 0.5 no two tokens reach it)", 0.0, 1.0)
+XTC_PROBABILITY = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 SEED = Range("0 <= seed <= 2**63-1, or -1 for random", 0, MAX_INT64, integer=True, extra=(-1,))
 OFFSET = Range("0 <= offset <= 2**63-1", 0, MAX_INT64, integer=True)
 REPETITION_PENALTY = Range("a finite number > 0 (1 = off)", 0.0, 3.4e38, low_open=True)
@@ -88,6 +90,11 @@ TABLE: Tuple[RowParameter, ...] = (
                  "keep the tokens with probability >= min_p x the top one; 0 = off"),
     RowParameter("top_n_sigma", "filter", "float", 0.0, TOP_N_SIGMA, "5",
                  "keep z >= max(z) - n x std(z) over the finite logits (llama.cpp); 0 = off"),
+    RowParameter("xtc_threshold", "filter", "float", 0.1, XTC_THRESHOLD, "5",
+                 "XTC: the probability that makes a token a top choice (llama.cpp's default)"),
+    RowParameter("xtc_probability", "filter", "float", 0.0, XTC_PROBABILITY, "5",
+                 "XTC: the chance per step of removing every top choice but the least likely "
+                 "(when two or more); 0 = off"),
     RowParameter("seed", "filter", "int64_t", 0, SEED, "6",
                  "the row's Philox key (-1 / None at the API: drawn from a generator)"),
     RowParameter("offset", "filter", "int64_t", 0, OFFSET, "6",

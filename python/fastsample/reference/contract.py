@@ -13,7 +13,7 @@ import torch
 
 from ..requests import arguments
 from . import philox
-from ..kernel.param_table import TOP_N_SIGMA
+from ..kernel.param_table import BY_NAME, TOP_N_SIGMA
 from ..kernel.sample_output import SampleOutput, invalid_rows_message
 
 FLT_MAX = torch.finfo(torch.float32).max
@@ -119,11 +119,33 @@ def _n_sigma_keep(x: torch.Tensor, z: torch.Tensor, finite: torch.Tensor, sigma:
     return keep
 
 
+def _xtc_keep(keep: torch.Tensor, z: torch.Tensor, threshold: torch.Tensor,
+              probability: torch.Tensor, coin: Optional[torch.Tensor]) -> torch.Tensor:
+    """XTC's cut of the keep-set (row_filters.h, xtc_hi_key), on rows whose coin (uniform in
+    [0, 1), float64 [B]) falls below xtc_probability: the top choices are the kept tokens whose
+    probability over the keep-set is >= the threshold and which have mass (z less than 87 below
+    the maximum in float32, where the kernels' exp flushes to 0); with two or more, the kept
+    tokens above the least likely of them on z are removed."""
+    if coin is None or not bool((probability > 0).any()):
+        return keep
+    acts = (probability.double() > 0) & (coin.to(z.device) < probability.double())
+    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    q = torch.softmax(zk, dim=1)
+    z_max = torch.where(keep, z, torch.full_like(z, -math.inf)).max(dim=1).values
+    top = keep & (q >= threshold.double()[:, None]) & ((z_max[:, None] - z) < 87.0)
+    z_least = torch.where(top, z, torch.full_like(z, math.inf)).min(dim=1).values
+    cut = acts & (top.sum(dim=1) >= 2)
+    return keep & ~(cut[:, None] & (z > z_least[:, None]))
+
+
 def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-             min_p: Any = 0.0, edits: Any = None, top_n_sigma: Any = 0.0):
+             min_p: Any = 0.0, edits: Any = None, top_n_sigma: Any = 0.0,
+             xtc_threshold: Any = 0.1, xtc_probability: Any = 0.0,
+             xtc_coin: Optional[torch.Tensor] = None):
     """Stages 0-5. Returns (x, z, keep, valid, greedy) for logits [B, V]: x the logits after
     stages 0-3 (edits: edit_arguments.Edits or None), z = x / T, keep the bool keep-set [B, V], valid
-    [B], greedy [B]."""
+    [B], greedy [B]. xtc_coin: each row's coin (float64 [B], philox.row_coin), needed when a
+    row's xtc_probability is above 0."""
     logits = arguments.as_logits(logits)
     batch, vocab = logits.shape
     dev = logits.device
@@ -133,6 +155,12 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     m = _rows(arguments.param("min_p", min_p, batch, arguments.MIN_P, dev), batch, dev, torch.float64)
     sigma = _rows(arguments.param("top_n_sigma", top_n_sigma, batch, TOP_N_SIGMA, dev), batch, dev,
                   torch.float32)
+    xtc_t, xtc_p = (_rows(arguments.param(name, value, batch, BY_NAME[name].range, dev), batch,
+                          dev, torch.float32)
+                    for name, value in (("xtc_threshold", xtc_threshold),
+                                        ("xtc_probability", xtc_probability)))
+    if xtc_coin is None and bool((xtc_p > 0).any()):
+        raise ValueError("keep_set: rows with xtc_probability > 0 need xtc_coin")
 
     x = sanitize(logits)
     if edits is not None:
@@ -176,7 +204,10 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
 
     keep = keep_k & keep_p & keep_m
     one_hot = torch.zeros_like(keep).scatter_(1, argmax[:, None], True)
-    keep = torch.where(greedy[:, None], one_hot, keep | (one_hot & finite))
+    keep |= one_hot & finite  # the lower bounds always keep the argmax
+    # XTC, last, on what the others keep: it may remove the argmax.
+    keep = _xtc_keep(keep, z, xtc_t, xtc_p, xtc_coin)
+    keep = torch.where(greedy[:, None], one_hot, keep)
     keep &= valid[:, None]
     return x, z, keep, valid, greedy
 
@@ -187,14 +218,42 @@ def edits_of(logits: torch.Tensor, edit_kwargs: dict):
     return edit_arguments.build(logits.shape[0], logits.shape[1], logits.device, **edit_kwargs)
 
 
+def _coins(logits: torch.Tensor, seed: Any, offset: Any, generator: Any,
+           xtc_probability: Any) -> Optional[torch.Tensor]:
+    """Each row's XTC coin (float64 [B]) from its resolved seed and offset, or None when no row
+    asks for XTC (then nothing is drawn: seed, offset and generator are only checked)."""
+    batch = logits.shape[0]
+    p = arguments.param("xtc_probability", xtc_probability, batch,
+                        BY_NAME["xtc_probability"].range, logits.device)
+    if not bool((_rows(p, batch, torch.device("cpu"), torch.float32) > 0).any()):
+        arguments.check_seeds(seed, offset, generator, batch)
+        return None
+    seed_rows, offset_rows = _seed_rows(logits, seed, offset, generator)
+    return torch.tensor(philox.row_coin(seed_rows, offset_rows), dtype=torch.float64)
+
+
+def _seed_rows(logits: torch.Tensor, seed: Any, offset: Any, generator: Any):
+    """Each row's (seed, offset) as uint64 numpy arrays, unseeded rows drawn from `generator`."""
+    batch = logits.shape[0]
+    s = arguments.seeds(seed, offset, generator, batch, torch.device("cpu"))
+    seed_rows = _rows(s.seed, batch, torch.device("cpu"), torch.int64)
+    offset_rows = _rows(s.offset, batch, torch.device("cpu"), torch.int64)
+    return seed_rows.numpy().astype("uint64"), offset_rows.numpy().astype("uint64")
+
+
 def process_logits(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-                   min_p: Any = 0.0, top_n_sigma: Any = 0.0, **edit_kwargs: Any) -> torch.Tensor:
+                   min_p: Any = 0.0, top_n_sigma: Any = 0.0, xtc_threshold: Any = 0.1,
+                   xtc_probability: Any = 0.0, seed: Any = None, offset: Any = None,
+                   generator: Optional[torch.Generator] = None,
+                   **edit_kwargs: Any) -> torch.Tensor:
     """Reference for fastsample.process_logits: float32 [B, V], z on the keep-set, -inf elsewhere
     (greedy rows: the logit at the argmax after stages 0-3, unscaled). edit_kwargs: the stage 1-3
-    keywords of fastsample.sample."""
+    keywords of fastsample.sample; seed, offset and generator key XTC's coin."""
     logits = arguments.as_logits(logits)
+    coins = _coins(logits, seed, offset, generator, xtc_probability)
     x, z, keep, _, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
-                                     edits_of(logits, edit_kwargs), top_n_sigma)
+                                     edits_of(logits, edit_kwargs), top_n_sigma, xtc_threshold,
+                                     xtc_probability, coins)
     kept_value = torch.where(greedy[:, None], x, z)
     return torch.where(keep, kept_value, torch.full_like(z, -math.inf))
 
@@ -235,19 +294,20 @@ def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor, n: int, processed: b
 
 
 def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-           min_p: Any = 0.0, top_n_sigma: Any = 0.0, seed: Any = None, offset: Any = None,
+           min_p: Any = 0.0, top_n_sigma: Any = 0.0, xtc_threshold: Any = 0.1,
+           xtc_probability: Any = 0.0, seed: Any = None, offset: Any = None,
            generator: Optional[torch.Generator] = None, return_valid: bool = False,
            logprobs: Optional[int] = None, logprobs_mode: str = "raw", **edit_kwargs: Any):
     """Reference for fastsample.sample: inverse CDF over the keep-set in token order, with the
     row's Philox draw u = r / 2^64 and float64 probabilities."""
     logits = arguments.as_logits(logits)
     batch = logits.shape[0]
+    seed_rows, offset_rows = _seed_rows(logits, seed, offset, generator)
+    coins = torch.tensor(philox.row_coin(seed_rows, offset_rows), dtype=torch.float64)
     _, z, keep, valid, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
-                                         edits_of(logits, edit_kwargs), top_n_sigma)
-    s = arguments.seeds(seed, offset, generator, batch, torch.device("cpu"))
-    seed_rows = _rows(s.seed, batch, torch.device("cpu"), torch.int64)
-    offset_rows = _rows(s.offset, batch, torch.device("cpu"), torch.int64)
-    randoms = philox.row_random_u64(seed_rows.numpy().astype("uint64"), offset_rows.numpy().astype("uint64"))
+                                         edits_of(logits, edit_kwargs), top_n_sigma,
+                                         xtc_threshold, xtc_probability, coins)
+    randoms = philox.row_random_u64(seed_rows, offset_rows)
 
     z64 = z.to(torch.float64)
     tokens = torch.full((batch,), -1, dtype=torch.int64)

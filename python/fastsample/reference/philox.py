@@ -28,13 +28,24 @@ def philox4x32_10(counter: np.ndarray, key: np.ndarray) -> np.ndarray:
     return np.stack(c, axis=1)
 
 
-def row_random_u64(seed: np.ndarray, offset: np.ndarray) -> list[int]:
-    """The 64 random bits each row draws with (key = seed, counter = (offset, 0)), as Python ints."""
+def _row_blocks(seed: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Each row's Philox block for one step (key = seed, counter = (offset, 0)): uint64[N, 4]."""
     seed = np.asarray(seed, dtype=np.uint64).reshape(-1)
     offset = np.asarray(offset, dtype=np.uint64).reshape(-1)
     counter = np.stack(
         [offset & _MASK32, offset >> _SHIFT32, np.zeros_like(offset), np.zeros_like(offset)], axis=1
     )
     key = np.stack([seed & _MASK32, seed >> _SHIFT32], axis=1)
-    out = philox4x32_10(counter, key)
+    return philox4x32_10(counter, key)
+
+
+def row_random_u64(seed: np.ndarray, offset: np.ndarray) -> list[int]:
+    """The 64 random bits each row draws with (the block's words 0 and 1), as Python ints."""
+    out = _row_blocks(seed, offset)
     return [(int(a) << 32) | int(b) for a, b in zip(out[:, 0], out[:, 1])]
+
+
+def row_coin(seed: np.ndarray, offset: np.ndarray) -> list[float]:
+    """XTC's coin of each row, uniform in [0, 1): the top 53 bits of words 2 and 3."""
+    out = _row_blocks(seed, offset)
+    return [float(((int(a) << 32) | int(b)) >> 11) * 2.0**-53 for a, b in zip(out[:, 2], out[:, 3])]

@@ -20,6 +20,8 @@ PARAMS: Dict[str, dict] = {
     "top-k 2000": dict(temperature=1.2, top_k=2000),
     "min-p": dict(temperature=1.5, min_p=0.1),
     "top-n-sigma": dict(temperature=1.0, top_n_sigma=1.0),
+    # probability 1: the coin always acts, so unseeded process_logits and sample keep one set.
+    "xtc": dict(temperature=1.0, top_k=100, xtc_threshold=0.05, xtc_probability=1.0),
     "greedy": dict(temperature=0.0),
 }
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}

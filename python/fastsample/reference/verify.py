@@ -23,6 +23,8 @@ def _row_value(v: Any, row: int) -> Any:
 
 
 FILTERS = ("temperature", "top_k", "top_p", "min_p", "top_n_sigma")
+# Keywords that are neither lower-bound filters nor stage 1-3 edits.
+OTHERS = ("xtc_threshold", "xtc_probability", "seed", "offset", "generator")
 
 
 def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) -> Optional[str]:
@@ -39,7 +41,8 @@ def keep_set_mismatch(logits: torch.Tensor, got: torch.Tensor, **params: Any) ->
     if not bool(diff.any()):
         return None
     filters = {k: params[k] for k in FILTERS if k in params}
-    edits = reference.edits_of(logits, {k: v for k, v in params.items() if k not in FILTERS})
+    edits = reference.edits_of(logits, {k: v for k, v in params.items()
+                                        if k not in FILTERS and k not in OTHERS})
     _, z, _, _, greedy = reference.keep_set(logits, edits=edits, **filters)
     # The top-k and top-n-sigma survivors over which top-p measures mass.
     _, _, k_keep, _, _ = reference.keep_set(logits, filters.get("temperature", 1.0),

@@ -256,6 +256,17 @@ def seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: i
     return Seeds(Param(0, as_tensor(seed_rows)), Param(0, as_tensor(resolved_offset)))
 
 
+def check_seeds(seed: Any, offset: Any, generator: Any, batch: int) -> None:
+    """Validates seed, offset and generator of a call that draws nothing with them
+    (process_logits without XTC), as `seeds` would, leaving every generator's state untouched."""
+    check_generator(generator)
+    tensors = [t for t in (seed, offset) if isinstance(t, torch.Tensor)]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    if device.type == "cuda" and capturing():
+        return  # device values are trusted during capture, as `seeds` trusts them
+    seeds(seed, offset, torch.Generator(device=device), batch, device)
+
+
 def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> torch.Tensor:
     t = _rows_tensor(name, v, batch, torch.int64)
     check_capturable(name, t, device)

@@ -31,6 +31,7 @@ class BatchFlags:
     any_masks: bool
     max_logprobs: int  # -1: no row asks for logprobs
     any_top_n_sigma: bool = False
+    any_xtc: bool = False
     any_edits: bool = False      # some row needs stages 1-3 (penalties, bias, masks, min_tokens)
     needs_history: bool = False  # some row reads its output history (penalties, min_tokens)
 
@@ -50,6 +51,7 @@ class BatchFlags:
                           for p in rows),
             max_logprobs=max([-1] + [p.logprobs for p in rows if p.logprobs is not None]),
             any_top_n_sigma=any(p.top_n_sigma > 0.0 for p in sampled),
+            any_xtc=any(p.xtc_probability > 0.0 for p in sampled),
             any_edits=any(_has_edits(p) for p in rows),
             needs_history=any(reads_history(p) for p in rows),
         )
@@ -77,6 +79,7 @@ class SamplingBatch:
     Holds, one row per request, on `device`:
       - the per-row parameters of the table (docs/parameters.md), each a [B] tensor attribute:
         temperature float32, top_k int64, top_p float64, min_p float32, top_n_sigma float32,
+        xtc_threshold float32, xtc_probability float32,
         repetition_penalty / frequency_penalty / presence_penalty float32, min_tokens int64,
         num_generated int64 (tokens generated so far, kept while the batch keeps histories);
       - the random state: seed int64 (unseeded requests get one drawn from `generator` when
@@ -336,10 +339,10 @@ class SamplingBatch:
 
     def kwargs(self, draw: bool = True) -> Dict[str, Any]:
         """The batch as fastsample.sample's keywords, one value per row (what runs on a device
-        without compiled kernels); draw=False: process_logits' (no seed, offset or logprobs)."""
+        without compiled kernels); draw=False: process_logits' (no logprobs; seed and offset
+        key XTC's coin there)."""
         r = self._rows
-        out: Dict[str, Any] = {name: r[name] for name in FILTERS
-                               if draw or name not in ("seed", "offset")}
+        out: Dict[str, Any] = {name: r[name] for name in FILTERS}
         out.update({name: r[name] for name in EDITS if name != "num_generated"})
         out.update(prompt_token_ids=r["prompt"], logit_bias=[dict(p.logit_bias or {})
                                                              for p in self.params],
@@ -352,8 +355,9 @@ class SamplingBatch:
         return out
 
     def filter_kwargs(self) -> Dict[str, torch.Tensor]:
-        """temperature, top_k, top_p, min_p, top_n_sigma, seed and offset, the per-row tensors
-        of fastsample.sample (process_logits takes the first five). Raises ValueError when a
+        """The per-row tensors of the filters and the random state (temperature, top_k, top_p,
+        min_p, top_n_sigma, xtc_threshold, xtc_probability, seed and offset), keywords of
+        fastsample.sample and process_logits. Raises ValueError when a
         row sets a field these cannot carry (penalties, logit_bias, allowed/banned ids, stop
         ids, min_tokens, logprobs: they need the row's history or outputs), naming the rows:
         `sample(logits, batch=...)` or a fastsample.Sampler runs such requests."""

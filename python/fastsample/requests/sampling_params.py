@@ -13,7 +13,8 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import arguments
-from ..kernel.param_table import MIN_TOKENS, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA  # noqa: F401
+from ..kernel.param_table import (MIN_TOKENS, PENALTY, REPETITION_PENALTY,  # noqa: F401
+                                  TOP_N_SIGMA, XTC_PROBABILITY, XTC_THRESHOLD)
 from .distributions import Distribution, Manual, Uniform, parse_distribution
 
 MAX_LOGPROBS = 20
@@ -88,6 +89,9 @@ class SamplingParams:
         top_p [1.0]: in (0, 1], 1 = off; or a distribution.
         min_p [0.0]: in [0, 1], 0 = off.
         top_n_sigma [0.0]: >= 0, 0 = off: keep z >= max(z) - n * std(z) (llama.cpp).
+        xtc_threshold [0.1], xtc_probability [0.0 = off]: in [0, 1]; llama.cpp's XTC: with that
+            probability per step, when two or more tokens reach the threshold, all but the least
+            likely of them are removed (the coin comes from the request's seed).
         repetition_penalty [1.0]: > 0 (HF/CTRL, over prompt and output); presence_penalty [0.0]
             and frequency_penalty [0.0]: finite (OpenAI, over output tokens).
         logit_bias [None]: {token id: bias}, each bias clamped to [-100, 100].
@@ -127,6 +131,8 @@ class SamplingParams:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     # Last, so that positional construction keeps its meaning.
     top_n_sigma: float = 0.0
+    xtc_threshold: float = 0.1
+    xtc_probability: float = 0.0
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -136,6 +142,7 @@ class SamplingParams:
         put("top_k", int(self.top_k))
         put("top_p", _check_value_or_distribution("top_p", self.top_p, arguments.TOP_P))
         for name, rng in (("min_p", arguments.MIN_P), ("top_n_sigma", TOP_N_SIGMA),
+                          ("xtc_threshold", XTC_THRESHOLD), ("xtc_probability", XTC_PROBABILITY),
                           ("repetition_penalty", REPETITION_PENALTY),
                           ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY)):
             arguments.check_scalar(name, getattr(self, name), rng)
