@@ -19,11 +19,20 @@ def seconds(bench: dict) -> float:
 def main(path: str) -> None:
     groups = defaultdict(dict)
     shares = defaultdict(dict)
+    step_ms = defaultdict(dict)
     for b in json.load(open(path))["benchmarks"]:
         groups[b["group"]][b["params"]["impl"]] = seconds(b)
         if "sampling_share" in b.get("extra_info", {}):
             shares[b["group"]][b["params"]["impl"]] = b["extra_info"]["sampling_share"]
+        if "step_ms" in b.get("extra_info", {}):
+            step_ms[b["group"]][b["params"]["impl"]] = b["extra_info"]["step_ms"]
     for group, s in sorted(shares.items()):
+        t = step_ms.get(group, {})
+        if "unconstrained" in s and "half-json" in t and "unconstrained" in t:
+            print(f"{group}: sampling share of a step {s['half-json']:.3f} with half the rows "
+                  f"JSON-constrained vs {s['unconstrained']:.3f} without; step "
+                  f"{t['half-json']:.2f} ms vs {t['unconstrained']:.2f} ms "
+                  f"({t['half-json'] / t['unconstrained']:.2f}x)")
         if "fastsample" in s and "hf-sampling" in s:
             print(f"{group}: sampling share of a step {s['fastsample']:.3f} (fastsample) vs "
                   f"{s['hf-sampling']:.3f} (transformers) -> {s['hf-sampling'] / s['fastsample']:.1f}x smaller")

@@ -51,6 +51,24 @@ def test_xtc_band_equals_cpu_with_device_seeds():
         assert torch.equal(x, y.cpu())
 
 
+def test_grammar_rows_on_the_gpu_equal_the_cpu():
+    """A Sampler on CUDA copies each step's grammar mask to the device (pinned, async): its
+    tokens equal a CPU Sampler's on the same logits."""
+    pytest.importorskip("xgrammar")
+    from tiny_models import bpe_tokenizer
+    tok = bpe_tokenizer()
+    params = fastsample.SamplingParams(structured_output={"guided_regex": "[a-z]{3,8}"}, seed=4,
+                                       max_tokens=20)
+    samplers = [fastsample.Sampler(320, device=d, tokenizer=tok) for d in ("cpu", "cuda")]
+    for s in samplers:
+        s.add("r", params)
+    g = torch.Generator().manual_seed(0)
+    while len(samplers[0]):
+        logits = torch.randn(1, 320, generator=g) * 2
+        a, b = samplers[0].step(logits), samplers[1].step(logits.cuda())
+        assert a[0].token == b[0].token and a[0].finish_reason == b[0].finish_reason
+
+
 def test_device_tensor_parameters():
     logits = random_logits(6, 5000, seed=23, device="cuda")
     params = dict(temperature=torch.tensor([0.0, 0.7, 1.0, 1.3, 0.5, 0.9], device="cuda"),

@@ -184,6 +184,7 @@ def _edits(rng, batch, vocab):
         words = (vocab + 31) // 32
         mask = torch.randint(-2**31, 2**31 - 1, (batch, words), dtype=torch.int32)
         mask[:, 0] |= 1  # token 0 stays allowed, so most rows keep a valid token
+        mask[0] = -1  # a free row beside grammar rows: its mask is dropped (row_edits.h)
         kw["token_bitmask"] = mask
     if "min_tokens" in picks:
         kw["min_tokens"] = _per_row(rng, batch, [0, 3], torch.int64)

@@ -223,14 +223,15 @@ def test_torch_compile_traces_sample_without_graph_break():
 
 def test_fields_the_decode_loop_cannot_run_are_rejected_not_ignored():
     s = Sampler(100)
-    for params, field in ((SamplingParams(structured_output={"guided_regex": "a+"}),
-                           "structured_output"),
-                          (SamplingParams(prompt_logprobs=2), "prompt_logprobs")):
-        with pytest.raises(ValueError, match=rf"request 'r': {field}=.* not run by the Sampler"):
-            s.add("r", params, [1, 2])
+    # A grammar needs the tokenizer (tests/test_structured_outputs.py runs them).
+    with pytest.raises(ValueError, match=r"request 'r': structured_output needs the model's "
+                                         r"tokenizer"):
+        s.add("r", SamplingParams(structured_output={"guided_regex": "a+"}), [1, 2])
     assert s.request_ids == []
     from fastsample.transformers import FastLogitsProcessor
-    with pytest.raises(ValueError, match="structured_output=.*cannot be run by a logits processor"):
+    with pytest.raises(ValueError, match="prompt_logprobs=.*cannot be run by a logits processor"):
+        FastLogitsProcessor.from_params(SamplingParams(prompt_logprobs=1))
+    with pytest.raises(ValueError, match="structured_output needs the model's tokenizer"):
         FastLogitsProcessor.from_params(SamplingParams(structured_output={"guided_regex": "a+"}))
 
 
@@ -242,3 +243,35 @@ def test_logits_processor_honours_allowed_token_ids():
     assert out.isfinite().nonzero()[:, 1].tolist() == [3, 7, 3, 7]
     assert torch.equal(out, fastsample.process_logits(scores, temperature=0.5,
                                                       allowed_token_ids=[3, 7]))
+
+
+def test_prompt_logprobs_come_with_the_first_step(tok):
+    """generate and the Sampler score each prompt (raw logprobs of tokens 1..L-1 under the
+    prefill's logits) on a request's first step, equal to fastsample.prompt_logprobs on the
+    model's own logits."""
+    model = llama()
+    prompts = ["w1 w2 w3 w4", "w5 w6"]
+    params = [SamplingParams(prompt_logprobs=3, seed=1, max_tokens=3),
+              SamplingParams(seed=2, max_tokens=3)]
+    out = fastsample.generate(model, prompts, params, tokenizer=tok)
+    assert out[1].prompt_logprobs is None
+    ids = tok(prompts[0])["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    want = fastsample.prompt_logprobs(logits[:-1], ids[1:], 3)
+    got = out[0].prompt_logprobs
+    assert got.logprobs.shape == (len(ids) - 1,)
+    assert torch.allclose(got.logprobs, want.logprobs, atol=1e-4)
+    assert torch.equal(got.top_ids, want.top_ids)
+    # The Sampler asks for them, and refuses a first step without them.
+    s = Sampler(logits.shape[1])
+    s.add("a", SamplingParams(prompt_logprobs=1, seed=0), ids)
+    assert s.prompt_logits_wanted == ["a"]
+    with pytest.raises(ValueError, match=r"requests \['a'\] asked for prompt_logprobs"):
+        s.step(logits[-1:])
+    with pytest.raises(ValueError, match=r"request 'a': prompt_logits must be \[4, "):
+        s.step(logits[-1:], {"a": logits[:2]})
+    first = s.step(logits[-1:], {"a": logits})[0]
+    assert torch.equal(first.prompt_logprobs.top_ids, want.top_ids[:, :1])
+    assert s.prompt_logits_wanted == []
+    assert s.step(logits[-1:])[0].prompt_logprobs is None

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fastsample
-from fastsample import _C
+from fastsample import _C, reference
 from fastsample.requests import edit_arguments
 from helpers import assert_keep_sets_match, random_logits
 
@@ -142,6 +142,32 @@ def test_masks_that_leave_one_token(device):
         for seed in range(5):
             out = fastsample.sample(logits, temperature=1.5, top_p=0.9, seed=seed, **kw)
             assert out.tolist() == [only] * 3
+
+
+@pytest.mark.parametrize("vocab", [3000, 3001, 31])
+def test_bitmask_rows_that_allow_everything_equal_no_mask(device, vocab):
+    """A batch mixing grammar rows with free ones (all bits set, also past V in the last word,
+    or only up to V) samples the free rows as without a mask, and the others as masked."""
+    logits = random_logits(4, vocab, seed=36, device=device)
+    words = (vocab + 31) // 32
+    bitmask = torch.full((4, words), -1, dtype=torch.int32, device=device)
+    if vocab % 32:
+        bitmask[2, -1] = (1 << (vocab % 32)) - 1  # bits past V clear: still every token
+    bitmask[1] = 0
+    bitmask[1, 0] = 0b1010
+    bitmask[3, words // 2] = 0xFFFF  # 16 tokens masked: restricted
+    kw = dict(temperature=1.2, top_p=0.95, seed=[1, 2, 3, 4], repetition_penalty=1.1,
+              prompt_token_ids=[[1, 2]] * 4)
+    got = fastsample.sample(logits, token_bitmask=bitmask, **kw)
+    free = fastsample.sample(logits, **kw)
+    assert got[0] == free[0] and got[2] == free[2]
+    assert int(got[1]) in (1, 3)
+    assert torch.equal(got.cpu(), reference.sample(logits.cpu(), token_bitmask=bitmask.cpu(),
+                                                   **kw))
+    processed = fastsample.process_logits(logits, token_bitmask=bitmask, temperature=1.2)
+    assert torch.equal(processed[[0, 2]], fastsample.process_logits(logits[[0, 2]],
+                                                                    temperature=1.2))
+    assert bool((processed[3, (words // 2) * 32 + 16:(words // 2 + 1) * 32] == NEG_INF).all())
 
 
 def test_all_masked_rows_are_invalid(device):

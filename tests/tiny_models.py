@@ -16,6 +16,25 @@ def tokenizer():
                                    unk_token="<unk>")
 
 
+# Text a byte-level BPE learns its merges from: JSON, numbers, words.
+BPE_CORPUS = ['{"name": "Ann", "age": 31, "ok": true, "tags": ["red", "green"]}',
+              '[1, 2.5, -3, null, false]', "the quick brown fox 0123456789 yes no maybe"] * 20
+
+
+def bpe_tokenizer(vocab_size=300):
+    """A byte-level BPE trained here on BPE_CORPUS: it spells any text (every byte is a token),
+    as LLM tokenizers do. Token 0 is <eos>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(BPE_CORPUS, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>")
+
+
 def llama(vocab=len(SPECIAL) + len(WORDS), seed=0):
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(seed)

@@ -19,8 +19,9 @@ template <bool kProcess, DType D, class Ctx>
 FS_HOST_DEVICE bool run_batch_row(Ctx& ctx, const BatchArgs& a, int64_t row,
                                   const RowScratch& scratch) {
   const RowParams p = batch_row_params(a, row);
-  const RowEdits edits = batch_row_edits(a, row);
   const RowView<D> view = batch_row_view<D>(a, row);
+  // After the row's arguments are read: the check syncs the workers.
+  const RowEdits edits = without_full_bitmask(ctx, batch_row_edits(a, row), a.vocab);
   if constexpr (kProcess) {
     return process_row(ctx, view, edits, p, scratch, a.out_logits + row * a.out_row_stride);
   } else {

@@ -46,6 +46,27 @@ FS_HOST_DEVICE inline RowEdits normalize_edits(RowEdits e, int64_t vocab) {
   return e;
 }
 
+// A grammar bitmask row that allows every token restricts nothing (an unconstrained row in a
+// batch with constrained ones): dropping it keeps such a row off the edited-row paths when it
+// has no other edit. One pass over the row's V/32 words, shared by the context's workers.
+template <class Ctx>
+FS_HOST_DEVICE RowEdits without_full_bitmask(Ctx& ctx, RowEdits e, int64_t vocab) {
+  if (e.bitmask == nullptr) return e;
+  const int64_t words = num_words(vocab);
+  int64_t w0, w1;
+  ctx.segment(words, &w0, &w1);
+  uint64_t blocked = 0;
+  for (int64_t w = w0; w < w1; ++w) {
+    // Bits past V in the last word are ignored.
+    const uint32_t used =
+        w == words - 1 && vocab % 32 != 0 ? (1u << (vocab % 32)) - 1u : 0xffffffffu;
+    blocked += (uint32_t(e.bitmask[w]) & used) != used ? 1u : 0u;
+  }
+  if (ctx.sum_u64(blocked) != 0) return e;
+  e.bitmask = nullptr;
+  return normalize_edits(e, vocab);
+}
+
 // list_patches writes this many list entries per group whatever its count (the extras are
 // overwritten by the next group's).
 constexpr int kEagerFlatten = 4;

@@ -7,6 +7,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..functional.scoring import PromptLogprobs
 from .sampler import Sampler, StepOutput
 from ..requests.sampling_params import SamplingParams
 
@@ -18,12 +19,15 @@ DEFAULT_MAX_TOKENS = 16
 class GenerationResult:
     """One prompt's generation: token_ids (generated only, a final EOS/stop id included), text
     (with a tokenizer; stop strings and a final EOS/stop token excluded), finish_reason
-    ("length" | "eos" | "stop"), and per token (logprob, top_ids, top_logprobs) when asked."""
+    ("length" | "eos" | "stop"), per token (logprob, top_ids, top_logprobs) when asked, and
+    prompt_logprobs (fastsample.PromptLogprobs over the prompt's tokens after the first, raw)
+    when asked."""
 
     token_ids: List[int] = field(default_factory=list)
     text: Optional[str] = None
     finish_reason: Optional[str] = None
     logprobs: Optional[List[Tuple[float, List[int], List[float]]]] = None
+    prompt_logprobs: Optional[PromptLogprobs] = None
 
 
 @dataclass
@@ -99,7 +103,11 @@ def decode_steps(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, sample
         past = out.past_key_values
         logits = out.logits[:, -1, :]
         picked = logits.index_select(0, torch.tensor(active, device=logits.device))
-        results = sampler.step(picked.float().contiguous())
+        # The prefill's logits over each real prompt token, for requests scoring their prompt.
+        width = out.logits.shape[1]
+        prompt_logits = {row: out.logits[row, width - int(mask[row].sum()):, :].float()
+                         for row in sampler.prompt_logits_wanted}
+        results = sampler.step(picked.float().contiguous(), prompt_logits)
         next_tokens = torch.full((rows,), pad_id, dtype=torch.int64)
         for row, res in zip(active, results):
             next_tokens[row] = res.token
@@ -156,6 +164,8 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
         r.token_ids.append(res.token)
         r.text = res.text
         r.finish_reason = res.finish_reason
+        if res.prompt_logprobs is not None:
+            r.prompt_logprobs = res.prompt_logprobs
         if r.logprobs is not None:
             r.logprobs.append((res.logprob, res.top_ids, res.top_logprobs))
     return results

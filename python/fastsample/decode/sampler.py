@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Hashable, List, Optional, Sequence
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence
 
 import torch
 
+from ..functional.scoring import PromptLogprobs, prompt_logprobs
 from ..kernel import cuda, launch
 from ..requests import arguments
 from ..requests.sampling_batch import SamplingBatch, reads_history
@@ -18,9 +19,13 @@ class StepOutput:
     """One request's result of a step.
 
     token: the sampled id. finished / finish_reason: "length" (max_tokens reached), "eos", or
-    "stop" (a stop token id or stop string); None while running. text: the decoded output so far
+    "stop" (a stop token id or stop string, or the request's grammar ended); None while
+    running. text: the decoded output so far
     with a stop string and a final EOS/stop token excluded (None without a tokenizer).
     logprob, top_ids, top_logprobs: when the request asked for logprobs (else None).
+    prompt_logprobs: on a request's first step when it asked for them (else None): the raw
+    logprob of each prompt token after the first, with its top alternatives
+    (fastsample.PromptLogprobs: logprobs [L-1], top_ids [L-1, n], top_logprobs [L-1, n]).
     """
 
     request_id: Hashable
@@ -31,6 +36,7 @@ class StepOutput:
     logprob: Optional[float] = None
     top_ids: Optional[List[int]] = None
     top_logprobs: Optional[List[float]] = None
+    prompt_logprobs: Optional[PromptLogprobs] = None
 
 
 class StepOutputs(List[StepOutput]):
@@ -55,6 +61,7 @@ class _Request:
     output: List[int] = field(default_factory=list)
     text: Optional[str] = None
     finish_reason: Optional[str] = None
+    scored: bool = False  # its prompt_logprobs were returned
 
     def __post_init__(self):
         # What each step's finish check reads, looked up once.
@@ -114,7 +121,8 @@ class Sampler:
         self._pending: List[_Request] = []
         self._removed: set = set()
         # The rows' device state: parameters, random streams, histories, masks, logprobs.
-        self._batch = SamplingBatch((), self.device, generator, eos_token_ids=self._eos)
+        self._batch = SamplingBatch((), self.device, generator, eos_token_ids=self._eos,
+                                    tokenizer=tokenizer, vocab_size=self.vocab_size)
 
     # -- membership ----------------------------------------------------------------------
     @property
@@ -160,13 +168,11 @@ class Sampler:
             if not 0 <= t < self.vocab_size:
                 raise ValueError(f"request {request_id!r}: logit_bias token {t} is out of range; "
                                  f"allowed: 0 <= id < V={self.vocab_size}")
-        for name, instead in _NOT_RUN.items():
-            if getattr(params, name) is not None:
-                raise ValueError(f"request {request_id!r}: {name}={getattr(params, name)!r} is "
-                                 f"not run by the Sampler; {instead}")
         if params.stop and self.tokenizer is None:
             raise ValueError(f"request {request_id!r}: stop strings need a tokenizer "
                              "(Sampler(..., tokenizer=...))")
+        if params.structured_output is not None:
+            self._check_grammar(request_id, params)
         seed = params.seed
         if seed is None:
             seed = int(arguments.draw_seeds(torch.empty(1, dtype=torch.int64), self._generator)[0])
@@ -179,7 +185,19 @@ class Sampler:
                              f"but the batch's requests use {modes.pop()!r}; requests in one "
                              f"batch must share logprobs_mode")
         self._pending.append(_Request(request_id, resolved, prompt, seed, tuple(eos),
-                                      text="" if self.tokenizer is not None else None))
+                                      text="" if self.tokenizer is not None else None,
+                                      scored=resolved.prompt_logprobs is None))
+
+    def _check_grammar(self, request_id: Hashable, params: SamplingParams) -> None:
+        """A structured request is checked and its grammar compiled when it is added (the
+        compiled grammar is cached for when it joins the batch)."""
+        if self.tokenizer is None:
+            raise ValueError(f"request {request_id!r}: structured_output needs the model's "
+                             f"tokenizer (Sampler(..., tokenizer=...))")
+        try:
+            self._batch.check_grammar(params)
+        except (TypeError, ValueError, ImportError) as e:
+            raise type(e)(f"request {request_id!r}: {e}") from None
 
     def remove(self, request_id: Hashable) -> None:
         """Drops a request before the next step."""
@@ -215,24 +233,32 @@ class Sampler:
                     and self._requests:
                 # The others' outputs were not kept on the device while no request read them.
                 batch.start_history([r.output for r in self._requests])
-            batch.append([r.params for r in pending], prompt_token_ids=[r.prompt for r in pending],
+            # prompt_logprobs are the Sampler's (step's prompt_logits), not the batch's.
+            batch.append([replace(r.params, prompt_logprobs=None) for r in pending],
+                         prompt_token_ids=[r.prompt for r in pending],
                          output_token_ids=[r.output for r in pending])
             self._requests += pending
             self._pending = []
 
     # -- the step --------------------------------------------------------------------------
-    def step(self, logits: torch.Tensor) -> StepOutputs:
+    def step(self, logits: torch.Tensor,
+             prompt_logits: Optional[Mapping[Hashable, torch.Tensor]] = None) -> StepOutputs:
         """Samples one token for every active request. logits: [len(self), V] (float32, float16
         or bfloat16) on `device`, row i for request_ids[i]. Returns one StepOutput per row and,
         as `.tokens`, the tokens as a LongTensor[len(self)] on `device`. Finished requests leave
         the batch after this step.
-        Raises ValueError naming the request when a row has no valid token; a step that
-        raises changes nothing."""
+        prompt_logits: {request id: [L, V] logits over its L prompt tokens (position i predicts
+        token i + 1: a prefill's logits)} for the requests that asked for prompt_logprobs, at
+        their first step; they come back as that step's StepOutput.prompt_logprobs (raw).
+        Raises ValueError naming the request when a row has no valid token or prompt logits
+        it asked for are missing; a step that raises changes nothing."""
         with self._lock:
-            return self._step(logits)
+            return self._step(logits, prompt_logits or {})
 
-    def _step(self, logits: torch.Tensor) -> StepOutputs:
+    def _step(self, logits: torch.Tensor, prompt_logits: Mapping[Hashable, torch.Tensor]
+              ) -> StepOutputs:
         self._apply_membership()
+        scores = self._score_prompts(prompt_logits)  # raises before any state changed
         batch = len(self._requests)
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape != (batch, self.vocab_size):
             raise ValueError(f"logits must have shape [{batch}, {self.vocab_size}] (one row per "
@@ -248,10 +274,62 @@ class Sampler:
         out = launch.run_sample(logits, args, edits, self._batch.logprob_outputs(),
                                 return_valid=True)
         results = self._finish(out)  # raises before any state changed
+        for req, res in zip(self._requests, results):
+            if req.id in scores:
+                res.prompt_logprobs = scores[req.id]
+                req.scored = True
         # Device-side bookkeeping, queued after the kernel: Philox offsets, and the history and
-        # counts when a request's penalties or min_tokens read them.
+        # counts when a request's penalties or min_tokens read them; grammars take the tokens.
         self._batch.advance(out.tokens)
+        self._end_grammars(results)
         return results
+
+    def _end_grammars(self, results: StepOutputs) -> None:
+        """Requests whose grammar ended with this step's token finish with "stop"."""
+        if not self._batch.flags.any_grammar:
+            return
+        for req, res, ended in zip(self._requests, results, self._batch.grammar_terminated()):
+            if ended and res.finish_reason != "stop":
+                res.finished, res.finish_reason = True, "stop"
+                req.finish_reason = "stop"
+                self._removed.add(req.id)
+
+    def _score_prompts(self, prompt_logits: Mapping[Hashable, torch.Tensor]
+                       ) -> Dict[Hashable, PromptLogprobs]:
+        """Raw prompt logprobs of the requests at their first step that asked for them."""
+        wanting = {r.id: r for r in self._requests if not r.scored}
+        extra = [k for k in prompt_logits if k not in wanting]
+        if extra:
+            raise ValueError(f"prompt_logits for {extra!r}: only requests at their first step "
+                             f"that asked for prompt_logprobs take them")
+        missing = [k for k in wanting if k not in prompt_logits]
+        if missing:
+            raise ValueError(f"requests {missing!r} asked for prompt_logprobs: pass "
+                             f"step(logits, prompt_logits={{id: [L, V] prefill logits}})")
+        out = {}
+        for rid, req in wanting.items():
+            given = prompt_logits[rid]
+            length = len(req.prompt)
+            if not isinstance(given, torch.Tensor) or given.dim() != 2 or \
+                    given.shape != (length, self.vocab_size):
+                raise ValueError(f"request {rid!r}: prompt_logits must be [{length}, "
+                                 f"{self.vocab_size}] (one row per prompt token), got "
+                                 f"{tuple(getattr(given, 'shape', ()))}")
+            n = req.params.prompt_logprobs
+            if length < 2:  # no prompt token has a prefix to be scored under
+                out[rid] = PromptLogprobs(torch.empty(0), torch.empty((0, n), dtype=torch.int64),
+                                          torch.empty((0, n)))
+            else:
+                out[rid] = prompt_logprobs(given[:-1], req.prompt[1:], n)
+        return out
+
+    @property
+    def prompt_logits_wanted(self) -> List[Hashable]:
+        """Requests whose next step needs their prompt_logits (they asked for
+        prompt_logprobs and have not had a step yet)."""
+        with self._lock:
+            return [r.id for r in self._requests + self._pending
+                    if not r.scored and r.id not in self._removed]
 
     def _finish(self, out) -> StepOutputs:
         """The host side of a step: each request's token, text and finish reason. Commits only
@@ -310,12 +388,3 @@ class Sampler:
             reason = "length"
         return reason, text
 
-
-# Fields of SamplingParams the Sampler cannot honour: a request that sets them is rejected
-# rather than run without them.
-_NOT_RUN = {
-    "structured_output": "guided decoding needs a grammar matcher per request: fill a "
-                         "token_bitmask from your own matcher and pass it to fastsample.sample",
-    "prompt_logprobs": "score the prompt with fastsample.prompt_logprobs(prompt_logits, "
-                       "prompt_ids) on the prefill's logits",
-}

@@ -25,6 +25,7 @@ except ImportError as e:  # pragma: no cover - exercised only without transforme
 from ..decode.generate import decode_steps, output_vocab_size, pad_token_id
 from ..decode.sampler import Sampler
 from ..functional.sampling import process_logits
+from ..grammar import GrammarRows, grammar_spec
 from ..requests.sampling_params import SamplingParams
 from ..adapters import from_hf
 
@@ -40,8 +41,14 @@ class FastLogitsProcessor(LogitsProcessor):
     seeds from torch's default generator, which torch.manual_seed makes reproducible),
     repetition_penalty 1.0,
     presence_penalty / frequency_penalty 0.0 (over input_ids, i.e. prompt and output alike,
-    since a processor cannot tell them apart), logit_bias, banned_token_ids, allowed_token_ids.
+    since a processor cannot tell them apart), logit_bias, banned_token_ids, allowed_token_ids,
+    structured_output None (a grammar, as SamplingParams holds it: every row of the batch
+    follows it; needs `tokenizer`, and EOS ends it: `eos_token_ids`, default the tokenizer's).
     Returns float32 scores [B, V]: scores / T on the keep-set, -inf elsewhere.
+
+    With a grammar the processor keeps one matcher per row: a call whose input_ids are longer
+    by one than the last call's advances each row by its last token; any other call (a new
+    generate) starts the rows afresh.
     """
 
     def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -50,7 +57,8 @@ class FastLogitsProcessor(LogitsProcessor):
                  logit_bias: Optional[Dict[int, float]] = None, banned_token_ids: Any = None,
                  top_n_sigma: float = 0.0, allowed_token_ids: Any = None,
                  xtc_threshold: float = 0.1, xtc_probability: float = 0.0,
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, structured_output: Any = None,
+                 tokenizer: Any = None, eos_token_ids: Any = None):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                                      min_p=min_p, top_n_sigma=top_n_sigma,
                                      xtc_threshold=xtc_threshold,
@@ -59,27 +67,44 @@ class FastLogitsProcessor(LogitsProcessor):
                                      presence_penalty=presence_penalty,
                                      frequency_penalty=frequency_penalty, logit_bias=logit_bias,
                                      banned_token_ids=banned_token_ids,
-                                     allowed_token_ids=allowed_token_ids)
+                                     allowed_token_ids=allowed_token_ids,
+                                     structured_output=structured_output,
+                                     eos_token_ids=eos_token_ids)
+        self._spec = grammar_spec(self.params.structured_output)
+        self._tokenizer = tokenizer
+        self._rows: Optional[GrammarRows] = None
+        self._length = -1  # input_ids' length at the last call
+        if self._spec is not None:
+            if tokenizer is None:
+                raise ValueError("structured_output needs the model's tokenizer: "
+                                 "FastLogitsProcessor(..., tokenizer=...)")
+            eos = self.params.eos_token_ids
+            if eos is None:
+                eos = () if tokenizer.eos_token_id is None else (tokenizer.eos_token_id,)
+            self._eos = list(eos)
+            # Compiled now, so a grammar that does not compile fails here, not mid-generate.
+            self._grammar_rows(len(tokenizer)).matchers([self._spec], [self._eos])
         if self.params.temperature == 0.0:
             raise ValueError("temperature=0 is greedy: use do_sample=False in generate instead "
                              "of a sampling processor")
 
     @classmethod
-    def from_params(cls, params: SamplingParams) -> "FastLogitsProcessor":
-        """The processor for the sampling fields of a SamplingParams (resolved first). Raises
-        ValueError for structured_output and prompt_logprobs, which a logits processor cannot
-        run."""
-        for name in ("structured_output", "prompt_logprobs"):
-            if getattr(params, name) is not None:
-                raise ValueError(f"{name}={getattr(params, name)!r} cannot be run by a logits "
-                                 f"processor; FastLogitsProcessor takes the sampling fields only")
+    def from_params(cls, params: SamplingParams, tokenizer: Any = None) -> "FastLogitsProcessor":
+        """The processor for the sampling fields of a SamplingParams (resolved first);
+        structured_output needs `tokenizer`. Raises ValueError for prompt_logprobs, which a
+        logits processor cannot run."""
+        if params.prompt_logprobs is not None:
+            raise ValueError(f"prompt_logprobs={params.prompt_logprobs!r} cannot be run by a "
+                             f"logits processor; score the prompt with "
+                             f"fastsample.prompt_logprobs")
         p = params.resolve()
         return cls(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
                    top_n_sigma=p.top_n_sigma, repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
                    frequency_penalty=p.frequency_penalty, logit_bias=p.logit_bias,
                    banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids,
                    xtc_threshold=p.xtc_threshold, xtc_probability=p.xtc_probability,
-                   seed=p.seed)
+                   seed=p.seed, structured_output=p.structured_output, tokenizer=tokenizer,
+                   eos_token_ids=p.eos_token_ids)
 
     @staticmethod
     def generate_kwargs() -> Dict[str, Any]:
@@ -102,7 +127,25 @@ class FastLogitsProcessor(LogitsProcessor):
             logit_bias=dict(p.logit_bias) if p.logit_bias else None,
             banned_token_ids=list(p.banned_token_ids) if p.banned_token_ids else None,
             allowed_token_ids=(list(p.allowed_token_ids) if p.allowed_token_ids is not None
-                               else None))
+                               else None),
+            token_bitmask=None if self._spec is None else self._grammar_mask(input_ids, scores))
+
+    def _grammar_rows(self, vocab: int) -> GrammarRows:
+        if self._rows is None or self._rows.vocab_size != vocab:
+            self._rows = GrammarRows(self._tokenizer, vocab)
+        return self._rows
+
+    def _grammar_mask(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """This step's mask: each row's matcher advanced by its last token, or fresh rows."""
+        batch, length = input_ids.shape
+        rows = self._grammar_rows(scores.shape[1])
+        if len(rows) == batch and length == self._length + 1:
+            rows.accept(input_ids[:, -1].tolist())
+        else:
+            rows.keep([])
+            rows.append(rows.matchers([self._spec] * batch, [self._eos] * batch))
+        self._length = length
+        return rows.bitmask(scores.device)
 
 
 def from_generation_config(config: Any) -> FastLogitsProcessor:
@@ -113,14 +156,20 @@ def from_generation_config(config: Any) -> FastLogitsProcessor:
 
 def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any = None,
                 stopping_criteria: Any = None, generation_config: Any = None,
-                synced_gpus: bool = False, streamer: Any = None, **model_kwargs: Any
-                ) -> torch.LongTensor:
+                synced_gpus: bool = False, streamer: Any = None, structured_output: Any = None,
+                grammar_tokenizer: Any = None, **model_kwargs: Any) -> torch.LongTensor:
     """A `custom_generate` callable: generate(**inputs, custom_generate=sample_loop) decodes
     with fastsample's Sampler. Sampling parameters, max_new_tokens, min_new_tokens and EOS come
     from the generation config (logits_processor / stopping_criteria built by transformers from
     it are not applied again). Returns sequences [B, L + new] padded with the pad id, as
-    transformers' sampling does."""
+    transformers' sampling does.
+
+    generate(..., structured_output=..., grammar_tokenizer=tok) constrains every row by that
+    grammar (SamplingParams.structured_output; transformers keeps generate's own `tokenizer`
+    argument to itself, hence the name)."""
     params = from_hf(generation_config, lenient=True)
+    if structured_output is not None:
+        params = _replace(params, structured_output=structured_output)
     if params.max_tokens is None:
         max_length = params.metadata.get("max_length") or 20
         params = _replace(params, max_tokens=max(1, int(max_length) - input_ids.shape[1]))
@@ -130,7 +179,8 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
     mask = model_kwargs.get("attention_mask")
     if mask is None:
         mask = torch.ones_like(input_ids)
-    sampler = Sampler(output_vocab_size(model), device=model.device, eos_token_id=eos)
+    sampler = Sampler(output_vocab_size(model), device=model.device, eos_token_id=eos,
+                      tokenizer=grammar_tokenizer)
     for row in range(input_ids.shape[0]):
         sampler.add(row, params, input_ids[row][mask[row] > 0].tolist())
     generated = [[] for _ in range(input_ids.shape[0])]

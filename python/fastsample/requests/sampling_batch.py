@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..kernel import launch
 from ..kernel.param_table import EDITS, FILTERS, TABLE
+from ..grammar import GrammarRows, grammar_spec
 from . import arguments, edit_arguments
 from .sampling_params import SamplingParams
 
@@ -32,6 +33,7 @@ class BatchFlags:
     max_logprobs: int  # -1: no row asks for logprobs
     any_top_n_sigma: bool = False
     any_xtc: bool = False
+    any_grammar: bool = False    # some row has a structured_output
     any_edits: bool = False      # some row needs stages 1-3 (penalties, bias, masks, min_tokens)
     needs_history: bool = False  # some row reads its output history (penalties, min_tokens)
 
@@ -52,6 +54,7 @@ class BatchFlags:
             max_logprobs=max([-1] + [p.logprobs for p in rows if p.logprobs is not None]),
             any_top_n_sigma=any(p.top_n_sigma > 0.0 for p in sampled),
             any_xtc=any(p.xtc_probability > 0.0 for p in sampled),
+            any_grammar=any(p.structured_output is not None for p in rows),
             any_edits=any(_has_edits(p) for p in rows),
             needs_history=any(reads_history(p) for p in rows),
         )
@@ -68,7 +71,7 @@ def reads_history(p: SamplingParams) -> bool:
 
 def _has_edits(p: SamplingParams) -> bool:
     return (reads_history(p) or bool(p.logit_bias) or p.allowed_token_ids is not None
-            or bool(p.banned_token_ids))
+            or bool(p.banned_token_ids) or p.structured_output is not None)
 
 
 class SamplingBatch:
@@ -94,9 +97,14 @@ class SamplingBatch:
         for the caller's finish checks.
     `params` holds each row's resolved SamplingParams (distributions drawn once, from the
     row's seed, which it carries); `source` the params as given. What ends a request
-    (max_tokens, EOS, stop ids and strings) is the decode loop's to check (fastsample.Sampler
-    does). A row that sets prompt_logprobs or structured_output is rejected: no call on a
-    batch runs them.
+    (max_tokens, EOS, stop ids and strings, a grammar that ended: `grammar_terminated()`) is
+    the decode loop's to check (fastsample.Sampler does). A row that sets prompt_logprobs is
+    rejected: no call on a batch computes it.
+
+    Rows with a `structured_output` (guided JSON, regex, choice, grammar) are constrained by a
+    grammar matcher each (fastsample.grammar, xgrammar): every call fills their next-token
+    bitmask, applied as stage 1's token_bitmask, and `advance` feeds them the step's tokens.
+    They need the batch's `tokenizer` and `vocab_size`.
 
     One call at a time: a call points the batch's kernel arguments at its logits and outputs.
     advance() checks the history's room on the host, so a step that records histories is not
@@ -119,14 +127,21 @@ class SamplingBatch:
         device: where the rows live (the logits' device).
         generator: draws the seeds of requests without one (default: torch's default).
         prompt_token_ids: one list of ids per row (or None), for the repetition penalty.
-        eos_token_ids: EOS ids for rows whose params have none (min_tokens masks them).
+        eos_token_ids: EOS ids for rows whose params have none (min_tokens masks them; a
+            grammar may end on them).
+        tokenizer, vocab_size: the model's transformers tokenizer and V of its logits, for
+            rows with a structured_output.
     """
 
     def __init__(self, params: Sequence[SamplingParams] = (), device: Any = "cpu",
                  generator: Optional[torch.Generator] = None, *,
                  prompt_token_ids: Optional[Sequence[Sequence[int]]] = None,
-                 eos_token_ids: Sequence[int] = ()):
+                 eos_token_ids: Sequence[int] = (), tokenizer: Any = None,
+                 vocab_size: Optional[int] = None):
         arguments.check_generator(generator)
+        self._tokenizer = tokenizer
+        self._vocab_size = vocab_size
+        self._grammar: Optional[GrammarRows] = None  # made when a constrained row joins
         self.device = arguments.canonical_device(device)
         self._generator = generator
         self._eos = arguments.token_ids("eos_token_ids", eos_token_ids)
@@ -158,10 +173,12 @@ class SamplingBatch:
             if not isinstance(p, SamplingParams):
                 raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got "
                                 f"{type(p).__name__}")
-            for name in ("structured_output", "prompt_logprobs"):
-                if getattr(p, name) is not None:
-                    raise ValueError(f"params[{i}].{name}={getattr(p, name)!r}: a SamplingBatch "
-                                     f"does not run it (no call on a batch computes it)")
+            if p.prompt_logprobs is not None:
+                raise ValueError(f"params[{i}].prompt_logprobs={p.prompt_logprobs!r}: a "
+                                 f"SamplingBatch does not run it (no call on a batch computes "
+                                 f"it); score the prompt with fastsample.prompt_logprobs")
+        specs = [grammar_spec(p.structured_output) for p in params]
+        matchers = self._grammar_matchers(params, specs)
         prompts = _per_row("prompt_token_ids", prompt_token_ids, len(params))
         outputs = _per_row("output_token_ids", output_token_ids, len(params))
         # One draw per unseeded row (none when every row has a seed: the generator's state, or
@@ -195,6 +212,8 @@ class SamplingBatch:
         self._cap = self._rows["output"].shape[1]
         self.source += params
         self.params += tuple(rows)
+        if self._grammar is not None:
+            self._grammar.append(matchers)
         self._base += [len(o) - self._steps for o in outputs]
         self._row_max += [max((t for ids in (prompt, output, [b for b, _ in p.logit_bias or ()],
                                              p.allowed_token_ids or (), p.banned_token_ids or (),
@@ -216,6 +235,8 @@ class SamplingBatch:
         self.params = tuple(self.params[r] for r in order)
         self._base = [self._base[r] for r in order]
         self._row_max = [self._row_max[r] for r in order]
+        if self._grammar is not None:
+            self._grammar.keep(order)
         self._refresh()
 
     def remove(self, rows: Sequence[int]) -> None:
@@ -235,7 +256,8 @@ class SamplingBatch:
         """This batch if `params` are the same requests in the same order, else a new one."""
         if len(params) == len(self.source) and all(a is b for a, b in zip(params, self.source)):
             return self
-        return SamplingBatch(params, self.device, generator, eos_token_ids=self._eos)
+        return SamplingBatch(params, self.device, generator, eos_token_ids=self._eos,
+                             tokenizer=self._tokenizer, vocab_size=self._vocab_size)
 
     # -- steps --------------------------------------------------------------------------
     def advance(self, tokens: Optional[torch.Tensor] = None) -> None:
@@ -254,8 +276,42 @@ class SamplingBatch:
             r = self._rows
             r["output"].scatter_(1, r["num_generated"][:, None], tokens[:, None])
             r["num_generated"] += 1
+        if self._grammar is not None and self._grammar.any:
+            if not isinstance(tokens, torch.Tensor) or tokens.shape != (len(self),):
+                raise ValueError(f"advance(tokens): rows follow a grammar, so this step's "
+                                 f"tokens are needed: a tensor [{len(self)}], got "
+                                 f"{_describe(tokens)}")
+            self._grammar.accept(tokens.tolist())
         self._rows["offset"] += 1
         self._steps += 1
+
+    def check_grammar(self, params: SamplingParams) -> None:
+        """Raises ValueError / TypeError (or ImportError without xgrammar) unless the request's
+        structured_output reads and compiles for this batch's tokenizer; the compiled grammar
+        is cached for when the request joins."""
+        self._grammar_matchers([params], [grammar_spec(params.structured_output)])
+
+    def grammar_terminated(self) -> List[bool]:
+        """Per row: whether its grammar has ended (its request is complete); False for rows
+        without a structured_output."""
+        if self._grammar is None:
+            return [False] * len(self)
+        return self._grammar.terminated()
+
+    def _grammar_matchers(self, params: Sequence[SamplingParams],
+                          specs: Sequence[Any]) -> List[Any]:
+        """Matchers for joining rows (compiled before anything changes)."""
+        if all(spec is None for spec in specs):
+            return [None] * len(specs)
+        if self._tokenizer is None or self._vocab_size is None:
+            i = next(i for i, spec in enumerate(specs) if spec is not None)
+            raise ValueError(f"params[{i}].structured_output needs the model's tokenizer and "
+                             f"V: SamplingBatch(..., tokenizer=..., vocab_size=...) (a Sampler "
+                             f"passes its own)")
+        if self._grammar is None:
+            self._grammar = GrammarRows(self._tokenizer, self._vocab_size)
+            self._grammar.append([None] * len(self))
+        return self._grammar.matchers(specs, [self._eos_of(p) for p in params])
 
     def start_history(self, outputs: Sequence[Sequence[int]]) -> None:
         """Starts keeping each row's output history on the device from `outputs` (one list of
@@ -328,6 +384,10 @@ class SamplingBatch:
             self._prepared = (args, edits, None if edits is None else edits.kernel_args())
         args, _, edit_args = self._prepared
         launch.set_logits(args, logits)
+        if self._grammar is not None and self._grammar.any:
+            mask = self._grammar.bitmask(self.device)  # filled for this step
+            edit_args.bitmask = mask.data_ptr()
+            edit_args.bitmask_stride = mask.stride(0)
         return args, edit_args
 
     def logprob_outputs(self) -> Optional[launch.LogprobOutputs]:
@@ -352,6 +412,8 @@ class SamplingBatch:
             out.update(output_token_ids=r["output"], num_generated=r["num_generated"])
         if draw and self.logprobs is not None:
             out.update(logprobs=self.logprobs, logprobs_mode=self.logprobs_mode)
+        if self._grammar is not None and self._grammar.any:
+            out.update(token_bitmask=self._grammar.bitmask(self.device))
         return out
 
     def filter_kwargs(self) -> Dict[str, torch.Tensor]:
@@ -372,7 +434,8 @@ class SamplingBatch:
                 ("banned_token_ids", bool(p.banned_token_ids)),
                 ("stop_token_ids", bool(p.stop_token_ids)),
                 ("min_tokens", p.min_tokens > 0),
-                ("logprobs", p.logprobs is not None)) if on]
+                ("logprobs", p.logprobs is not None),
+                ("structured_output", p.structured_output is not None)) if on]
             if fields:
                 unsupported[i] = fields
         if unsupported:
