@@ -131,6 +131,33 @@ def test_hf_unsupported_fields_are_not_silently_dropped(field, value):
     assert field in p.metadata["ignored"][0]
 
 
+@pytest.mark.parametrize("field,value", [
+    ("forced_bos_token_id", 1), ("forced_eos_token_id", 2),
+    ("exponential_decay_length_penalty", (5, 1.5)), ("top_h", 0.4),
+    ("encoder_repetition_penalty", 1.2), ("encoder_no_repeat_ngram_size", 2),
+    ("guidance_scale", 1.5), ("diversity_penalty", 0.5), ("sequence_bias", [[[3], 1.0]]),
+    ("epsilon_cutoff", 3e-4), ("eta_cutoff", 1e-3), ("watermarking_config", {"bias": 2.0}),
+    ("remove_invalid_values", True), ("token_healing", True), ("dola_layers", "high")])
+def test_hf_score_changing_fields_are_refused_not_kept_as_metadata(field, value):
+    with pytest.raises(ValueError, match=field):
+        fastsample.from_hf({"do_sample": True, field: value})
+    p = fastsample.from_hf({"do_sample": True, field: value}, lenient=True)
+    assert p.metadata["ignored"] == [f"{field}={value!r}"] and field not in p.metadata
+    # Their off values (transformers' own) are accepted.
+    off = fastsample.adapters.hf.SCORE_FIELDS_OFF[field]
+    for v in off:
+        assert fastsample.from_hf({"do_sample": True, field: v}).metadata.get("ignored") is None
+
+
+def test_hf_bad_words_never_ban_eos():
+    p = fastsample.from_hf({"bad_words_ids": [[2], [5]], "eos_token_id": [2, 3]})
+    assert p.banned_token_ids == (5,)
+    assert fastsample.from_hf({"bad_words_ids": [[2]], "eos_token_id": 2}).banned_token_ids \
+        is None
+    # renormalize_logits changes no probability: metadata.
+    assert fastsample.from_hf({"renormalize_logits": True}).metadata["renormalize_logits"]
+
+
 def test_hf_seed_and_typo():
     assert fastsample.from_hf({"seed": -1}).seed is None
     assert fastsample.from_hf({"seed": 5}).seed == 5

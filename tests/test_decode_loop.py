@@ -1,5 +1,7 @@
 """Decode loop: Sampler, generate(), the transformers integration and torch.compile, on tiny
 random-weight models (LlamaForCausalLM, GPT2LMHeadModel) with a locally built tokenizer."""
+import math
+
 import pytest
 import torch
 
@@ -203,6 +205,22 @@ def test_custom_generate_sample_loop(tok):
     assert sampled.shape[0] == 3 and sampled.shape[1] <= enc["input_ids"].shape[1] + 5
 
 
+def test_custom_generate_sample_loop_honours_min_length(tok):
+    """min_length counts the prompt (transformers' MinLengthLogitsProcessor): with EOS set to
+    the token greedy decoding picks first, transformers and the fastsample loop both go on
+    until the sequence is min_length long, token for token."""
+    from fastsample.transformers import sample_loop
+    model = llama()
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    first = int(model.generate(**enc, do_sample=False, max_new_tokens=1, pad_token_id=0)[0, -1])
+    length = enc["input_ids"].shape[1] + 4
+    kw = dict(do_sample=False, max_new_tokens=8, min_length=length, eos_token_id=first,
+              pad_token_id=0)
+    want = model.generate(**enc, **kw)
+    got = model.generate(**enc, custom_generate=sample_loop, **kw)
+    assert want.shape[1] >= length and torch.equal(got, want)
+
+
 def test_torch_compile_traces_sample_without_graph_break():
     x = torch.randn(4, 1000)
 
@@ -243,6 +261,30 @@ def test_logits_processor_honours_allowed_token_ids():
     assert out.isfinite().nonzero()[:, 1].tolist() == [3, 7, 3, 7]
     assert torch.equal(out, fastsample.process_logits(scores, temperature=0.5,
                                                       allowed_token_ids=[3, 7]))
+
+
+def test_logits_processor_honours_min_tokens_like_transformers():
+    """min_new_tokens from a GenerationConfig: EOS stays masked while fewer than min_tokens
+    tokens follow the prompt (the first call's input_ids), as transformers'
+    MinNewTokensLengthLogitsProcessor masks it; a new generate starts counting again."""
+    from transformers import GenerationConfig, MinNewTokensLengthLogitsProcessor
+    from fastsample.transformers import from_generation_config
+    proc = from_generation_config(GenerationConfig(do_sample=True, min_new_tokens=3,
+                                                   eos_token_id=2, top_k=0))
+    hf = MinNewTokensLengthLogitsProcessor(prompt_length_to_skip=4, min_new_tokens=3,
+                                           eos_token_id=2)
+    g = torch.Generator().manual_seed(0)
+    for start in (4, 4):  # two generates from a 4-token prompt
+        ids = torch.randint(3, 50, (2, start), generator=g)
+        for step in range(5):
+            scores = torch.randn(2, 50, generator=g)
+            got = proc(ids, scores)
+            want = hf(ids, scores.clone())
+            assert torch.equal(got[:, 2] == -math.inf, want[:, 2] == -math.inf), step
+            assert bool((got[:, 2] == -math.inf).all()) == (step < 3)
+            ids = torch.cat([ids, torch.randint(3, 50, (2, 1), generator=g)], dim=1)
+    with pytest.raises(ValueError, match="min_tokens=3 masks EOS, but no EOS id is known"):
+        from_generation_config(GenerationConfig(do_sample=True, min_new_tokens=3))
 
 
 def test_prompt_logprobs_come_with_the_first_step(tok):

@@ -18,20 +18,32 @@ HF_DEFAULTS = {
     "max_new_tokens": None, "max_length": 20, "min_new_tokens": None, "eos_token_id": None,
 }
 SAMPLING_FIELDS = set(HF_DEFAULTS) | {"seed", "begin_suppress_tokens"}
+# GenerationConfig fields that change which token is chosen and have no fused equivalent (yet),
+# with the values that leave them off in transformers: any other value is refused (unless
+# lenient, which lists it in metadata["ignored"]) rather than dropped.
+SCORE_FIELDS_OFF = {
+    "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
+    "exponential_decay_length_penalty": (None,), "top_h": (None,),
+    "encoder_repetition_penalty": (None, 1.0), "encoder_no_repeat_ngram_size": (None, 0),
+    "guidance_scale": (None, 1.0), "diversity_penalty": (None, 0.0), "sequence_bias": (None,),
+    "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0), "watermarking_config": (None,),
+    "remove_invalid_values": (None, False), "token_healing": (None, False),
+    "dola_layers": (None,),
+}
 # GenerationConfig fields that do not change how a token is chosen: kept as metadata.
+# min_length counts the prompt, as max_length does: fastsample.transformers.sample_loop converts
+# both with the prompt's length. renormalize_logits log-softmaxes the final scores, which
+# changes no probability.
 METADATA_FIELDS = {
     "pad_token_id", "bos_token_id", "decoder_start_token_id", "num_beams", "num_beam_groups",
     "use_cache", "cache_implementation", "transformers_version", "_from_model_config",
     "early_stopping", "length_penalty", "min_length", "max_time", "stop_strings",
-    "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values", "max_parallel_requests",
+    "max_parallel_requests",
     "timeout", "extra_body", "return_legacy_cache", "assistant_confidence_threshold",
     "num_assistant_tokens", "num_assistant_tokens_schedule", "prompt_lookup_num_tokens",
     "output_attentions", "output_hidden_states", "output_logits", "output_scores",
-    "num_return_sequences", "return_dict_in_generate",
-    "sequence_bias", "guidance_scale", "watermarking_config", "renormalize_logits",
-    "token_healing", "exponential_decay_length_penalty", "diversity_penalty",
-    "encoder_repetition_penalty", "encoder_no_repeat_ngram_size", "epsilon_cutoff", "eta_cutoff",
-    "top_h", "low_memory", "dola_layers", "compile_config", "disable_compile", "cache_config",
+    "num_return_sequences", "return_dict_in_generate", "renormalize_logits",
+    "low_memory", "compile_config", "disable_compile", "cache_config",
     "generation_kwargs", "trust_remote_code", "is_assistant", "target_lookbehind",
     "max_matching_ngram_size", "assistant_early_exit", "assistant_lookbehind", "base_model_tp_plan",
 }
@@ -63,6 +75,18 @@ def _bad_words(v: Any) -> list:
     return [token_ids(SOURCE, f"bad_words_ids[{i}]", w) for i, w in enumerate(v)]
 
 
+def _is_off(v: Any, off: tuple) -> bool:
+    """Whether v is one of the off values: None and bools by identity (True is not 1.0),
+    numbers by value (1 is 1.0)."""
+    for o in off:
+        if o is None or isinstance(o, bool) or v is None or isinstance(v, bool):
+            if v is o:
+                return True
+        elif isinstance(v, (int, float)) and v == o:
+            return True
+    return False
+
+
 def _unsupported(d: dict, lenient: bool) -> list:
     """Fields that would change the result and have no fused equivalent (yet)."""
     found = []
@@ -86,6 +110,9 @@ def _unsupported(d: dict, lenient: bool) -> list:
     multi = [w for w in _bad_words(d.get("bad_words_ids")) if len(w) != 1]
     if multi:
         found.append(f"bad_words_ids with multi-token entries {multi[:3]!r}")
+    for name, off in SCORE_FIELDS_OFF.items():
+        if not _is_off(d.get(name), off):
+            found.append(f"{name}={d.get(name)!r}")
     if found and not lenient:
         raise ValueError(f"{SOURCE}: {'; '.join(found)} not supported by fastsample; remove them, "
                          "or pass lenient=True to ignore them (listed in metadata['ignored'])")
@@ -98,14 +125,17 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     Unset fields take transformers' defaults (HF_DEFAULTS: top_k 50, max_length 20, ...).
     do_sample false means greedy whatever the other fields say. max_new_tokens -> max_tokens
     (max_length counts the prompt too, so it is kept in metadata), min_new_tokens -> min_tokens,
-    suppress_tokens and single-token bad_words_ids -> banned_token_ids, eos_token_id (int or
-    list) -> eos_token_ids, seed -1 -> random. typical_p != 1, penalty_alpha,
-    no_repeat_ngram_size > 0, multi-token bad_words_ids and more than one sequence per prompt
-    (num_beams, num_return_sequences, num_beam_groups > 1) have no fused equivalent: ValueError
-    unless lenient=True. Errors name the config's own fields (max_new_tokens, ...).
+    suppress_tokens and single-token bad_words_ids (but not [eos], as transformers) ->
+    banned_token_ids, eos_token_id (int or list) -> eos_token_ids, seed -1 -> random. typical_p
+    != 1, penalty_alpha, no_repeat_ngram_size > 0, multi-token bad_words_ids, more than one
+    sequence per prompt (num_beams, num_return_sequences, num_beam_groups > 1) and the
+    SCORE_FIELDS_OFF fields set on (forced BOS/EOS, exponential decay, top_h, encoder
+    penalties, guidance_scale, diversity_penalty, sequence_bias, epsilon/eta cutoffs,
+    watermarking, remove_invalid_values, token_healing, dola_layers) have no fused equivalent:
+    ValueError unless lenient=True. Errors name the config's own fields (max_new_tokens, ...).
     """
     d = _as_dict(config)
-    check_known(SOURCE, d, SAMPLING_FIELDS | METADATA_FIELDS, lenient)
+    check_known(SOURCE, d, SAMPLING_FIELDS | METADATA_FIELDS | set(SCORE_FIELDS_OFF), lenient)
     d = {**HF_DEFAULTS, **{k: v for k, v in d.items() if v is not None or k not in HF_DEFAULTS}}
     ignored = _unsupported(d, lenient)
     greedy = not bool_field(SOURCE, "do_sample", d.get("do_sample"))
@@ -114,9 +144,11 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     top_p = source_range(SOURCE, "top_p", d["top_p"], 0.0, 1.0)
     top_k = int_field(SOURCE, "top_k", d.get("top_k"), arguments.TOP_K)
     banned = token_ids(SOURCE, "suppress_tokens", d.get("suppress_tokens")) or []
-    banned += [w[0] for w in _bad_words(d.get("bad_words_ids")) if len(w) == 1]
     eos = d.get("eos_token_id")
     eos = token_ids(SOURCE, "eos_token_id", [eos] if arguments.is_int(eos) else eos)
+    # transformers drops [eos] from bad_words_ids: banning EOS would leave no way to stop.
+    banned += [w[0] for w in _bad_words(d.get("bad_words_ids"))
+               if len(w) == 1 and w[0] not in (eos or ())]
     max_new = int_field(SOURCE, "max_new_tokens", d.get("max_new_tokens"), MAX_TOKENS)
     min_new = int_field(SOURCE, "min_new_tokens", d.get("min_new_tokens"), MIN_TOKENS)
     if min_new is not None and max_new is not None and min_new > max_new:

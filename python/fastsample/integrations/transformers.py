@@ -42,13 +42,14 @@ class FastLogitsProcessor(LogitsProcessor):
     repetition_penalty 1.0,
     presence_penalty / frequency_penalty 0.0 (over input_ids, i.e. prompt and output alike,
     since a processor cannot tell them apart), logit_bias, banned_token_ids, allowed_token_ids,
-    structured_output None (a grammar, as SamplingParams holds it: every row of the batch
+    min_tokens 0 (EOS and stop_token_ids masked until that many tokens follow the prompt, the
+    input_ids of a generate's first call), structured_output None (a grammar, as SamplingParams holds it: every row of the batch
     follows it; needs `tokenizer`, and EOS ends it: `eos_token_ids`, default the tokenizer's).
     Returns float32 scores [B, V]: scores / T on the keep-set, -inf elsewhere.
 
-    With a grammar the processor keeps one matcher per row: a call whose input_ids are longer
-    by one than the last call's advances each row by its last token; any other call (a new
-    generate) starts the rows afresh.
+    A call whose input_ids extend the last call's by one token continues a generate; any other
+    call starts one (its input_ids are the prompt, for min_tokens). With a grammar the
+    processor keeps one matcher per row, advanced by each row's last token.
     """
 
     def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -58,7 +59,8 @@ class FastLogitsProcessor(LogitsProcessor):
                  top_n_sigma: float = 0.0, allowed_token_ids: Any = None,
                  xtc_threshold: float = 0.1, xtc_probability: float = 0.0,
                  seed: Optional[int] = None, structured_output: Any = None,
-                 tokenizer: Any = None, eos_token_ids: Any = None):
+                 tokenizer: Any = None, eos_token_ids: Any = None, min_tokens: int = 0,
+                 stop_token_ids: Any = ()):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                                      min_p=min_p, top_n_sigma=top_n_sigma,
                                      xtc_threshold=xtc_threshold,
@@ -69,19 +71,24 @@ class FastLogitsProcessor(LogitsProcessor):
                                      banned_token_ids=banned_token_ids,
                                      allowed_token_ids=allowed_token_ids,
                                      structured_output=structured_output,
-                                     eos_token_ids=eos_token_ids)
+                                     eos_token_ids=eos_token_ids, min_tokens=min_tokens,
+                                     stop_token_ids=stop_token_ids)
         self._spec = grammar_spec(self.params.structured_output)
         self._tokenizer = tokenizer
         self._rows: Optional[GrammarRows] = None
-        self._length = -1  # input_ids' length at the last call
+        self._last: Optional[torch.Tensor] = None  # input_ids of the last call
+        self._start = 0  # input_ids' length at the first call of this generate: the prompt
+        eos = self.params.eos_token_ids
+        if eos is None and tokenizer is not None and tokenizer.eos_token_id is not None:
+            eos = (tokenizer.eos_token_id,)
+        self._eos = list(eos or ())
+        if self.params.min_tokens > 0 and not self._eos and not self.params.stop_token_ids:
+            raise ValueError(f"min_tokens={self.params.min_tokens} masks EOS, but no EOS id is "
+                             f"known: pass eos_token_ids (or a tokenizer with one)")
         if self._spec is not None:
             if tokenizer is None:
                 raise ValueError("structured_output needs the model's tokenizer: "
                                  "FastLogitsProcessor(..., tokenizer=...)")
-            eos = self.params.eos_token_ids
-            if eos is None:
-                eos = () if tokenizer.eos_token_id is None else (tokenizer.eos_token_id,)
-            self._eos = list(eos)
             # Compiled now, so a grammar that does not compile fails here, not mid-generate.
             self._grammar_rows(len(tokenizer)).matchers([self._spec], [self._eos])
         if self.params.temperature == 0.0:
@@ -104,7 +111,8 @@ class FastLogitsProcessor(LogitsProcessor):
                    banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids,
                    xtc_threshold=p.xtc_threshold, xtc_probability=p.xtc_probability,
                    seed=p.seed, structured_output=p.structured_output, tokenizer=tokenizer,
-                   eos_token_ids=p.eos_token_ids)
+                   eos_token_ids=p.eos_token_ids, min_tokens=p.min_tokens,
+                   stop_token_ids=p.stop_token_ids)
 
     @staticmethod
     def generate_kwargs() -> Dict[str, Any]:
@@ -115,6 +123,15 @@ class FastLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         p = self.params
+        length = input_ids.shape[1]
+        # A call that extends the last one's input_ids by a token continues a generate; any
+        # other starts one.
+        last = self._last
+        fresh = not (last is not None and input_ids.shape == (last.shape[0], last.shape[1] + 1)
+                     and torch.equal(input_ids[:, :-1], last))
+        if fresh:
+            self._start = length
+        self._last = input_ids
         history = p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0
         return process_logits(
             scores, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
@@ -128,23 +145,27 @@ class FastLogitsProcessor(LogitsProcessor):
             banned_token_ids=list(p.banned_token_ids) if p.banned_token_ids else None,
             allowed_token_ids=(list(p.allowed_token_ids) if p.allowed_token_ids is not None
                                else None),
-            token_bitmask=None if self._spec is None else self._grammar_mask(input_ids, scores))
+            min_tokens=p.min_tokens, num_generated=length - self._start,
+            eos_token_id=self._eos if p.min_tokens > 0 else None,
+            stop_token_ids=list(p.stop_token_ids) if p.min_tokens > 0 else None,
+            token_bitmask=None if self._spec is None else self._grammar_mask(input_ids, scores,
+                                                                             fresh))
 
     def _grammar_rows(self, vocab: int) -> GrammarRows:
         if self._rows is None or self._rows.vocab_size != vocab:
             self._rows = GrammarRows(self._tokenizer, vocab)
         return self._rows
 
-    def _grammar_mask(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def _grammar_mask(self, input_ids: torch.Tensor, scores: torch.Tensor,
+                      fresh: bool) -> torch.Tensor:
         """This step's mask: each row's matcher advanced by its last token, or fresh rows."""
-        batch, length = input_ids.shape
         rows = self._grammar_rows(scores.shape[1])
-        if len(rows) == batch and length == self._length + 1:
-            rows.accept(input_ids[:, -1].tolist())
-        else:
+        if fresh or len(rows) != input_ids.shape[0]:
             rows.keep([])
-            rows.append(rows.matchers([self._spec] * batch, [self._eos] * batch))
-        self._length = length
+            rows.append(rows.matchers([self._spec] * input_ids.shape[0],
+                                      [self._eos] * input_ids.shape[0]))
+        else:
+            rows.accept(input_ids[:, -1].tolist())
         return rows.bitmask(scores.device)
 
 
@@ -173,6 +194,11 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
     if params.max_tokens is None:
         max_length = params.metadata.get("max_length") or 20
         params = _replace(params, max_tokens=max(1, int(max_length) - input_ids.shape[1]))
+    # min_length counts the prompt, as transformers' MinLengthLogitsProcessor does.
+    min_length = params.metadata.get("min_length") or 0
+    if min_length > input_ids.shape[1] + params.min_tokens:
+        params = _replace(params, min_tokens=min(params.max_tokens,
+                                                 int(min_length) - input_ids.shape[1]))
     eos = params.eos_token_ids
     pad_id = generation_config.pad_token_id if generation_config.pad_token_id is not None else (
         eos[0] if eos else 0)
