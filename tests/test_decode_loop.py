@@ -205,6 +205,18 @@ def test_custom_generate_sample_loop(tok):
     assert sampled.shape[0] == 3 and sampled.shape[1] <= enc["input_ids"].shape[1] + 5
 
 
+@pytest.mark.parametrize("field,value", [("num_beams", 2), ("num_return_sequences", 2),
+                                         ("typical_p", 0.9)])
+def test_custom_generate_sample_loop_refuses_what_it_cannot_run(tok, field, value):
+    from fastsample.transformers import sample_loop
+    model = llama()
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    extra = {"do_sample": True} if field != "num_beams" else {}
+    with pytest.raises(ValueError, match=f"sample_loop cannot run {field}"):
+        model.generate(**enc, custom_generate=sample_loop, max_new_tokens=3, pad_token_id=0,
+                       **{field: value}, **extra)
+
+
 def test_custom_generate_sample_loop_honours_min_length(tok):
     """min_length counts the prompt (transformers' MinLengthLogitsProcessor): with EOS set to
     the token greedy decoding picks first, transformers and the fastsample loop both go on

@@ -189,6 +189,12 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
     grammar (SamplingParams.structured_output; transformers keeps generate's own `tokenizer`
     argument to itself, hence the name)."""
     params = from_hf(generation_config, lenient=True)
+    ignored = params.metadata.get("ignored")
+    if ignored:
+        # transformers has already expanded the rows for beams or return sequences: running
+        # them would downgrade the request to independent greedy or sampled rows.
+        raise ValueError(f"sample_loop cannot run {'; '.join(ignored)}; remove them from the "
+                         f"generation config, or generate without custom_generate")
     if structured_output is not None:
         params = _replace(params, structured_output=structured_output)
     if params.max_tokens is None:
