@@ -248,8 +248,16 @@ def test_transformers_custom_generate_loop_follows_the_grammar(model, tok):
 
 
 @pytest.mark.parametrize("lenient", [False, True])
-def test_llama_stack_has_no_guided_decoding_and_says_so(lenient):
-    with pytest.raises(ValueError, match="Llama Stack: sampling_params have no guided decoding, "
-                                         "got guided_json"):
+def test_adapters_without_guided_decoding_say_so(lenient):
+    """Llama Stack and Bedrock have no guided decoding: a guided field is refused, even when
+    lenient (which otherwise ignores unknown fields), never dropped."""
+    with pytest.raises(ValueError, match="Llama Stack has no guided decoding, got guided_json"):
         fastsample.from_llama_stack({"strategy": {"type": "greedy"}, "guided_json": SCHEMA},
                                     lenient=lenient)
+    for body, field in (({"inferenceConfig": {"temperature": 0.5},
+                          "response_format": {"type": "json_object"}}, "response_format"),
+                        ({"temperature": 0.5, "guided_regex": "a+"}, "guided_regex"),
+                        ({"inferenceConfig": {}, "additionalModelRequestFields":
+                          {"guided_choice": ["a"]}}, "guided_choice")):
+        with pytest.raises(ValueError, match=f"Bedrock has no guided decoding, got {field}"):
+            fastsample.from_bedrock(body, lenient=lenient)

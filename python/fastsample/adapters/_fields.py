@@ -9,6 +9,22 @@ from ..requests import arguments
 from ..requests.distributions import Manual, Uniform, parse_distribution
 
 
+# Guided-decoding fields other systems name (OpenAI response_format, vLLM / NIM guided_*, vLLM
+# structured_outputs). An adapter whose source has no guided decoding refuses them even when
+# lenient: ignoring one would lose the constraint.
+GUIDED_FIELDS = ("response_format", "guided_json", "guided_regex", "guided_choice",
+                 "guided_grammar", "structured_outputs")
+
+
+def reject_guided(source: str, *bodies: Any) -> None:
+    """Raises ValueError naming the guided-decoding fields any of `bodies` carries."""
+    found = [k for body in bodies if isinstance(body, Mapping) for k in GUIDED_FIELDS
+             if k in body]
+    if found:
+        raise ValueError(f"{source} has no guided decoding, got {', '.join(found)}; send the "
+                         f"request OpenAI-style (fastsample.from_openai) to constrain its output")
+
+
 def check_known(source: str, body: Mapping[str, Any], known: Iterable[str], lenient: bool) -> None:
     """Raises ValueError for a field `source` does not define, naming the nearest known ones."""
     if not isinstance(body, Mapping):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..requests.sampling_params import MAX_TOKENS, SamplingParams
-from ._fields import (check_known, drop_none, first_present, int_field, mapping, source_range,
-                      strings)
+from ._fields import (check_known, drop_none, first_present, int_field, mapping, reject_guided,
+                      source_range, strings)
 
 SOURCE = "Bedrock"
 
@@ -29,6 +29,7 @@ def from_bedrock(cfg: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
     0), maxTokens >= 1, at most 4 stopSequences."""
     if not isinstance(cfg, Mapping):
         raise TypeError(f"{SOURCE}: expected a dict, got {type(cfg).__name__}")
+    reject_guided(SOURCE, cfg)
     is_request = any(k in cfg for k in REQUEST_FIELDS)
     if is_request:
         check_known(SOURCE, cfg, REQUEST_FIELDS, lenient)
@@ -38,6 +39,7 @@ def from_bedrock(cfg: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
             cfg, "additionalModelRequestFields", "additional_model_request_fields", default={})))
     else:
         inference, additional = cfg, {}
+    reject_guided(SOURCE, inference, additional)
     check_known(f"{SOURCE} inferenceConfig", inference, INFERENCE_FIELDS, lenient)
     temperature = source_range(SOURCE, "temperature", first_present(inference, "temperature", default=1.0), 0.0, 1.0)
     top_p = source_range(SOURCE, "topP", first_present(inference, "topP", "top_p", default=1.0), 0.0, 1.0)

@@ -6,17 +6,13 @@ from typing import Any, Mapping
 
 from ..requests import arguments
 from ..requests.sampling_params import MIN_TOKENS, SamplingParams
-from ._fields import check_known, drop_none, int_field, source_range, strings
+from ._fields import check_known, drop_none, int_field, reject_guided, source_range, strings
 
 TOP_K = arguments.Range("an integer >= 1", 1, arguments.MAX_SEED, integer=True)
 
 SOURCE = "Llama Stack"
 PARAM_FIELDS = {"strategy", "temperature", "top_p", "top_k", "repetition_penalty", "max_tokens",
                 "stop", "additional_params", "max_parallel_requests", "timeout"}
-# Guided decoding other systems name: Llama Stack's sampling_params have none, so a request
-# that carries one is rejected even when lenient (ignoring it would lose the constraint).
-GUIDED_FIELDS = ("response_format", "guided_json", "guided_regex", "guided_choice",
-                 "guided_grammar", "structured_outputs")
 STRATEGY_FIELDS = {
     "greedy": {"type"},
     "top_p": {"type", "temperature", "top_p"},
@@ -33,11 +29,7 @@ def from_llama_stack(sampling_params: Mapping[str, Any], *, lenient: bool = Fals
     many tokens at temperature 1 (unless a temperature is given); max_tokens 0 means no limit
     (Llama Stack's default).
     """
-    guided = [k for k in GUIDED_FIELDS if k in sampling_params]
-    if guided:
-        raise ValueError(f"{SOURCE}: sampling_params have no guided decoding, got "
-                         f"{', '.join(guided)}; send the request OpenAI-style "
-                         f"(fastsample.from_openai) to constrain its output")
+    reject_guided(SOURCE, sampling_params)
     check_known(SOURCE, sampling_params, PARAM_FIELDS, lenient)
     sp = dict(sampling_params)
     strategy = sp.get("strategy", {"type": "greedy"})
