@@ -9,6 +9,15 @@ CASES = {
     "top-p-only": dict(temperature=0.8, top_p=0.9),
 }
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# Each filter of issue 23 added to hf-default: what it costs on top of the common case.
+FILTER_COSTS = {
+    "hf-default": {},
+    "typical_p": dict(typical_p=0.9),
+    "epsilon_cutoff": dict(epsilon_cutoff=3e-4),
+    "eta_cutoff": dict(eta_cutoff=1e-3),
+    "top_n_sigma": dict(top_n_sigma=1.0),
+    "xtc": dict(xtc_threshold=0.1, xtc_probability=0.5),
+}
 
 # "penalties-heavy" (issue 4): 4096 history tokens, repetition 1.1, frequency 0.5, presence 0.5,
 # logit_bias on 100 tokens, T 1.0, top_p 0.95, logprobs 5; compared with "penalties-off", the
@@ -39,9 +48,15 @@ def make_logits(batch, vocab, dtype, device="cpu"):
 
 
 def hf_chain(params):
-    """transformers' warpers for `params`, then softmax + multinomial: a callable on logits."""
-    from transformers import (LogitsProcessorList, MinPLogitsWarper, TemperatureLogitsWarper,
-                              TopKLogitsWarper, TopPLogitsWarper)
+    """transformers' warpers for `params` (in generate's order), then softmax + multinomial: a
+    callable on logits. transformers has no warper for top_n_sigma or XTC: those raise."""
+    from transformers import (EpsilonLogitsWarper, EtaLogitsWarper, LogitsProcessorList,
+                              MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
+                              TopPLogitsWarper, TypicalLogitsWarper)
+    unknown = set(params) - {"temperature", "top_k", "top_p", "min_p", "typical_p",
+                             "epsilon_cutoff", "eta_cutoff"}
+    if unknown:
+        raise ValueError(f"transformers has no warper for {sorted(unknown)}")
     warpers = [TemperatureLogitsWarper(params["temperature"])]
     if params.get("top_k"):
         warpers.append(TopKLogitsWarper(params["top_k"]))
@@ -49,6 +64,12 @@ def hf_chain(params):
         warpers.append(TopPLogitsWarper(params["top_p"]))
     if params.get("min_p"):
         warpers.append(MinPLogitsWarper(params["min_p"]))
+    if params.get("typical_p", 1.0) < 1.0:
+        warpers.append(TypicalLogitsWarper(params["typical_p"]))
+    if params.get("epsilon_cutoff"):
+        warpers.append(EpsilonLogitsWarper(params["epsilon_cutoff"]))
+    if params.get("eta_cutoff"):
+        warpers.append(EtaLogitsWarper(params["eta_cutoff"]))
     chain = LogitsProcessorList(warpers)
 
     def run(logits):

@@ -5,7 +5,8 @@ CPU groups use the median wall-clock time; CUDA groups the CUDA-event time per c
 (extra_info["cuda_event_ms"]). Ratios: fastsample / floor (one torch.amax pass over the logits),
 each peer's time / fastsample's (HF chain, pure-torch reference, FlashInfer), the same call
 after a model-like step / back to back (step / fs), and that loop limited to one thread / the
-default (1t / step: >= 1 when the threads help)."""
+default (1t / step: >= 1 when the threads help). Filter-cost groups: each filter added to
+hf-default, as a multiple of hf-default's time, beside transformers' chain."""
 import json
 import sys
 from collections import defaultdict
@@ -20,7 +21,11 @@ def main(path: str) -> None:
     groups = defaultdict(dict)
     shares = defaultdict(dict)
     step_ms = defaultdict(dict)
+    filter_costs = defaultdict(dict)
     for b in json.load(open(path))["benchmarks"]:
+        if "filter" in b.get("extra_info", {}):
+            filter_costs[b["group"]][(b["extra_info"]["filter"], b["params"]["impl"])] = seconds(b)
+            continue
         groups[b["group"]][b["params"]["impl"]] = seconds(b)
         if "sampling_share" in b.get("extra_info", {}):
             shares[b["group"]][b["params"]["impl"]] = b["extra_info"]["sampling_share"]
@@ -37,6 +42,15 @@ def main(path: str) -> None:
             print(f"{group}: sampling share of a step {s['fastsample']:.3f} (fastsample) vs "
                   f"{s['hf-sampling']:.3f} (transformers) -> {s['hf-sampling'] / s['fastsample']:.1f}x smaller")
         groups.pop(group, None)
+    for group, t in sorted(filter_costs.items()):
+        base = t.get(("hf-default", "fastsample"))
+        for name in sorted({f for f, _ in t}):
+            fs, hf = t.get((name, "fastsample")), t.get((name, "hf-chain"))
+            if not fs or not base:
+                continue
+            peer = f"; transformers {hf * 1e3:.2f} ms ({hf / fs:.1f}x fastsample)" if hf else ""
+            print(f"{group}: hf-default + {name}: {fs * 1e3:.3f} ms, {fs / base:.3f}x "
+                  f"hf-default{peer}")
     print(f"{'group':48} {'fastsample ms':>13} {'x floor':>8} {'HF / fs':>8} {'ref / fs':>8}"
           f" {'FI / fs':>8} {'step / fs':>9} {'1t / step':>9}")
     fmt = lambda v: f"{v:8.2f}" if v else "       -"  # noqa: E731

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import fastsample
-from cases import (CASES, DTYPES, PENALTY_BASE, ModelStep, env_list, hf_chain, make_logits,
-                   penalty_kwargs)
+from cases import (CASES, DTYPES, FILTER_COSTS, PENALTY_BASE, ModelStep, env_list, hf_chain,
+                   make_logits, penalty_kwargs)
 
 DEVICE = "cpu"
 BATCHES = env_list("FASTSAMPLE_BENCH_BATCHES", "1,16,64")
@@ -74,3 +74,26 @@ def test_penalties(benchmark, batch, dtype, impl):
     benchmark.group = f"penalties B={batch} V={vocab} {dtype}"
     kwargs = PENALTY_BASE if impl == "penalties-off" else penalty_kwargs(batch, vocab)
     benchmark(lambda: fastsample.sample(logits, **kwargs))
+
+
+@pytest.mark.parametrize("impl", ["fastsample", "hf-chain"])
+@pytest.mark.parametrize("filter_name", list(FILTER_COSTS))
+def test_filter_cost(benchmark, filter_name, impl):
+    """Each filter added to hf-default at B = 64, V = 128256 (float32), beside the transformers
+    chain computing the same (where transformers has the warper): report.py prints each one's
+    time over hf-default's."""
+    batch, vocab = 64, 128256
+    params = {**CASES["hf-default"], **FILTER_COSTS[filter_name]}
+    logits = make_logits(batch, vocab, torch.float32)
+    benchmark.group = f"filter-cost B={batch} V={vocab} float32"
+    benchmark.extra_info["filter"] = filter_name
+    if impl == "fastsample":
+        seeds = list(range(batch))  # XTC's coin: the same rows act in every round
+        benchmark(lambda: fastsample.sample(logits, seed=seeds, **params))
+        return
+    pytest.importorskip("transformers")
+    try:
+        run = hf_chain(params)
+    except ValueError as e:
+        pytest.skip(str(e))
+    benchmark(lambda: run(logits))

@@ -39,6 +39,41 @@ def assert_keep_sets_match(logits, got, **params):
     assert problem is None, problem
 
 
+def assert_kernels_equal_the_reference(x, combo):
+    """process_logits and sample (both logprob modes, 4 top entries) on logits x [5, V] with
+    the keywords `combo`, seeded per row, against the reference: keep-sets within the
+    tolerances, tokens and top ids equal, logprobs within 1e-5, every token kept."""
+    seeds = dict(seed=[1, 2, 3, 4, 5], offset=3)
+    got = fastsample.process_logits(x, **combo, **seeds)
+    assert_keep_sets_match(x, got, **combo, **seeds)
+    for mode in ("raw", "processed"):
+        a = fastsample.sample(x, return_valid=True, logprobs=4, logprobs_mode=mode, **combo,
+                              **seeds)
+        b = fastsample.reference.sample(x, return_valid=True, logprobs=4, logprobs_mode=mode,
+                                        **combo, **seeds)
+        assert torch.equal(a.tokens, b.tokens) and torch.equal(a.valid, b.valid)
+        # In a row with +inf logits the others' logprobs (near -FLT_MAX) tie in float: the
+        # kernels rank them by logit, the reference by id.
+        plain = ~(x == math.inf).any(dim=1)
+        assert torch.equal(a.top_ids[plain], b.top_ids[plain]), mode
+        assert torch.allclose(a.top_logprobs, b.top_logprobs, atol=1e-5), mode
+        assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5), mode
+        assert all(bool(got[r, t] > -math.inf) for r, t in enumerate(a.tokens.tolist()))
+
+
+def assert_compile_refuses(calls, name):
+    """Each of `calls` (a function of one [2, 50] tensor), traced by torch.compile, raises an
+    error naming `name` instead of compiling without that parameter."""
+    x = torch.randn(2, 50)
+    for call in calls:
+        try:
+            torch.compile(call, fullgraph=True, backend="aot_eager")(x)
+        except Exception as e:  # dynamo wraps the refusal in its own error types
+            assert name in str(e), str(e)[-500:]
+        else:
+            raise AssertionError(f"torch.compile ran a call with {name} instead of refusing it")
+
+
 def run_tests_with_env(env_updates, test_files, build_info_key):
     """Runs pytest on `test_files` in a fresh process with `env_updates` set (kernel variants
     chosen at import time), after checking there that build_info()[key] == value for

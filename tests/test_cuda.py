@@ -51,6 +51,24 @@ def test_xtc_band_equals_cpu_with_device_seeds():
         assert torch.equal(x, y.cpu())
 
 
+@pytest.mark.parametrize("params", [dict(typical_p=0.9, epsilon_cutoff=1e-5),
+                                    dict(top_k=50, typical_p=0.5, eta_cutoff=1e-3),
+                                    dict(temperature=0.8, eta_cutoff=3e-4)])
+def test_entropy_filters_equal_cpu(params):
+    """typical-p, epsilon and eta on the whole-row and the top-k list paths, with the draw
+    and processed logprobs over their band: bit for bit the CPU kernels'."""
+    logits = random_logits(64, 128256, seed=25)
+    logits[:, 3] += 12.0  # a top far above the typical value in most rows
+    cpu = fastsample.process_logits(logits, **params)
+    assert torch.equal(fastsample.process_logits(logits.cuda(), **params).cpu(), cpu)
+    seeds = torch.arange(64)
+    a = fastsample.sample(logits, seed=seeds, logprobs=5, logprobs_mode="processed", **params)
+    b = fastsample.sample(logits.cuda(), seed=seeds.cuda(), logprobs=5,
+                          logprobs_mode="processed", **params)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y.cpu())
+
+
 def test_grammar_rows_on_the_gpu_equal_the_cpu():
     """A Sampler on CUDA copies each step's grammar mask to the device (pinned, async): its
     tokens equal a CPU Sampler's on the same logits."""

@@ -217,6 +217,10 @@ def make_case(index, vocab=None, dtype=None):
     if rng.random() < 0.3:
         kw["xtc_threshold"] = _per_row(rng, batch, [0.0, 0.02, 0.1, 0.3], torch.float32)
         kw["xtc_probability"] = _per_row(rng, batch, [0.0, 0.5, 1.0], torch.float32)
+    if rng.random() < 0.3:
+        kw["typical_p"] = _per_row(rng, batch, [1.0, 0.9, 0.5, 0.2], torch.float64)
+        kw["epsilon_cutoff"] = _per_row(rng, batch, [0.0, 1e-4, 0.01], torch.float32)
+        kw["eta_cutoff"] = _per_row(rng, batch, [0.0, 1e-3], torch.float32)
     desc = f"case {index}: B={batch} V={vocab} {dtype} {kind} {layout} {sorted(kw)}"
     return rng, logits, kw, desc
 

@@ -206,7 +206,7 @@ def test_custom_generate_sample_loop(tok):
 
 
 @pytest.mark.parametrize("field,value", [("num_beams", 2), ("num_return_sequences", 2),
-                                         ("typical_p", 0.9)])
+                                         ("no_repeat_ngram_size", 2)])
 def test_custom_generate_sample_loop_refuses_what_it_cannot_run(tok, field, value):
     from fastsample.transformers import sample_loop
     model = llama()
@@ -215,6 +215,26 @@ def test_custom_generate_sample_loop_refuses_what_it_cannot_run(tok, field, valu
     with pytest.raises(ValueError, match=f"sample_loop cannot run {field}"):
         model.generate(**enc, custom_generate=sample_loop, max_new_tokens=3, pad_token_id=0,
                        **{field: value}, **extra)
+
+
+def test_custom_generate_sample_loop_honours_typical_epsilon_and_eta(tok):
+    """The generation config's typical_p, epsilon_cutoff and eta_cutoff reach the loop: its
+    tokens are fastsample.generate's with the same SamplingParams and seed, and not those of
+    the same seed without the filters."""
+    from fastsample.transformers import sample_loop
+    model = llama()
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    fields = dict(typical_p=0.2, epsilon_cutoff=1e-3, eta_cutoff=1e-3)
+    kw = dict(do_sample=True, top_k=0, seed=5, max_new_tokens=8, pad_token_id=0)
+    config = transformers.GenerationConfig
+    got = model.generate(**enc, custom_generate=sample_loop,
+                         generation_config=config(**kw, **fields))
+    plain = model.generate(**enc, custom_generate=sample_loop, generation_config=config(**kw))
+    want = fastsample.generate(model, enc["input_ids"], SamplingParams(seed=5, max_tokens=8,
+                                                                       **fields))[0]
+    prompt = enc["input_ids"].shape[1]
+    assert got[0, prompt:prompt + len(want.token_ids)].tolist() == want.token_ids
+    assert not torch.equal(got, plain)
 
 
 def test_custom_generate_sample_loop_honours_min_length(tok):

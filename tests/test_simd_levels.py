@@ -17,7 +17,7 @@ def test_baseline_kernels_match_the_reference():
     code, tail = run_tests_with_env(
         {"FASTSAMPLE_SIMD": "baseline"},
         [HERE / "test_keep_sets.py", HERE / "test_row_max_groups.py", HERE / "test_top_n_sigma.py",
-         HERE / "test_xtc.py"],
+         HERE / "test_xtc.py", HERE / "test_entropy_filters.py"],
         ("simd", "baseline"))
     assert code == 0, tail
 

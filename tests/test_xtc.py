@@ -14,7 +14,8 @@ import fastsample
 from fastsample import SamplingParams, reference
 from fastsample.transformers import FastLogitsProcessor
 
-from helpers import assert_keep_sets_match, random_logits
+from helpers import (assert_compile_refuses, assert_kernels_equal_the_reference,
+                     random_logits)
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 PROBS = [0.4, 0.3, 0.2, 0.06, 0.04]
@@ -122,22 +123,7 @@ def test_matches_llama_cpp_away_from_the_threshold(vocab, threshold):
 def test_kernels_equal_the_reference(dtype, combo):
     x = random_logits(5, 4099, dtype=dtype, seed=13, special=True)
     x[:, 100:104] += 6.0  # several top choices in most rows
-    seeds = dict(seed=[1, 2, 3, 4, 5], offset=3)
-    got = fastsample.process_logits(x, **combo, **seeds)
-    assert_keep_sets_match(x, got, **combo, **seeds)
-    for mode in ("raw", "processed"):
-        a = fastsample.sample(x, return_valid=True, logprobs=4, logprobs_mode=mode, **combo,
-                              **seeds)
-        b = reference.sample(x, return_valid=True, logprobs=4, logprobs_mode=mode, **combo,
-                             **seeds)
-        assert torch.equal(a.tokens, b.tokens) and torch.equal(a.valid, b.valid)
-        # In a row with +inf logits the others' logprobs (near -FLT_MAX) tie in float: the
-        # kernels rank them by logit, the reference by id.
-        plain = ~(x == math.inf).any(dim=1)
-        assert torch.equal(a.top_ids[plain], b.top_ids[plain]), mode
-        assert torch.allclose(a.top_logprobs, b.top_logprobs, atol=1e-5), mode
-        assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5), mode
-        assert all(bool(got[r, t] > -math.inf) for r, t in enumerate(a.tokens.tolist()))
+    assert_kernels_equal_the_reference(x, combo)
 
 
 def test_the_coin_acts_with_its_probability():
@@ -243,11 +229,8 @@ def test_every_request_path_honours_it():
 
 
 def test_torch_compile_refuses_it_rather_than_dropping_it():
-    x = torch.randn(2, 50)
-    for call in (lambda t: fastsample.sample(t, xtc_probability=0.5),
-                 lambda t: fastsample.process_logits(t, xtc_probability=0.5)):
-        with pytest.raises(Exception, match="XTC"):
-            torch.compile(call, fullgraph=True, backend="aot_eager")(x)
+    assert_compile_refuses([lambda t: fastsample.sample(t, xtc_probability=0.5),
+                            lambda t: fastsample.process_logits(t, xtc_probability=0.5)], "XTC")
 
 
 @pytest.mark.parametrize("name", ["xtc_threshold", "xtc_probability"])

@@ -8,9 +8,9 @@
 
 namespace fastsample::cuda {
 
-// __launch_bounds__(256, 1): block_context.cuh explains the register budget.
+// __launch_bounds__(256, 2): block_context.cuh explains the register budget.
 template <bool kProcess, DType D>
-__global__ void __launch_bounds__(kBlockThreads, 1) batch_kernel(const BatchArgs a,
+__global__ void __launch_bounds__(kBlockThreads, 2) batch_kernel(const BatchArgs a,
                                                                  unsigned char* workspace) {
   __shared__ BlockShared shared;
   run_block<kProcess, D>(a, workspace, &shared);

@@ -38,6 +38,21 @@ FS_HOST_DEVICE FS_INLINE float key_to_float(uint32_t k) { return bits_float(key_
 constexpr uint32_t kNegInfKey = 0x007fffffu;        // bits_to_key(kNegInfBits)
 constexpr uint32_t kFloatMaxKey = 0xff7fffffu;      // bits_to_key(kFloatMaxBits)
 
+// Smallest key in [lo, hi] where pred holds, for a pred monotone over keys (false below some
+// key, true from it on); hi + 1 when it holds nowhere in the range. Every threshold on z, on a
+// mass or on a distance becomes a key this way: at most 32 evaluations, no pass over a row.
+template <class Pred>
+FS_HOST_DEVICE FS_INLINE uint32_t first_key_where(uint32_t lo, uint32_t hi, const Pred& pred) {
+  if (pred(lo)) return lo;
+  if (!pred(hi)) return hi + 1;
+  // Invariant: !pred(lo), pred(hi).
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (pred(mid)) hi = mid; else lo = mid;
+  }
+  return hi;
+}
+
 // The key of sanitized float bits (SEMANTICS stage 0): NaN -> -inf (never sampled), +inf ->
 // the largest finite float, -0 -> +0 (they compare equal as floats, so they must tie as keys:
 // argmax takes the first). Mostly done on the key: after the map, every NaN but the positive

@@ -12,6 +12,9 @@
   X(double, top_p, 1.0)           \
   X(float, min_p, 0.0f)           \
   X(float, top_n_sigma, 0.0f)     \
+  X(double, typical_p, 1.0)       \
+  X(float, epsilon_cutoff, 0.0f)  \
+  X(float, eta_cutoff, 0.0f)      \
   X(float, xtc_threshold, 0.1f)   \
   X(float, xtc_probability, 0.0f) \
   X(int64_t, seed, 0)             \

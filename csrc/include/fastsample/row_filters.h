@@ -1,12 +1,15 @@
-// Stages 4-5 for one row: greedy, temperature, top-k, top-n-sigma, top-p, min-p and XTC as one
-// band of keys.
+// Stages 4-5 for one row: greedy, temperature, top-k, top-n-sigma, top-p, min-p, typical-p,
+// epsilon, eta and XTC as one band of keys.
 //
-// Every filter's keep-set is an interval of z: top-k, top-n-sigma, top-p and min-p a lower bound
-// {z >= c}, XTC an upper one. z is monotone in x, so each becomes an interval of the sanitized
-// logits' keys and the keep-set is their intersection, [lo_key, hi_key].
+// Every filter's keep-set is an interval of z: top-k, top-n-sigma, top-p, min-p, epsilon and eta
+// a lower bound {z >= c}, XTC an upper one, typical-p both. z is monotone in x, so each becomes
+// an interval of the sanitized logits' keys and the keep-set is their intersection,
+// [lo_key, hi_key].
 #pragma once
 #include <cmath>
 #include "fastsample/chunk_loops.h"
+#include "fastsample/entropy_filters.h"
+#include "fastsample/keep_set_mass.h"
 #include "fastsample/philox.h"
 #include "fastsample/radix_select.h"
 #include "fastsample/row_params.h"
@@ -21,19 +24,10 @@ struct RowKeep {
   int64_t argmax;      // lowest token among the maxima
   uint32_t max_key;
   uint32_t lo_key;     // keep-set = {lo_key <= key <= hi_key}
-  uint32_t hi_key;     // max_key unless XTC removed the top of the row
+  uint32_t hi_key;     // max_key unless typical-p or XTC removed the top of the row
   // Mass of every finite key relative to max_key at the row's temperature, when top-p summed it
   // on the way (no top-k bound below it); 0 otherwise.
   uint64_t row_mass;
-};
-
-// Mass of a key relative to z_max (the row maximum, or the top of the keep-set), as fixed point.
-struct MassWeight {
-  Temperature temp;
-  float z_max;
-  FS_HOST_DEVICE FS_INLINE uint64_t operator()(uint32_t key) const {
-    return mass_fixed(z_max - temp.z_of_key(key));
-  }
 };
 
 // Bin of distance d in the top-p histogram whose distances from tail / kMassBinsPerUnit on all
@@ -105,74 +99,18 @@ FS_HOST_DEVICE RowMax row_max(Ctx& ctx, const View& view, uint32_t* gmax) {
   return max_of_groups(ctx, view, gmax);
 }
 
-template <class Ctx, class View>
-FS_HOST_DEVICE uint64_t view_count_at_least(Ctx& ctx, const View& view, uint32_t lo) {
-  uint64_t local = 0;
-  ctx.for_each_chunk(view, [&](const uint32_t* keys, int64_t, int n) {
-    local += chunk_count_at_least(keys, n, lo);
-  });
-  return ctx.sum_u64(local);
-}
-
-// for_each_chunk over the chunks that can hold a key >= lo: given the view's group maxima
-// (gmax), the others are not read.
-template <class Ctx, class View, class Visit>
-FS_HOST_DEVICE FS_INLINE void for_each_chunk_reaching(Ctx& ctx, const View& view,
-                                                      const uint32_t* gmax, uint32_t lo,
-                                                      const Visit& visit) {
-  if (gmax != nullptr) {
-    ctx.for_each_chunk_at_least(view, gmax, lo, visit);
-  } else {
-    ctx.for_each_chunk(view, visit);
-  }
-}
-
-// This worker's share of the mass of {lo <= key <= hi} relative to mass.z_max, as fixed point;
-// the draw's first pass. gmax: the view's group maxima, or null.
-template <class Ctx, class View>
-FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t lo, uint32_t hi,
-                                            const MassWeight& mass,
-                                            const uint32_t* gmax = nullptr) {
-  uint64_t local = 0;
-  for_each_chunk_reaching(ctx, view, gmax, lo, [&](const uint32_t* keys, int64_t, int n) {
-    if (chunk_max(keys, n) < lo) return;
-    float d[Ctx::kChunk], m[Ctx::kChunk];
-    chunk_distance(keys, n, lo, hi, mass.temp, mass.z_max, d);
-    chunk_mass(d, n, m);
-    local += chunk_mass_sum(m, n);
-  });
-  return local;
-}
-
 // Smallest key whose mass bin is <= b: bins do not increase with the key (d falls as z rises).
 FS_HOST_DEVICE inline uint32_t min_key_with_bin_at_most(const MassWeight& mass, int tail, int b) {
   const auto bin_of = [&](uint32_t key) {
     return mass_bin(mass.z_max - mass.temp.z_of_key(key), tail);
   };
-  uint32_t lo = kNegInfKey, hi = kFloatMaxKey;
-  if (bin_of(lo) <= b) return lo;
-  if (bin_of(hi) > b) return hi + 1;  // no key: never reached for b >= 0 and a finite max
-  // Invariant: bin(lo) > b >= bin(hi).
-  while (hi - lo > 1) {
-    const uint32_t mid = lo + (hi - lo) / 2;
-    if (bin_of(mid) <= b) hi = mid; else lo = mid;
-  }
-  return hi;
+  // kFloatMaxKey + 1 (no key) is never returned for b >= 0 and a finite max.
+  return first_key_where(kNegInfKey, kFloatMaxKey, [&](uint32_t key) { return bin_of(key) <= b; });
 }
 
 // Largest key t such that the mass of {key >= t} (among key >= lo) reaches p of the total.
 // A histogram over the distance from the max finds the boundary bin; the bin's elements (one
 // key interval) are then compacted and resolved exactly by a mass-weighted radix select.
-// need = ceil(p * total): the smallest set whose mass is >= p of the whole (1 <= need <= total).
-FS_HOST_DEVICE inline uint64_t top_p_need(double top_p, uint64_t total) {
-  const double want = top_p * double(total);
-  uint64_t need = uint64_t(want);
-  if (double(need) < want) ++need;
-  if (need < 1) need = 1;
-  if (need > total) need = total;
-  return need;
-}
-
 // *total: the mass of {key >= lo}.
 template <class Ctx, class View>
 FS_HOST_DEVICE uint32_t top_p_cut_key(Ctx& ctx, const View& view, uint32_t lo, double top_p,
@@ -261,34 +199,25 @@ FS_HOST_DEVICE FS_NOINLINE double n_sigma_distance(Ctx& ctx, const View& view, f
   return double(n) * (var > 0.0 ? sqrt(var) : 0.0) / 65536.0;
 }
 
-// XTC (llama.cpp's "exclude top choices"): the upper end of the keep-set {key >= lo}. The
-// tokens whose probability over that set reaches the threshold are its top choices; when there
-// are two or more, all but the least likely of them (and the tokens tied with it on z) are
-// removed. A probability is the draw's fixed-point mass over the set's total: a token reaches
-// the threshold when its mass is >= ceil(threshold x total), and at least one unit. Returns
-// max_key when nothing is removed. Not inlined, for the reason n_sigma_distance gives.
+// XTC (llama.cpp's "exclude top choices"): the upper end of the keep-set {lo <= key <= hi}.
+// The tokens whose probability over that set reaches the threshold are its top choices; when
+// there are two or more, all but the least likely of them (and the tokens tied with it on z)
+// are removed. A probability is the draw's fixed-point mass over the set's total (`mass` is
+// relative to hi): a token reaches the threshold when its mass is >= ceil(threshold x total),
+// and at least one unit. Returns hi when nothing is removed. Not inlined, for the reason
+// n_sigma_distance gives.
 template <class Ctx, class View>
 FS_HOST_DEVICE FS_NOINLINE uint32_t xtc_hi_key(Ctx& ctx, const View& view, uint32_t lo,
-                                               uint32_t max_key, float threshold,
+                                               uint32_t hi, float threshold,
                                                const MassWeight& mass, const uint32_t* gmax) {
-  const uint64_t total =
-      ctx.sum_u64(local_keep_set_mass(ctx, view, lo, kNoUpperKey, mass, gmax));
+  const uint64_t total = ctx.sum_u64(local_keep_set_mass(ctx, view, lo, hi, mass, gmax));
   const uint64_t need = top_p_need(double(threshold), total);
   // The smallest key reaching `need`: masses do not decrease as keys rise.
-  uint32_t below = lo, reach = max_key;
-  if (mass(reach) < need) return max_key;  // not even the maximum reaches it
-  if (mass(below) >= need) {
-    reach = below;
-  } else {
-    // Invariant: mass(below) < need <= mass(reach).
-    while (reach - below > 1) {
-      const uint32_t mid = below + (reach - below) / 2;
-      if (mass(mid) >= need) reach = mid; else below = mid;
-    }
-  }
-  if (view_count_at_least(ctx, view, reach) < 2) return max_key;
+  const uint32_t reach = first_key_where(lo, hi, [&](uint32_t key) { return mass(key) >= need; });
+  if (reach > hi || view_count_in(ctx, view, reach, hi) < 2) return hi;
   const uint32_t least = key_range_at_least(ctx, view, reach).min;
-  return mass.temp.max_key_with_z_at_most(mass.temp.z_of_key(least));
+  const uint32_t top = mass.temp.max_key_with_z_at_most(mass.temp.z_of_key(least));
+  return top < hi ? top : hi;
 }
 
 // The keep-set of one row over `view`, whose maximum is `m`. `view` holds every element of the row
@@ -354,11 +283,18 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   // regardless.
   keep.lo_key = lo > keep.max_key ? keep.max_key : lo;
 
+  // typical-p, epsilon and eta on what the lower bounds keep (transformers' order).
+  if (reads_distribution(p)) {
+    const KeyBand band = entropy_filters(ctx, view, KeyBand{keep.lo_key, keep.max_key}, p,
+                                         p.temperature, gmax);
+    keep.lo_key = band.lo;
+    keep.hi_key = band.hi;
+  }
   // XTC, last, on what the others keep; a coin from the row's stream decides whether it acts.
   if (p.xtc_probability > 0.0f && row_coin(uint64_t(p.seed), uint64_t(p.offset)) <
                                       double(p.xtc_probability)) {
-    keep.hi_key = xtc_hi_key(ctx, view, keep.lo_key, keep.max_key, p.xtc_threshold,
-                             MassWeight{temp, z_max}, gmax);
+    keep.hi_key = xtc_hi_key(ctx, view, keep.lo_key, keep.hi_key, p.xtc_threshold,
+                             MassWeight{temp, temp.z_of_key(keep.hi_key)}, gmax);
   }
   return keep;
 }

@@ -13,7 +13,8 @@ SOURCE = "GenerationConfig"
 # transformers' own defaults for the fields read here (GenerationConfig.__init__).
 HF_DEFAULTS = {
     "do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "min_p": None,
-    "typical_p": 1.0, "repetition_penalty": 1.0, "penalty_alpha": None,
+    "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "repetition_penalty": 1.0,
+    "penalty_alpha": None,
     "no_repeat_ngram_size": 0, "bad_words_ids": None, "suppress_tokens": None,
     "max_new_tokens": None, "max_length": 20, "min_new_tokens": None, "eos_token_id": None,
 }
@@ -26,7 +27,7 @@ SCORE_FIELDS_OFF = {
     "exponential_decay_length_penalty": (None,), "top_h": (None,),
     "encoder_repetition_penalty": (None, 1.0), "encoder_no_repeat_ngram_size": (None, 0),
     "guidance_scale": (None, 1.0), "diversity_penalty": (None, 0.0), "sequence_bias": (None,),
-    "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0), "watermarking_config": (None,),
+    "watermarking_config": (None,),
     "remove_invalid_values": (None, False), "token_healing": (None, False),
     "dola_layers": (None,),
 }
@@ -94,9 +95,6 @@ def _unsupported(d: dict, lenient: bool) -> list:
         count = int_field(SOURCE, name, d.get(name), COUNT)
         if count is not None and count > 1:
             found.append(f"{name}={count}")
-    typical = d.get("typical_p")
-    if typical is not None and source_range(SOURCE, "typical_p", typical, 0.0, 1.0) != 1.0:
-        found.append(f"typical_p={typical!r}")
     alpha = d.get("penalty_alpha")
     if alpha is not None and source_range(SOURCE, "penalty_alpha", alpha, 0.0, 1.0) != 0.0:
         found.append(f"penalty_alpha={alpha!r} (contrastive search)")
@@ -119,6 +117,12 @@ def _unsupported(d: dict, lenient: bool) -> list:
     return found
 
 
+def _cutoff(d: dict, name: str) -> float:
+    """epsilon_cutoff / eta_cutoff: transformers applies them only strictly between 0 and 1."""
+    v = source_range(SOURCE, name, d[name], 0.0, 1.0)
+    return 0.0 if arguments.is_real(v) and v >= 1.0 else v
+
+
 def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     """SamplingParams from a transformers GenerationConfig or generation_config dict.
 
@@ -126,12 +130,13 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     do_sample false means greedy whatever the other fields say. max_new_tokens -> max_tokens
     (max_length counts the prompt too, so it is kept in metadata), min_new_tokens -> min_tokens,
     suppress_tokens and single-token bad_words_ids (but not [eos], as transformers) ->
-    banned_token_ids, eos_token_id (int or list) -> eos_token_ids, seed -1 -> random. typical_p
-    != 1, penalty_alpha, no_repeat_ngram_size > 0, multi-token bad_words_ids, more than one
+    banned_token_ids, eos_token_id (int or list) -> eos_token_ids, seed -1 -> random.
+    typical_p, epsilon_cutoff and eta_cutoff as transformers reads them (a cutoff of 1, which
+    transformers skips, is off). penalty_alpha, no_repeat_ngram_size > 0, multi-token
+    bad_words_ids, more than one
     sequence per prompt (num_beams, num_return_sequences, num_beam_groups > 1) and the
     SCORE_FIELDS_OFF fields set on (forced BOS/EOS, exponential decay, top_h, encoder
-    penalties, guidance_scale, diversity_penalty, sequence_bias, epsilon/eta cutoffs,
-    watermarking, remove_invalid_values, token_healing, dola_layers) have no fused equivalent:
+    penalties, guidance_scale, diversity_penalty, sequence_bias, watermarking, remove_invalid_values, token_healing, dola_layers) have no fused equivalent:
     ValueError unless lenient=True. Errors name the config's own fields (max_new_tokens, ...).
     """
     d = _as_dict(config)
@@ -164,6 +169,10 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
         top_k=0 if greedy else (top_k or 0),
         top_p=1.0 if greedy else top_p,
         min_p=None if greedy else d.get("min_p"),
+        typical_p=1.0 if greedy else source_range(SOURCE, "typical_p", d["typical_p"], 0.0, 1.0,
+                                                  low_open=True),
+        epsilon_cutoff=0.0 if greedy else _cutoff(d, "epsilon_cutoff"),
+        eta_cutoff=0.0 if greedy else _cutoff(d, "eta_cutoff"),
         repetition_penalty=d.get("repetition_penalty"),
         banned_token_ids=banned or None,
         seed=int_field(SOURCE, "seed", d.get("seed")),

@@ -1,6 +1,7 @@
 """OpenAI-style chat/completions bodies: OpenAI, NVIDIA NIM (with its `nvext` extension),
-vLLM's OpenAI-compatible server (with its extra sampling fields) and llama.cpp's server
-(`top_n_sigma`, `xtc_threshold`, `xtc_probability`)."""
+vLLM's OpenAI-compatible server (with its extra sampling fields), llama.cpp's server
+(`top_n_sigma`, `typical_p`, `xtc_threshold`, `xtc_probability`) and the servers that add
+transformers' `epsilon_cutoff` and `eta_cutoff` (text-generation-webui, Aphrodite)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -17,6 +18,7 @@ SAMPLING_FIELDS = {
     "presence_penalty", "frequency_penalty", "repetition_penalty", "seed", "stop",
     "stop_token_ids", "ignore_eos", "min_tokens", "logprobs", "top_logprobs", "prompt_logprobs",
     "logit_bias", "allowed_token_ids", "top_n_sigma", "xtc_threshold", "xtc_probability",
+    "typical_p", "epsilon_cutoff", "eta_cutoff",
 }
 STRUCTURED_FIELDS = {
     "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
@@ -145,6 +147,9 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
         top_k=body.get("top_k"),
         min_p=body.get("min_p"),
         top_n_sigma=body.get("top_n_sigma"),
+        typical_p=body.get("typical_p"),
+        epsilon_cutoff=body.get("epsilon_cutoff"),
+        eta_cutoff=body.get("eta_cutoff"),
         xtc_threshold=body.get("xtc_threshold"),
         xtc_probability=body.get("xtc_probability"),
         repetition_penalty=body.get("repetition_penalty"),

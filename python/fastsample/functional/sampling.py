@@ -22,7 +22,7 @@ _ZERO = 0.0
 _ZERO_INT = 0
 _VANISHES = 2.0**-150  # a float32 reads this or less as 0 (arguments.Range.vanishes)
 _SIGMA_HIGH = BY_NAME["top_n_sigma"].range.high
-_XTC_THRESHOLD = 0.1  # llama.cpp's default; its own object, like the others above
+_XTC_THRESHOLD = BY_NAME["xtc_threshold"].off  # llama.cpp's 0.1; an identity test, as above
 # Stages 4-5 keywords, in the table's order (seed and offset are the draw's).
 _STAGE_5 = tuple(name for name in FILTERS if name not in ("seed", "offset"))
 
@@ -43,6 +43,16 @@ def _stage_5(given: Dict[str, Any]) -> Dict[str, Any]:
     return {name: given[name] for name in _STAGE_5}
 
 
+def _extra_filters_off(top_n_sigma: Any, typical_p: Any, epsilon_cutoff: Any,
+                       eta_cutoff: Any) -> bool:
+    """Whether the filters beyond temperature, top-k, top-p and min-p (and XTC) are all off:
+    the compiled custom ops and the common call's shortcut carry only those four."""
+    return ((top_n_sigma is _ZERO or edit_arguments.is_default(top_n_sigma, 0.0))
+            and (typical_p is _ONE or edit_arguments.is_default(typical_p, 1.0))
+            and (epsilon_cutoff is _ZERO or edit_arguments.is_default(epsilon_cutoff, 0.0))
+            and (eta_cutoff is _ZERO or edit_arguments.is_default(eta_cutoff, 0.0)))
+
+
 def _uses_xtc(xtc_probability: Any) -> bool:
     """Whether some row may draw XTC's coin (then unseeded rows need seeds)."""
     return not (xtc_probability is _ZERO or edit_arguments.is_default(xtc_probability, 0.0))
@@ -50,8 +60,9 @@ def _uses_xtc(xtc_probability: Any) -> bool:
 
 def _compiled_refusal(call: str, supported: str) -> ValueError:
     return ValueError(f"inside torch.compile, fastsample.{call} supports {supported}; call it "
-                      f"outside the compiled region for top_n_sigma, XTC, penalties, masks, "
-                      f"logprobs or return_valid")
+                      f"outside the compiled region for top_n_sigma, typical_p, "
+                      f"epsilon_cutoff, eta_cutoff, XTC, penalties, masks, logprobs or "
+                      f"return_valid")
 
 
 def sample(
@@ -62,6 +73,9 @@ def sample(
     top_p: Any = 1.0,
     min_p: Any = 0.0,
     top_n_sigma: Any = _ZERO,
+    typical_p: Any = _ONE,
+    epsilon_cutoff: Any = _ZERO,
+    eta_cutoff: Any = _ZERO,
     xtc_threshold: Any = _XTC_THRESHOLD,
     xtc_probability: Any = _ZERO,
     seed: Any = None,
@@ -98,12 +112,16 @@ def sample(
         min_p: in [0, 1], default 0.0 (off).
         top_n_sigma: >= 0, default 0.0 (off): keep z >= max(z) - n * std(z), std over the
             row's finite logits after stages 0-3 (llama.cpp's top_n_sigma).
+        typical_p: in (0, 1], default 1.0 (off); epsilon_cutoff, eta_cutoff: in [0, 1],
+            default 0.0 (off): transformers' typical, epsilon and eta sampling, in that order
+            on what top-k, top-n-sigma, top-p and min-p keep, each measuring probabilities
+            over what the one before keeps (docs/semantics.md).
         xtc_threshold: in [0, 1], default 0.1; xtc_probability: in [0, 1], default 0.0 (off):
             llama.cpp's XTC, last of the filters: with that probability per step (a coin from
             the row's seed and offset), when two or more tokens have a probability >=
             xtc_threshold over what the other filters keep, all but the least likely of them
             are removed.
-            Each of the seven is a scalar for the batch or one value per row (list, tuple, numpy
+            Each of the ten is a scalar for the batch or one value per row (list, tuple, numpy
             array or tensor of length B).
         seed: int in [0, 2**63-1] makes a row reproducible; None or -1 (default None) draws one
             from `generator`. An int, or one value per row.
@@ -164,11 +182,12 @@ def sample(
     if torch.compiler.is_compiling():
         # Traced by torch.compile: the custom op keeps the step in one graph.
         if (not plain or generator is not None or return_valid or _uses_xtc(xtc_probability)
-                or not (top_n_sigma is _ZERO or edit_arguments.is_default(top_n_sigma, 0.0))):
+                or not _extra_filters_off(top_n_sigma, typical_p, epsilon_cutoff, eta_cutoff)):
             raise _compiled_refusal("sample", "temperature, top_k, top_p, min_p, seed and "
                                               "offset")
         return custom_ops.compiled_sample(logits, temperature, top_k, top_p, min_p, seed, offset)
-    if plain and xtc_probability is _ZERO and xtc_threshold is _XTC_THRESHOLD:
+    if (plain and xtc_probability is _ZERO and xtc_threshold is _XTC_THRESHOLD
+            and typical_p is _ONE and epsilon_cutoff is _ZERO and eta_cutoff is _ZERO):
         out = _fast_sample(logits, temperature, top_k, top_p, min_p, top_n_sigma, seed, offset,
                            generator, return_valid)
         if out is not None:
@@ -257,7 +276,10 @@ def process_logits(
     top_p: Any = 1.0,
     min_p: Any = 0.0,
     top_n_sigma: Any = 0.0,
-    xtc_threshold: Any = 0.1,
+    typical_p: Any = 1.0,
+    epsilon_cutoff: Any = 0.0,
+    eta_cutoff: Any = 0.0,
+    xtc_threshold: Any = _XTC_THRESHOLD,
     xtc_probability: Any = 0.0,
     seed: Any = None,
     offset: Any = None,
@@ -295,7 +317,8 @@ def process_logits(
         return _process_batch(logits, batch)
     if torch.compiler.is_compiling():
         if (not edit_arguments.all_off(edit_arguments.select(given))
-                or not edit_arguments.is_default(top_n_sigma, 0.0) or _uses_xtc(xtc_probability)
+                or not _extra_filters_off(top_n_sigma, typical_p, epsilon_cutoff, eta_cutoff)
+                or _uses_xtc(xtc_probability)
                 or seed is not None or offset is not None or generator is not None):
             raise _compiled_refusal("process_logits", "temperature, top_k, top_p and min_p")
         return custom_ops.compiled_process(logits, temperature, top_k, top_p, min_p)

@@ -1,6 +1,6 @@
 """Hugging Face transformers integration (importable only when transformers is installed).
 
-- FastLogitsProcessor: repetition penalty, temperature, top-k, top-p and min-p as one fused
+- FastLogitsProcessor: penalties, masks, temperature and every filter as one fused
   call; returns what transformers' processor chain returns. Use it with
   `model.generate(..., logits_processor=LogitsProcessorList([proc]), **proc.generate_kwargs())`:
   generate_kwargs() turns transformers' own warpers off (v5 adds TopK(50) by itself when
@@ -26,16 +26,19 @@ from ..decode.generate import decode_steps, output_vocab_size, pad_token_id
 from ..decode.sampler import Sampler
 from ..functional.sampling import process_logits
 from ..grammar import GrammarRows, grammar_spec
+from ..kernel.param_table import FILTERS
 from ..requests.sampling_params import SamplingParams
 from ..adapters import from_hf
 
 
 class FastLogitsProcessor(LogitsProcessor):
     """A transformers LogitsProcessor running repetition penalty (over input_ids), temperature,
-    top-k, top-p, min-p, top-n-sigma and XTC as one fused fastsample call.
+    top-k, top-p, min-p, top-n-sigma, typical-p, epsilon, eta and XTC as one fused fastsample
+    call.
 
     Args (SamplingParams ranges; defaults are "off"): temperature 1.0 (> 0 here: transformers
-    samples after processors), top_k 0, top_p 1.0, min_p 0.0, top_n_sigma 0.0,
+    samples after processors), top_k 0, top_p 1.0, min_p 0.0, top_n_sigma 0.0, typical_p 1.0,
+    epsilon_cutoff 0.0, eta_cutoff 0.0,
     xtc_threshold 0.1 and xtc_probability 0.0 (XTC's coin: from `seed` at offset = the
     sequence length, so a seeded processor repeats across runs; seed None draws each step's
     seeds from torch's default generator, which torch.manual_seed makes reproducible),
@@ -60,9 +63,11 @@ class FastLogitsProcessor(LogitsProcessor):
                  xtc_threshold: float = 0.1, xtc_probability: float = 0.0,
                  seed: Optional[int] = None, structured_output: Any = None,
                  tokenizer: Any = None, eos_token_ids: Any = None, min_tokens: int = 0,
-                 stop_token_ids: Any = ()):
+                 stop_token_ids: Any = (), typical_p: float = 1.0, epsilon_cutoff: float = 0.0,
+                 eta_cutoff: float = 0.0):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
-                                     min_p=min_p, top_n_sigma=top_n_sigma,
+                                     min_p=min_p, top_n_sigma=top_n_sigma, typical_p=typical_p,
+                                     epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
                                      xtc_threshold=xtc_threshold,
                                      xtc_probability=xtc_probability, seed=seed,
                                      repetition_penalty=repetition_penalty,
@@ -105,11 +110,10 @@ class FastLogitsProcessor(LogitsProcessor):
                              f"logits processor; score the prompt with "
                              f"fastsample.prompt_logprobs")
         p = params.resolve()
-        return cls(temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
-                   top_n_sigma=p.top_n_sigma, repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
+        return cls(**_stage_5_of(p), repetition_penalty=p.repetition_penalty,
+                   presence_penalty=p.presence_penalty,
                    frequency_penalty=p.frequency_penalty, logit_bias=p.logit_bias,
                    banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids,
-                   xtc_threshold=p.xtc_threshold, xtc_probability=p.xtc_probability,
                    seed=p.seed, structured_output=p.structured_output, tokenizer=tokenizer,
                    eos_token_ids=p.eos_token_ids, min_tokens=p.min_tokens,
                    stop_token_ids=p.stop_token_ids)
@@ -117,9 +121,10 @@ class FastLogitsProcessor(LogitsProcessor):
     @staticmethod
     def generate_kwargs() -> Dict[str, Any]:
         """generate() arguments that sample with this processor alone (transformers' own
-        temperature/top-k/top-p/min-p/repetition processors off)."""
+        temperature, top-k, top-p, min-p, typical, epsilon, eta and repetition processors
+        off)."""
         return dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, min_p=None,
-                    repetition_penalty=1.0)
+                    typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         p = self.params
@@ -134,9 +139,7 @@ class FastLogitsProcessor(LogitsProcessor):
         self._last = input_ids
         history = p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0
         return process_logits(
-            scores, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
-            top_n_sigma=p.top_n_sigma, xtc_threshold=p.xtc_threshold,
-            xtc_probability=p.xtc_probability, seed=p.seed, offset=input_ids.shape[1],
+            scores, **_stage_5_of(p), seed=p.seed, offset=input_ids.shape[1],
             repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
             frequency_penalty=p.frequency_penalty,
             prompt_token_ids=input_ids if p.repetition_penalty != 1.0 else None,
@@ -167,6 +170,12 @@ class FastLogitsProcessor(LogitsProcessor):
         else:
             rows.accept(input_ids[:, -1].tolist())
         return rows.bitmask(scores.device)
+
+
+def _stage_5_of(p: SamplingParams) -> Dict[str, Any]:
+    """A request's stage 4-5 parameters (the table's filters but seed and offset), as
+    process_logits' keywords."""
+    return {name: getattr(p, name) for name in FILTERS if name not in ("seed", "offset")}
 
 
 def from_generation_config(config: Any) -> FastLogitsProcessor:

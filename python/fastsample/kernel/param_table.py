@@ -51,6 +51,9 @@ TOP_K = Range("an integer: -1 or 0 (off) or 1 .. 2**63-1", 1, MAX_INT64, integer
 TOP_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True, dtype=torch.float64)
 MIN_P = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 TOP_N_SIGMA = Range("a finite number >= 0 (0 = off)", 0.0, 3.4e38)
+TYPICAL_P = Range("a number in (0, 1] (1 = off)", 0.0, 1.0, low_open=True, dtype=torch.float64)
+EPSILON_CUTOFF = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
+ETA_CUTOFF = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 XTC_THRESHOLD = Range("a number in [0, 1] (above 0.5 no two tokens reach it)", 0.0, 1.0)
 XTC_PROBABILITY = Range("a number in [0, 1] (0 = off)", 0.0, 1.0)
 SEED = Range("0 <= seed <= 2**63-1, or -1 for random", 0, MAX_INT64, integer=True, extra=(-1,))
@@ -90,6 +93,14 @@ TABLE: Tuple[RowParameter, ...] = (
                  "keep the tokens with probability >= min_p x the top one; 0 = off"),
     RowParameter("top_n_sigma", "filter", "float", 0.0, TOP_N_SIGMA, "5",
                  "keep z >= max(z) - n x std(z) over the finite logits (llama.cpp); 0 = off"),
+    RowParameter("typical_p", "filter", "double", 1.0, TYPICAL_P, "5",
+                 "keep the tokens closest to the expected -log q, fewest first until their mass "
+                 "reaches p (transformers' typical_p); 1 = off"),
+    RowParameter("epsilon_cutoff", "filter", "float", 0.0, EPSILON_CUTOFF, "5",
+                 "keep the tokens with probability >= epsilon (transformers); 0 = off"),
+    RowParameter("eta_cutoff", "filter", "float", 0.0, ETA_CUTOFF, "5",
+                 "keep the tokens with probability >= min(eta, sqrt(eta) x exp(-entropy)) "
+                 "(transformers); 0 = off"),
     RowParameter("xtc_threshold", "filter", "float", 0.1, XTC_THRESHOLD, "5",
                  "XTC: the probability that makes a token a top choice (llama.cpp's default)"),
     RowParameter("xtc_probability", "filter", "float", 0.0, XTC_PROBABILITY, "5",

@@ -17,6 +17,7 @@ from ..kernel.param_table import BY_NAME, TOP_N_SIGMA
 from ..kernel.sample_output import SampleOutput, invalid_rows_message
 
 FLT_MAX = torch.finfo(torch.float32).max
+XTC_THRESHOLD_OFF = BY_NAME["xtc_threshold"].off
 
 
 def sanitize(logits: torch.Tensor) -> torch.Tensor:
@@ -138,10 +139,60 @@ def _xtc_keep(keep: torch.Tensor, z: torch.Tensor, threshold: torch.Tensor,
     return keep & ~(cut[:, None] & (z > z_least[:, None]))
 
 
+def _typical_keep(keep: torch.Tensor, z: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+    """transformers' TypicalLogitsWarper on the keep-set, in float64: rank the kept tokens by
+    |-log q - H| (q over the keep-set, H its entropy), add their q in that order until the sum
+    reaches `mass` [B], keep every token as close as the one that reached it."""
+    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    logq = torch.log_softmax(zk, dim=1)
+    q = logq.exp()
+    entropy = -(logq * q).nansum(dim=1, keepdim=True)
+    shifted = (-logq - entropy).abs()
+    ranked, order = shifted.sort(dim=1, stable=True)
+    cum = q.gather(1, order).cumsum(dim=1)
+    last = (cum < mass[:, None]).sum(dim=1).clamp(max=z.shape[1] - 1)
+    cut = ranked.gather(1, last[:, None])
+    on = (mass < 1)[:, None]
+    return keep & (~on | (shifted <= cut))
+
+
+def _entropy(keep: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """H [B] of the softmax of z over the keep-set, float64."""
+    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    logq = torch.log_softmax(zk, dim=1)
+    return -(logq * logq.exp()).nansum(dim=1)
+
+
+def _cutoff_keep(keep: torch.Tensor, z: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
+    """transformers' epsilon rule on the keep-set: keep q >= cutoff [B] (float64, q over the
+    keep-set), and the kept tokens tied with the top ones always."""
+    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    q = torch.softmax(zk, dim=1)
+    top = zk.max(dim=1, keepdim=True).values
+    on = (cutoff > 0)[:, None]
+    return keep & (~on | (q >= cutoff[:, None]) | (zk >= top))
+
+
+def _entropy_filters_keep(keep: torch.Tensor, z: torch.Tensor, typical_p: torch.Tensor,
+                          epsilon: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+    """typical-p, then epsilon, then eta (transformers' order and rules), each on what the one
+    before keeps; eta's cutoff is min(eta, sqrt(eta) exp(-H))."""
+    if bool((typical_p < 1).any()):
+        keep = _typical_keep(keep, z, typical_p)
+    if bool((epsilon > 0).any()):
+        keep = _cutoff_keep(keep, z, epsilon.double())
+    if bool((eta > 0).any()):
+        e = eta.double()
+        by_entropy = e.sqrt() * torch.exp(-_entropy(keep, z))
+        keep = _cutoff_keep(keep, z, torch.where(e > 0, torch.minimum(e, by_entropy), e))
+    return keep
+
+
 def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
              min_p: Any = 0.0, edits: Any = None, top_n_sigma: Any = 0.0,
-             xtc_threshold: Any = 0.1, xtc_probability: Any = 0.0,
-             xtc_coin: Optional[torch.Tensor] = None):
+             xtc_threshold: Any = XTC_THRESHOLD_OFF, xtc_probability: Any = 0.0,
+             xtc_coin: Optional[torch.Tensor] = None, typical_p: Any = 1.0,
+             epsilon_cutoff: Any = 0.0, eta_cutoff: Any = 0.0):
     """Stages 0-5. Returns (x, z, keep, valid, greedy) for logits [B, V]: x the logits after
     stages 0-3 (edits: edit_arguments.Edits or None), z = x / T, keep the bool keep-set [B, V], valid
     [B], greedy [B]. xtc_coin: each row's coin (float64 [B], philox.row_coin), needed when a
@@ -155,10 +206,12 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     m = _rows(arguments.param("min_p", min_p, batch, arguments.MIN_P, dev), batch, dev, torch.float64)
     sigma = _rows(arguments.param("top_n_sigma", top_n_sigma, batch, TOP_N_SIGMA, dev), batch, dev,
                   torch.float32)
-    xtc_t, xtc_p = (_rows(arguments.param(name, value, batch, BY_NAME[name].range, dev), batch,
-                          dev, torch.float32)
-                    for name, value in (("xtc_threshold", xtc_threshold),
-                                        ("xtc_probability", xtc_probability)))
+    xtc_t, xtc_p, typical, epsilon, eta = (
+        _rows(arguments.param(name, value, batch, BY_NAME[name].range, dev), batch, dev,
+              BY_NAME[name].dtype)
+        for name, value in (("xtc_threshold", xtc_threshold), ("xtc_probability", xtc_probability),
+                            ("typical_p", typical_p), ("epsilon_cutoff", epsilon_cutoff),
+                            ("eta_cutoff", eta_cutoff)))
     if xtc_coin is None and bool((xtc_p > 0).any()):
         raise ValueError("keep_set: rows with xtc_probability > 0 need xtc_coin")
 
@@ -205,6 +258,8 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     keep = keep_k & keep_p & keep_m
     one_hot = torch.zeros_like(keep).scatter_(1, argmax[:, None], True)
     keep |= one_hot & finite  # the lower bounds always keep the argmax
+    # typical-p, epsilon and eta on what the lower bounds keep; typical-p may remove the argmax.
+    keep = _entropy_filters_keep(keep, z, typical, epsilon, eta)
     # XTC, last, on what the others keep: it may remove the argmax.
     keep = _xtc_keep(keep, z, xtc_t, xtc_p, xtc_coin)
     keep = torch.where(greedy[:, None], one_hot, keep)
@@ -242,8 +297,10 @@ def _seed_rows(logits: torch.Tensor, seed: Any, offset: Any, generator: Any):
 
 
 def process_logits(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-                   min_p: Any = 0.0, top_n_sigma: Any = 0.0, xtc_threshold: Any = 0.1,
-                   xtc_probability: Any = 0.0, seed: Any = None, offset: Any = None,
+                   min_p: Any = 0.0, top_n_sigma: Any = 0.0, typical_p: Any = 1.0,
+                   epsilon_cutoff: Any = 0.0, eta_cutoff: Any = 0.0,
+                   xtc_threshold: Any = XTC_THRESHOLD_OFF, xtc_probability: Any = 0.0,
+                   seed: Any = None, offset: Any = None,
                    generator: Optional[torch.Generator] = None,
                    **edit_kwargs: Any) -> torch.Tensor:
     """Reference for fastsample.process_logits: float32 [B, V], z on the keep-set, -inf elsewhere
@@ -253,7 +310,8 @@ def process_logits(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p
     coins = _coins(logits, seed, offset, generator, xtc_probability)
     x, z, keep, _, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
                                      edits_of(logits, edit_kwargs), top_n_sigma, xtc_threshold,
-                                     xtc_probability, coins)
+                                     xtc_probability, coins, typical_p, epsilon_cutoff,
+                                     eta_cutoff)
     kept_value = torch.where(greedy[:, None], x, z)
     return torch.where(keep, kept_value, torch.full_like(z, -math.inf))
 
@@ -294,8 +352,10 @@ def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor, n: int, processed: b
 
 
 def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
-           min_p: Any = 0.0, top_n_sigma: Any = 0.0, xtc_threshold: Any = 0.1,
-           xtc_probability: Any = 0.0, seed: Any = None, offset: Any = None,
+           min_p: Any = 0.0, top_n_sigma: Any = 0.0, typical_p: Any = 1.0,
+           epsilon_cutoff: Any = 0.0, eta_cutoff: Any = 0.0,
+           xtc_threshold: Any = XTC_THRESHOLD_OFF, xtc_probability: Any = 0.0,
+           seed: Any = None, offset: Any = None,
            generator: Optional[torch.Generator] = None, return_valid: bool = False,
            logprobs: Optional[int] = None, logprobs_mode: str = "raw", **edit_kwargs: Any):
     """Reference for fastsample.sample: inverse CDF over the keep-set in token order, with the
@@ -306,7 +366,8 @@ def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 
     coins = torch.tensor(philox.row_coin(seed_rows, offset_rows), dtype=torch.float64)
     _, z, keep, valid, greedy = keep_set(logits, temperature, top_k, top_p, min_p,
                                          edits_of(logits, edit_kwargs), top_n_sigma,
-                                         xtc_threshold, xtc_probability, coins)
+                                         xtc_threshold, xtc_probability, coins, typical_p,
+                                         epsilon_cutoff, eta_cutoff)
     randoms = philox.row_random_u64(seed_rows, offset_rows)
 
     z64 = z.to(torch.float64)

@@ -22,6 +22,8 @@ PARAMS: Dict[str, dict] = {
     "top-n-sigma": dict(temperature=1.0, top_n_sigma=1.0),
     # probability 1: the coin always acts, so unseeded process_logits and sample keep one set.
     "xtc": dict(temperature=1.0, top_k=100, xtc_threshold=0.05, xtc_probability=1.0),
+    "typical-p": dict(temperature=1.0, typical_p=0.9),
+    "epsilon+eta": dict(temperature=1.0, top_k=100, epsilon_cutoff=3e-4, eta_cutoff=1e-3),
     "greedy": dict(temperature=0.0),
 }
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}

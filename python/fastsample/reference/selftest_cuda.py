@@ -16,7 +16,9 @@ from ..functional.sampling import process_logits, sample
 FILTERS = (dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
            dict(temperature=0.8, top_p=0.9), dict(temperature=0.0),
            dict(temperature=1.0, top_n_sigma=1.0, top_p=0.95),
-           dict(temperature=0.9, xtc_threshold=0.02, xtc_probability=1.0))
+           dict(temperature=0.9, xtc_threshold=0.02, xtc_probability=1.0),
+           dict(temperature=1.0, typical_p=0.9, epsilon_cutoff=1e-5),
+           dict(temperature=0.8, top_k=64, eta_cutoff=1e-3))
 
 
 def _same(a, b) -> bool:

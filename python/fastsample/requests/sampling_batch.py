@@ -82,6 +82,7 @@ class SamplingBatch:
     Holds, one row per request, on `device`:
       - the per-row parameters of the table (docs/parameters.md), each a [B] tensor attribute:
         temperature float32, top_k int64, top_p float64, min_p float32, top_n_sigma float32,
+        typical_p float64, epsilon_cutoff float32, eta_cutoff float32,
         xtc_threshold float32, xtc_probability float32,
         repetition_penalty / frequency_penalty / presence_penalty float32, min_tokens int64,
         num_generated int64 (tokens generated so far, kept while the batch keeps histories);
@@ -418,7 +419,8 @@ class SamplingBatch:
 
     def filter_kwargs(self) -> Dict[str, torch.Tensor]:
         """The per-row tensors of the filters and the random state (temperature, top_k, top_p,
-        min_p, top_n_sigma, xtc_threshold, xtc_probability, seed and offset), keywords of
+        min_p, top_n_sigma, typical_p, epsilon_cutoff, eta_cutoff, xtc_threshold,
+        xtc_probability, seed and offset), keywords of
         fastsample.sample and process_logits. Raises ValueError when a
         row sets a field these cannot carry (penalties, logit_bias, allowed/banned ids, stop
         ids, min_tokens, logprobs: they need the row's history or outputs), naming the rows:

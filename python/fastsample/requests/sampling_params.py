@@ -13,8 +13,9 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import arguments
-from ..kernel.param_table import (MIN_TOKENS, PENALTY, REPETITION_PENALTY,  # noqa: F401
-                                  TOP_N_SIGMA, XTC_PROBABILITY, XTC_THRESHOLD)
+from ..kernel.param_table import (EPSILON_CUTOFF, ETA_CUTOFF, MIN_TOKENS,  # noqa: F401
+                                  PENALTY, REPETITION_PENALTY, TOP_N_SIGMA, TYPICAL_P,
+                                  XTC_PROBABILITY, XTC_THRESHOLD)
 from .distributions import Distribution, Manual, Uniform, parse_distribution
 
 MAX_LOGPROBS = 20
@@ -89,6 +90,8 @@ class SamplingParams:
         top_p [1.0]: in (0, 1], 1 = off; or a distribution.
         min_p [0.0]: in [0, 1], 0 = off.
         top_n_sigma [0.0]: >= 0, 0 = off: keep z >= max(z) - n * std(z) (llama.cpp).
+        typical_p [1.0 = off]: in (0, 1]; epsilon_cutoff, eta_cutoff [0.0 = off]: in [0, 1];
+            transformers' typical, epsilon and eta sampling, after min_p, in that order.
         xtc_threshold [0.1], xtc_probability [0.0 = off]: in [0, 1]; llama.cpp's XTC: with that
             probability per step, when two or more tokens reach the threshold, all but the least
             likely of them are removed (the coin comes from the request's seed).
@@ -133,6 +136,9 @@ class SamplingParams:
     top_n_sigma: float = 0.0
     xtc_threshold: float = 0.1
     xtc_probability: float = 0.0
+    typical_p: float = 1.0
+    epsilon_cutoff: float = 0.0
+    eta_cutoff: float = 0.0
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -143,6 +149,8 @@ class SamplingParams:
         put("top_p", _check_value_or_distribution("top_p", self.top_p, arguments.TOP_P))
         for name, rng in (("min_p", arguments.MIN_P), ("top_n_sigma", TOP_N_SIGMA),
                           ("xtc_threshold", XTC_THRESHOLD), ("xtc_probability", XTC_PROBABILITY),
+                          ("typical_p", TYPICAL_P), ("epsilon_cutoff", EPSILON_CUTOFF),
+                          ("eta_cutoff", ETA_CUTOFF),
                           ("repetition_penalty", REPETITION_PENALTY),
                           ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY)):
             arguments.check_scalar(name, getattr(self, name), rng)
