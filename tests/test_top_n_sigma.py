@@ -98,6 +98,24 @@ def test_kernels_equal_the_reference(dtype, combo):
     assert torch.equal(got.tokens, want.tokens) and torch.equal(got.valid, want.valid)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_top_k_candidate_list_reads_the_whole_rows_std(dtype):
+    """With a small top-k the keep-set comes from a candidate list of the row's top, but std
+    is the whole row's: over the list alone (a narrow spread) the cut would keep far fewer."""
+    x = random_logits(4, 128256, dtype=dtype, seed=21, scale=3.0)
+    for combo in (dict(top_k=50, top_n_sigma=1.0), dict(top_k=20, top_n_sigma=0.3, top_p=0.9),
+                  dict(top_k=50, top_n_sigma=0.5, temperature=0.7, logprobs=3,
+                       logprobs_mode="processed")):
+        filters = {k: v for k, v in combo.items() if not k.startswith("logprobs")}
+        got = fastsample.process_logits(x, **filters)
+        assert_keep_sets_match(x, got, **filters)
+        assert int((got > -math.inf).sum(dim=1).min()) > 1
+        a = fastsample.sample(x, seed=[1, 2, 3, 4], **combo)
+        b = reference.sample(x, seed=[1, 2, 3, 4], **combo)
+        assert torch.equal(a if isinstance(a, torch.Tensor) else a.tokens,
+                           b if isinstance(b, torch.Tensor) else b.tokens)
+
+
 def test_per_row_values_and_the_common_call():
     x = random_logits(4, 1000, seed=3)
     n = torch.tensor([0.0, 0.5, 1.0, 3.0])

@@ -224,11 +224,12 @@ FS_HOST_DEVICE FS_NOINLINE uint32_t xtc_hi_key(Ctx& ctx, const View& view, uint3
 // with key >= floor_key, and when floor_key > 0 (a candidate list) at least top_k of them.
 // Returns lo_key < floor_key when a bound reached below what the view holds (the caller then
 // retries on the whole row); a view over the whole row passes floor_key = 0. gmax: the view's
-// group maxima, or null.
+// group maxima, or null. sigma_below: top-n-sigma's distance below the maximum
+// (n_sigma_distance over the whole row), read when p.top_n_sigma > 0.
 template <class Ctx, class View>
 FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams& p,
                                     uint32_t floor_key, const RowMax& m, const uint32_t* gmax,
-                                    const RowScratch& scratch) {
+                                    const RowScratch& scratch, double sigma_below) {
   RowKeep keep{};
   keep.row_mass = 0;
   keep.max_key = m.key;
@@ -255,8 +256,7 @@ FS_HOST_DEVICE RowKeep row_keep_set(Ctx& ctx, const View& view, const RowParams&
   }
   // top-n-sigma: keep z >= z_max - n * std(z), std(z) = std(x) / T, over the whole row.
   if (p.top_n_sigma > 0.0f) {
-    const double below = n_sigma_distance(ctx, view, key_to_float(keep.max_key), p.top_n_sigma);
-    const float z_cut = z_max - float(below / double(p.temperature));
+    const float z_cut = z_max - float(sigma_below / double(p.temperature));
     const uint32_t sigma_lo = temp.min_key_with_z_at_least(z_cut);
     if (sigma_lo > lo) lo = sigma_lo;
   }

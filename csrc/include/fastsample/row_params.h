@@ -38,8 +38,8 @@ FS_HOST_DEVICE inline RowParams normalize_params(RowParams p, int64_t vocab) {
   return p;
 }
 
-// A filter whose bound reads statistics of the whole row (not only its top): such a row is not
-// cut down to a top-k candidate list first.
+// A filter whose bound reads statistics of the whole row (not only its top): such a row takes
+// one more pass over all of it (its keep-set may still come from a top-k candidate list).
 FS_HOST_DEVICE inline bool reads_whole_row(const RowParams& p) { return p.top_n_sigma > 0.0f; }
 
 FS_CODE_END

@@ -97,8 +97,9 @@ FS_HOST_DEVICE uint32_t kth_group_max_bound(Solo& solo, const KeysView& groups, 
 // than kFastListCap elements, fewer than k groups, or a bound reached below tau).
 template <class Ctx, class View>
 FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const View& row, const RowParams& p,
-                                             const RowMax& m, const RowScratch& scratch,
-                                             RowKeep* keep, ListView* list) {
+                                             const RowMax& m, double sigma_below,
+                                             const RowScratch& scratch, RowKeep* keep,
+                                             ListView* list) {
   auto solo = ctx.solo();
   const RowScratch own = ctx.solo_scratch(scratch);
   const KeysView groups{scratch.group_max, num_groups(row.size())};
@@ -109,7 +110,7 @@ FS_HOST_DEVICE bool keep_set_from_candidates(Ctx& ctx, const View& row, const Ro
       kFastListCap, scratch.group_max);
   if (count > kFastListCap) return false;
   *list = ListView{scratch.cand_keys, scratch.cand_tokens, count};
-  *keep = row_keep_set(solo, *list, p, tau, m, nullptr, own);
+  *keep = row_keep_set(solo, *list, p, tau, m, nullptr, own, sigma_below);
   return keep->lo_key >= tau;
 }
 
@@ -119,11 +120,18 @@ FS_HOST_DEVICE RowKeep row_keep_set_fast(Ctx& ctx, const View& row, const RowPar
                                          const RowScratch& scratch, ListView* list,
                                          bool* on_list) {
   const RowMax m = row_max(ctx, row, scratch.group_max);
+  const bool sampled = p.temperature > 0.0f && m.key > kNegInfKey;
+  // top-n-sigma's bound reads every finite logit: one pass over the whole row, whose result
+  // then holds on a candidate list as on the row.
+  const double sigma_below =
+      sampled && p.top_n_sigma > 0.0f
+          ? n_sigma_distance(ctx, row, key_to_float(m.key), p.top_n_sigma)
+          : 0.0;
   RowKeep keep;
-  const bool small_k = p.temperature > 0.0f && p.top_k > 0 && p.top_k <= kFastTopKMax &&
-                       m.key > kNegInfKey && !reads_whole_row(p);
-  *on_list = small_k && keep_set_from_candidates(ctx, row, p, m, scratch, &keep, list);
-  if (!*on_list) keep = row_keep_set(ctx, row, p, 0u, m, scratch.group_max, scratch);
+  const bool small_k = sampled && p.top_k > 0 && p.top_k <= kFastTopKMax;
+  *on_list =
+      small_k && keep_set_from_candidates(ctx, row, p, m, sigma_below, scratch, &keep, list);
+  if (!*on_list) keep = row_keep_set(ctx, row, p, 0u, m, scratch.group_max, scratch, sigma_below);
   return keep;
 }
 
