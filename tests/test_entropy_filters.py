@@ -79,6 +79,20 @@ def test_each_filter_measures_what_the_one_before_keeps():
     check_tiny(dict(eta_cutoff=0.5), [0, 1, 2])
 
 
+def test_a_cutoff_after_typical_keeps_the_top_of_what_typical_keeps():
+    """typical-p drops the argmax (z 0) and keeps the 1000 tokens at z -5 (q 0.001 each); an
+    epsilon above that keeps them all, as tokens tied with the top of what is left."""
+    x = torch.full((1, 1001), -5.0)
+    x[0, 0] = 0.0
+    for params in (dict(typical_p=0.5, epsilon_cutoff=0.002),
+                   dict(typical_p=0.5, epsilon_cutoff=0.002, eta_cutoff=0.9)):
+        out = fastsample.process_logits(x, **params)
+        assert kept(out) == list(range(1, 1001)), params
+        assert torch.equal(out, reference.process_logits(x, **params))
+        tokens = fastsample.sample(x.expand(8, 1001), seed=list(range(8)), **params)
+        assert bool((tokens >= 1).all())
+
+
 def test_ties_and_masked_tokens():
     # -log p - H = 0.301, 0.301, 0.104, 0.798, 0.798: token 2 holds 0.2 < 0.3, and the next
     # closest are the tied 0 and 1, kept together.

@@ -3,11 +3,14 @@
 // each on what the one before keeps, after the lower bounds (top-k, top-n-sigma, top-p, min-p).
 //
 // Each measures probabilities over its band q = w / W (w: a key's fixed-point mass relative to
-// the band's top, W: the band's total). Typical-p and eta also read the band's entropy
-// H = E_q[d] + ln(W / 2^38) for d = z_top - z. E_q[d] is exact and the same in any summation
-// order: where w > 0, d < 87 (the exp flushes beyond), so q_d = round(d * 2^16) < 2^23 and
-// w * q_d < 2^62; those products are summed as their 32-bit halves, and the mean rounded once.
-// Typical-p thus ranks tokens by |d - t| with t = E_q[d] within 2^-17 of its exact value.
+// the band's top, which weighs 2^38; W: the band's total). Typical-p and eta also read the
+// band's entropy H = E_q[d] + ln(W / 2^38) for d = z_top - z. E_q[d] is the same in any
+// summation order: where w > 0, d < 87 (the exp flushes beyond), so q_d = round(d * 2^16) <
+// 2^23 and w * q_d < 2^62; those products are summed exactly as their 32-bit halves, and the
+// sum and the mean each rounded once in double. Typical-p thus ranks tokens by |d - t| with
+// t = E_q[d] within 2^-17 of its exact value. No step calls a library log or exp, whose last
+// bit differs between the CPU's and the GPU's: eta's cutoff needs exp(-H) W = 2^38 exp(-E_q[d]),
+// evaluated with the kernels' own exp.
 #pragma once
 #include <cmath>
 #include "fastsample/keep_set_mass.h"
@@ -23,10 +26,6 @@ struct KeyBand {
 struct BandStats {
   uint64_t total;  // W, in units where the band's top weighs 2^38
   double mean_d;   // E_q[d]
-
-  FS_HOST_DEVICE double entropy() const {
-    return mean_d + log(double(total)) - double(kMassFracBits) * 0.69314718055994530942;
-  }
 };
 
 // The band's mass and mean distance below its top; `mass` is relative to the band's top.
@@ -82,7 +81,9 @@ struct TypicalOrder {
 // Typical-p: the tokens of the band closest to its typical z, t = E_q[d] below the top (-log q
 // minus the entropy is d - t), fewest first until their mass reaches typical_p of the band's;
 // every token as close as the last one is kept. g falls as the key rises, so {|g| <= r} is one
-// interval of keys, found by bisection once the radix select has found r.
+// interval of keys, found by bisection once the radix select has found r; its top is then
+// lowered to the largest key a token holds, so that the band's top weighs 2^38 for the filters
+// after it (a floor capped at the top's mass must not pass above every token).
 template <class Ctx, class View>
 FS_HOST_DEVICE KeyBand typical_band(Ctx& ctx, const View& view, KeyBand band, double typical_p,
                                     const Temperature& temp, const uint32_t* gmax) {
@@ -98,7 +99,8 @@ FS_HOST_DEVICE KeyBand typical_band(Ctx& ctx, const View& view, KeyBand band, do
   const uint32_t above = first_key_where(band.lo, band.hi, [&](uint32_t key) {
     return order.signed_distance(key) < -r;
   });
-  return KeyBand{lo, above - 1};
+  // The token that reached the mass lies in [lo, above - 1]: the maximum is one of them.
+  return KeyBand{lo, view_max_key_in(ctx, view, lo, above - 1, gmax)};
 }
 
 // The lowest key of the band whose mass reaches `need` units; when not even the top does (a
@@ -131,10 +133,13 @@ FS_HOST_DEVICE FS_NOINLINE KeyBand entropy_filters(Ctx& ctx, const View& view, K
   if (p.eta_cutoff > 0.0f) {
     const MassWeight mass{temp, temp.z_of_key(band.hi)};
     const BandStats stats = band_stats(ctx, view, band, mass, gmax);
+    // min(eta, sqrt(eta) exp(-H)) x W units, with exp(-H) W = 2^38 exp(-E_q[d]).
     const double eps = double(p.eta_cutoff);
-    const double by_entropy = sqrt(eps) * exp(-stats.entropy());
-    const double eta = by_entropy < eps ? by_entropy : eps;
-    band.lo = mass_floor_key(band, top_p_need(eta, stats.total), mass);
+    const double by_eps = eps * double(stats.total);
+    const double by_entropy = sqrt(eps) * double(uint64_t(1) << kMassFracBits) *
+                              double(exp_nonpositive(-float(stats.mean_d)));
+    band.lo = mass_floor_key(band, units_needed(by_eps < by_entropy ? by_eps : by_entropy,
+                                                stats.total), mass);
   }
   return band;
 }

@@ -51,6 +51,21 @@ FS_HOST_DEVICE FS_INLINE void for_each_chunk_reaching(Ctx& ctx, const View& view
   }
 }
 
+// The largest key in [lo, hi] over the view (the whole context); the view holds one. gmax: the
+// view's group maxima, or null.
+template <class Ctx, class View>
+FS_HOST_DEVICE uint32_t view_max_key_in(Ctx& ctx, const View& view, uint32_t lo, uint32_t hi,
+                                        const uint32_t* gmax) {
+  uint32_t most = 0;
+  for_each_chunk_reaching(ctx, view, gmax, lo, [&](const uint32_t* keys, int64_t, int n) {
+    for (int j = 0; j < n; ++j) {
+      const uint32_t key = keys[j];
+      most = key >= lo && key <= hi && key > most ? key : most;
+    }
+  });
+  return uint32_t(-ctx.min_i64(-int64_t(most)));
+}
+
 // This worker's share of the mass of {lo <= key <= hi} relative to mass.z_max, as fixed point;
 // the draw's first pass. gmax: the view's group maxima, or null.
 template <class Ctx, class View>
@@ -68,15 +83,19 @@ FS_HOST_DEVICE uint64_t local_keep_set_mass(Ctx& ctx, const View& view, uint32_t
   return local;
 }
 
-// need = ceil(p * total) units: the smallest set whose mass is >= p of the whole
-// (1 <= need <= total).
-FS_HOST_DEVICE inline uint64_t top_p_need(double top_p, uint64_t total) {
-  const double want = top_p * double(total);
-  uint64_t need = uint64_t(want);
+// ceil(want) units, at least one and at most the total.
+FS_HOST_DEVICE inline uint64_t units_needed(double want, uint64_t total) {
+  uint64_t need = want > 0.0 ? uint64_t(want) : 0;
   if (double(need) < want) ++need;
   if (need < 1) need = 1;
   if (need > total) need = total;
   return need;
+}
+
+// need = ceil(p * total) units: the smallest set whose mass is >= p of the whole
+// (1 <= need <= total).
+FS_HOST_DEVICE inline uint64_t top_p_need(double top_p, uint64_t total) {
+  return units_needed(top_p * double(total), total);
 }
 
 FS_CODE_END
