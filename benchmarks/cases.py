@@ -18,6 +18,19 @@ FILTER_COSTS = {
     "top_n_sigma": dict(top_n_sigma=1.0),
     "xtc": dict(xtc_threshold=0.1, xtc_probability=0.5),
 }
+# Each history edit of issue 23 added to hf-default, over a history of 1024 ids (768 prompt, 256
+# output: history_kwargs), beside hf-default without one: 100 two-token bad words are a
+# sequence_bias of -inf.
+EDIT_COSTS = {
+    "no_repeat_ngram_size": dict(no_repeat_ngram_size=3),
+    "bad_words": dict(sequence_bias={(2 * i + 7, 3 * i + 11): float("-inf") for i in range(100)}),
+}
+
+
+def history_kwargs(batch, vocab):
+    g = torch.Generator().manual_seed(3)
+    return dict(prompt_token_ids=torch.randint(0, vocab, (batch, 768), generator=g),
+                output_token_ids=torch.randint(0, vocab, (batch, 256), generator=g))
 
 # "penalties-heavy" (issue 4): 4096 history tokens, repetition 1.1, frequency 0.5, presence 0.5,
 # logit_bias on 100 tokens, T 1.0, top_p 0.95, logprobs 5; compared with "penalties-off", the
@@ -48,16 +61,27 @@ def make_logits(batch, vocab, dtype, device="cpu"):
 
 
 def hf_chain(params):
-    """transformers' warpers for `params` (in generate's order), then softmax + multinomial: a
-    callable on logits. transformers has no warper for top_n_sigma or XTC: those raise."""
+    """transformers' processors and warpers for `params` (in generate's order), then softmax +
+    multinomial: a callable on logits. transformers has no warper for top_n_sigma or XTC: those
+    raise. The history (prompt then output ids) is the chain's input_ids."""
     from transformers import (EpsilonLogitsWarper, EtaLogitsWarper, LogitsProcessorList,
-                              MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
-                              TopPLogitsWarper, TypicalLogitsWarper)
+                              MinPLogitsWarper, NoRepeatNGramLogitsProcessor,
+                              SequenceBiasLogitsProcessor, TemperatureLogitsWarper,
+                              TopKLogitsWarper, TopPLogitsWarper, TypicalLogitsWarper)
     unknown = set(params) - {"temperature", "top_k", "top_p", "min_p", "typical_p",
-                             "epsilon_cutoff", "eta_cutoff"}
+                             "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size",
+                             "sequence_bias", "prompt_token_ids", "output_token_ids"}
     if unknown:
         raise ValueError(f"transformers has no warper for {sorted(unknown)}")
-    warpers = [TemperatureLogitsWarper(params["temperature"])]
+    input_ids = None
+    if "prompt_token_ids" in params:
+        input_ids = torch.cat([params["prompt_token_ids"], params["output_token_ids"]], dim=1)
+    warpers = []
+    if params.get("sequence_bias"):
+        warpers.append(SequenceBiasLogitsProcessor(params["sequence_bias"]))
+    if params.get("no_repeat_ngram_size"):
+        warpers.append(NoRepeatNGramLogitsProcessor(params["no_repeat_ngram_size"]))
+    warpers.append(TemperatureLogitsWarper(params["temperature"]))
     if params.get("top_k"):
         warpers.append(TopKLogitsWarper(params["top_k"]))
     if params.get("top_p", 1.0) < 1.0:
@@ -73,7 +97,7 @@ def hf_chain(params):
     chain = LogitsProcessorList(warpers)
 
     def run(logits):
-        scores = chain(None, logits.float())
+        scores = chain(input_ids, logits.float())
         return torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
 
     return run

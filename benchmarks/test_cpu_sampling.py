@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import fastsample
-from cases import (CASES, DTYPES, FILTER_COSTS, PENALTY_BASE, ModelStep, env_list, hf_chain,
-                   make_logits, penalty_kwargs)
+from cases import (CASES, DTYPES, EDIT_COSTS, FILTER_COSTS, PENALTY_BASE, ModelStep, env_list,
+                   hf_chain, history_kwargs, make_logits, penalty_kwargs)
 
 DEVICE = "cpu"
 BATCHES = env_list("FASTSAMPLE_BENCH_BATCHES", "1,16,64")
@@ -77,13 +77,17 @@ def test_penalties(benchmark, batch, dtype, impl):
 
 
 @pytest.mark.parametrize("impl", ["fastsample", "hf-chain"])
-@pytest.mark.parametrize("filter_name", list(FILTER_COSTS))
+@pytest.mark.parametrize("filter_name", list(FILTER_COSTS) + list(EDIT_COSTS))
 def test_filter_cost(benchmark, filter_name, impl):
-    """Each filter added to hf-default at B = 64, V = 128256 (float32), beside the transformers
-    chain computing the same (where transformers has the warper): report.py prints each one's
-    time over hf-default's."""
+    """Each filter or history edit added to hf-default at B = 64, V = 128256 (float32), beside
+    the transformers chain computing the same (where transformers has the warper): report.py
+    prints each one's time over hf-default's."""
     batch, vocab = 64, 128256
-    params = {**CASES["hf-default"], **FILTER_COSTS[filter_name]}
+    if filter_name in EDIT_COSTS:
+        params = {**CASES["hf-default"], **EDIT_COSTS[filter_name],
+                  **history_kwargs(batch, vocab)}
+    else:
+        params = {**CASES["hf-default"], **FILTER_COSTS[filter_name]}
     logits = make_logits(batch, vocab, torch.float32)
     benchmark.group = f"filter-cost B={batch} V={vocab} float32"
     benchmark.extra_info["filter"] = filter_name

@@ -1,6 +1,8 @@
 """CUDA-only behaviour: agreement with the CPU kernels, device-resident parameters, streams,
 CUDA-graph capture and torch.compile. Skipped (with the reason) where no GPU is present; the
 keep-set and sampling suites run on CUDA through the `device` fixture as well."""
+import math
+
 import pytest
 import torch
 
@@ -67,6 +69,29 @@ def test_entropy_filters_equal_cpu(params):
                           logprobs_mode="processed", **params)
     for x, y in zip(a, b):
         assert torch.equal(x, y.cpu())
+
+
+def test_history_edits_equal_cpu():
+    """Repeated n-grams of a long history (a small alphabet, padding inside the lists) masked,
+    sequence biases and begin-suppressed tokens, on the patched path: the CUDA kernels' keep-sets and tokens are the
+    CPU kernels'."""
+    g = torch.Generator().manual_seed(3)
+    logits = random_logits(16, 128256, seed=26)
+    logits[:, :8] += 6.0  # the history's tokens are the likely ones
+    prompt = torch.randint(0, 8, (16, 3000), generator=g)
+    output = torch.randint(0, 8, (16, 500), generator=g)
+    prompt[:, 2000:2100] = -1
+    params = dict(no_repeat_ngram_size=torch.arange(16) % 5, prompt_token_ids=prompt,
+                  output_token_ids=output, top_k=20,
+                  sequence_bias=[{(3, 4): -2.0, (4,): 1.0, (1, 2, 4): -math.inf}] * 16,
+                  begin_suppress_tokens=[0, 1], num_generated=torch.arange(16) % 2)
+    gpu_params = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
+    cpu = fastsample.process_logits(logits, **params)
+    assert torch.equal(fastsample.process_logits(logits.cuda(), **gpu_params).cpu(), cpu)
+    seeds = torch.arange(16)
+    a = fastsample.sample(logits, seed=seeds, **params)
+    b = fastsample.sample(logits.cuda(), seed=seeds.cuda(), **gpu_params)
+    assert torch.equal(a, b.cpu())
 
 
 def test_grammar_rows_on_the_gpu_equal_the_cpu():

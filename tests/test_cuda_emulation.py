@@ -6,6 +6,7 @@ fastsample's own CUDA launch path (workspace sizing, blocks, packed edits) with 
 blocks, so batches larger than three reuse a block's scratch, and must equal the CPU kernels
 bit for bit: tokens, validity, logprobs, processed logits. docs/design.md says what this proves."""
 import contextlib
+import math
 import importlib.util
 import os
 import random
@@ -157,6 +158,13 @@ def _ids(rng, vocab, n):
     return [rng.randrange(vocab) for _ in range(n)]
 
 
+def _first_row(ids):
+    if ids is None:
+        return []
+    row = ids[0].tolist() if isinstance(ids[0], torch.Tensor) else ids[0]
+    return [t for t in row if t >= 0]
+
+
 def _edits(rng, batch, vocab):
     kw = {}
     picks = rng.sample(["penalties", "counts", "bias", "allowed", "banned", "bitmask",
@@ -221,6 +229,21 @@ def make_case(index, vocab=None, dtype=None):
         kw["typical_p"] = _per_row(rng, batch, [1.0, 0.9, 0.5, 0.2], torch.float64)
         kw["epsilon_cutoff"] = _per_row(rng, batch, [0.0, 1e-4, 0.01], torch.float32)
         kw["eta_cutoff"] = _per_row(rng, batch, [0.0, 1e-3], torch.float32)
+    if rng.random() < 0.3 and "output_token_counts" not in kw:
+        kw["no_repeat_ngram_size"] = _per_row(rng, batch, [0, 1, 2, 3], torch.int64)
+        if "prompt_token_ids" not in kw:  # a history of three tokens repeats its n-grams
+            alphabet = _ids(rng, vocab, 3)
+            for name in ("prompt_token_ids", "output_token_ids"):
+                kw[name] = [[rng.choice(alphabet) for _ in range(rng.randint(0, 10))]
+                            for _ in range(batch)]
+    if rng.random() < 0.3:  # sequences over the history's first tokens, so some match
+        history = _first_row(kw.get("prompt_token_ids")) + _first_row(kw.get("output_token_ids"))
+        alphabet = sorted(set(history))[:4] or _ids(rng, vocab, 3)
+        kw["sequence_bias"] = {tuple(rng.choice(alphabet) for _ in range(rng.randint(1, 3))):
+                               rng.choice([-math.inf, -2.0, 0.5, 3.0]) for _ in range(6)}
+    if rng.random() < 0.2:
+        kw["begin_suppress_tokens"] = _ids(rng, vocab, 3)
+        kw["num_generated"] = _per_row(rng, batch, [0, 1], torch.int64)
     desc = f"case {index}: B={batch} V={vocab} {dtype} {kind} {layout} {sorted(kw)}"
     return rng, logits, kw, desc
 

@@ -205,8 +205,7 @@ def test_custom_generate_sample_loop(tok):
     assert sampled.shape[0] == 3 and sampled.shape[1] <= enc["input_ids"].shape[1] + 5
 
 
-@pytest.mark.parametrize("field,value", [("num_beams", 2), ("num_return_sequences", 2),
-                                         ("no_repeat_ngram_size", 2)])
+@pytest.mark.parametrize("field,value", [("num_beams", 2), ("num_return_sequences", 2)])
 def test_custom_generate_sample_loop_refuses_what_it_cannot_run(tok, field, value):
     from fastsample.transformers import sample_loop
     model = llama()
@@ -317,6 +316,32 @@ def test_logits_processor_honours_min_tokens_like_transformers():
             ids = torch.cat([ids, torch.randint(3, 50, (2, 1), generator=g)], dim=1)
     with pytest.raises(ValueError, match="min_tokens=3 masks EOS, but no EOS id is known"):
         from_generation_config(GenerationConfig(do_sample=True, min_new_tokens=3))
+
+
+def test_logits_processor_honours_min_length_like_transformers():
+    """min_length from a GenerationConfig counts the prompt: EOS stays masked while input_ids
+    are shorter, as transformers' MinLengthLogitsProcessor masks it."""
+    from transformers import GenerationConfig, MinLengthLogitsProcessor
+    from fastsample.transformers import from_generation_config
+    proc = from_generation_config(GenerationConfig(do_sample=True, min_length=8,
+                                                   eos_token_id=2, top_k=0))
+    hf = MinLengthLogitsProcessor(8, eos_token_id=2)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 50, (2, 5), generator=g)
+    for step in range(5):
+        scores = torch.randn(2, 50, generator=g)
+        assert torch.equal(proc(ids, scores), hf(ids, scores.clone())), step
+        assert bool((proc(ids, scores)[:, 2] == -math.inf).all()) == (ids.shape[1] < 8)
+        ids = torch.cat([ids, torch.randint(3, 50, (2, 1), generator=g)], dim=1)
+    with pytest.raises(ValueError, match="min_length=8 masks EOS, but no EOS id is known"):
+        from_generation_config(GenerationConfig(do_sample=True, min_length=8))
+
+
+def test_from_generation_config_refuses_what_it_cannot_run():
+    from transformers import GenerationConfig
+    from fastsample.transformers import from_generation_config
+    with pytest.raises(ValueError, match="from_generation_config cannot run penalty_alpha"):
+        from_generation_config(GenerationConfig(do_sample=False, penalty_alpha=0.6, top_k=4))
 
 
 def test_prompt_logprobs_come_with_the_first_step(tok):

@@ -118,6 +118,16 @@ def edit_params(draw, batch, vocab):
         out["eos_token_id"] = draw(st.integers(0, vocab - 1))
         out["stop_token_ids"] = draw(ids)
         out["num_generated"] = [draw(st.integers(0, 4)) for _ in range(batch)]
+    few = st.lists(st.integers(0, min(vocab, 4) - 1), max_size=12)  # histories that repeat
+    if draw(st.booleans()):
+        out["no_repeat_ngram_size"] = per_row(draw, [0, 1, 2, 3, 50], batch)
+        out.setdefault("prompt_token_ids", [draw(few) for _ in range(batch)])
+    if draw(st.booleans()):
+        sequence = st.lists(st.integers(0, min(vocab, 4) - 1), min_size=1, max_size=3).map(tuple)
+        out["sequence_bias"] = draw(st.dictionaries(
+            sequence, st.sampled_from([-math.inf, -1e30, -3.0, 0.0, 2.0, 1e30]), max_size=6))
+    if draw(st.booleans()):
+        out["begin_suppress_tokens"] = draw(ids)
     return out
 
 
@@ -172,7 +182,8 @@ FIELDS = ["temperature", "top_k", "top_p", "min_p", "seed", "offset", "repetitio
           "presence_penalty", "frequency_penalty", "prompt_token_ids", "output_token_ids",
           "output_token_counts", "logit_bias", "allowed_token_ids", "banned_token_ids",
           "token_bitmask", "min_tokens", "eos_token_id", "stop_token_ids", "num_generated",
-          "ignore_eos", "logprobs", "logprobs_mode", "generator", "return_valid"]
+          "ignore_eos", "logprobs", "logprobs_mode", "generator", "return_valid",
+          "no_repeat_ngram_size", "sequence_bias", "begin_suppress_tokens"]
 
 
 @fuzz_settings(1000)

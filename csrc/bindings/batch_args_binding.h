@@ -35,7 +35,8 @@ inline void require(bool ok, const std::string& what) {
       field<S, int64_t>(#name "_len", offsetof(S, name.len)),
 
 // EditArgs' padded id lists (IdLists members).
-#define FS_ID_LISTS(X) X(prompt) X(output) X(bias) X(allowed) X(banned) X(stop)
+#define FS_ID_LISTS(X) \
+  X(prompt) X(output) X(bias) X(sequences) X(allowed) X(banned) X(stop) X(begin_suppress)
 
 // `type`, the Python type of struct S named fastsample._C.<name>.
 #ifdef FASTSAMPLE_ARG_TYPES_FROM
@@ -71,7 +72,8 @@ inline const StructType<EditArgs>& edit_args_type() {
       "int64 ids (-1 padding; stride 0: one list for every row), x_len of them per row. "
       "enabled False: nothing here is read.",
       {FS_FIELD(bool, enabled), FS_ID_LISTS(FS_LISTS) FS_FIELD(const int32_t*, output_counts),
-       FS_FIELD(const float*, bias_values), FS_FIELD(const int32_t*, bitmask),
+       FS_FIELD(const float*, bias_values), FS_FIELD(const float*, sequence_values),
+       FS_FIELD(const int32_t*, bitmask),
        FS_FIELD(int64_t, bitmask_stride), FS_EDIT_PARAMETERS(FS_EDIT_SOURCE)});
   return type;
 }

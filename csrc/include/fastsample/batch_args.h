@@ -26,15 +26,19 @@ struct EditArgs {
   FS_EDIT_PARAMETERS(FS_PARAMETER_SOURCE)  // penalties; min_tokens against num_generated
   IdLists bias;                            // logit_bias ids, values in bias_values (same layout)
   const float* bias_values = nullptr;
+  IdLists sequences;                       // sequence_bias (sequence_bias.h), values in
+  const float* sequence_values = nullptr;  // sequence_values (same layout)
   IdLists allowed, banned;
   IdLists stop;                            // EOS and stop ids: -inf while generated < min_tokens
+  IdLists begin_suppress;                  // -inf while generated == 0 (the first token)
   const int32_t* bitmask = nullptr;        // [B, bitmask_stride] int32 words, bit set = allowed
   int64_t bitmask_stride = 0;
 };
 
 // How many ids stages 1-3 list for one row (the allow-list and the bitmask are masks).
 FS_HOST_DEVICE inline int64_t listed_ids(const EditArgs& e) {
-  return e.prompt.len + e.output.len + e.bias.len + e.banned.len + e.stop.len;
+  return e.prompt.len + e.output.len + e.bias.len + e.sequences.len + e.banned.len + e.stop.len +
+         e.begin_suppress.len;
 }
 
 // Stage 7 outputs (row_logprobs.h).
@@ -90,12 +94,17 @@ FS_HOST_DEVICE inline RowEdits batch_row_edits(const BatchArgs& a, int64_t row) 
   r.repetition = e.repetition_penalty.at(row);
   r.frequency = e.frequency_penalty.at(row);
   r.presence = e.presence_penalty.at(row);
+  r.no_repeat_ngram = e.no_repeat_ngram_size.at(row);
   r.bias = batch_row_list(e.bias, row);
   r.bias_values = e.bias_values ? e.bias_values + row * e.bias.stride : nullptr;
   if (r.bias_values == nullptr) r.bias.len = 0;
+  r.sequences = batch_row_list(e.sequences, row);
+  r.sequence_values =
+      e.sequence_values ? e.sequence_values + row * e.sequences.stride : nullptr;
   r.allowed = batch_row_list(e.allowed, row);
   r.banned = batch_row_list(e.banned, row);
   if (e.num_generated.at(row) < e.min_tokens.at(row)) r.suppressed = batch_row_list(e.stop, row);
+  if (e.num_generated.at(row) == 0) r.begin_suppressed = batch_row_list(e.begin_suppress, row);
   r.bitmask = e.bitmask ? e.bitmask + row * e.bitmask_stride : nullptr;
   return normalize_edits(r, a.vocab);
 }

@@ -25,6 +25,7 @@
   X(float, repetition_penalty, 1.0f)      \
   X(float, frequency_penalty, 0.0f)       \
   X(float, presence_penalty, 0.0f)        \
+  X(int64_t, no_repeat_ngram_size, 0)     \
   X(int64_t, min_tokens, 0)               \
   X(int64_t, num_generated, 0)
 

@@ -4,23 +4,24 @@
 // lists, not with V x list.
 #pragma once
 #include "fastsample/float_key.h"
+#include "fastsample/history_ids.h"
+#include "fastsample/sequence_bias.h"
 #include "fastsample/views.h"
 
 namespace fastsample {
 FS_CODE_BEGIN
 
-struct RowList {
-  const int64_t* ids = nullptr;
-  int64_t len = 0;
-};
-
 struct RowEdits {
   RowList prompt, output;
   const int32_t* output_counts = nullptr;
   float repetition = 1.0f, frequency = 0.0f, presence = 0.0f;
+  int64_t no_repeat_ngram = 0;  // bans the ends of repeated n-grams of prompt + output
   RowList bias;
   const float* bias_values = nullptr;
+  RowList sequences;  // sequence_bias: runs of ids (sequence_bias.h), values at their ends
+  const float* sequence_values = nullptr;
   RowList allowed, banned, suppressed;
+  RowList begin_suppressed;  // begin_suppress_tokens, at the row's first token
   const int32_t* bitmask = nullptr;
   bool restrict_allowed = false;  // allowed holds at least one valid id
   bool any = false;               // some stage changes something in this row
@@ -38,11 +39,16 @@ FS_HOST_DEVICE inline RowEdits normalize_edits(RowEdits e, int64_t vocab) {
   if (!(e.repetition > 0.0f) || e.repetition > 3.4e38f) e.repetition = 1.0f;
   if (!(e.frequency == e.frequency) || e.frequency > 3.4e38f || e.frequency < -3.4e38f) e.frequency = 0.0f;
   if (!(e.presence == e.presence) || e.presence > 3.4e38f || e.presence < -3.4e38f) e.presence = 0.0f;
+  // Counts lose the output's order (Python rejects the pair).
+  if (e.no_repeat_ngram < 0 || e.output_counts != nullptr) e.no_repeat_ngram = 0;
+  if (e.sequence_values == nullptr) e.sequences.len = 0;
   e.restrict_allowed = list_has_valid_id(e.allowed, vocab);
   const bool history = e.prompt.len > 0 || e.output.len > 0;
-  e.any = (e.repetition != 1.0f && history) ||
+  e.any = ((e.repetition != 1.0f || e.no_repeat_ngram > 0) && history) ||
           ((e.frequency != 0.0f || e.presence != 0.0f) && e.output.len > 0) || e.bias.len > 0 ||
-          e.restrict_allowed || e.banned.len > 0 || e.suppressed.len > 0 || e.bitmask != nullptr;
+          e.sequences.len > 0 ||
+          e.restrict_allowed || e.banned.len > 0 || e.suppressed.len > 0 ||
+          e.begin_suppressed.len > 0 || e.bitmask != nullptr;
   return e;
 }
 
@@ -340,10 +346,13 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
   const auto value = [&](int64_t t) {
     return key_to_float(bit_is_set(s.edited, t) ? slots.keys[slots.find(t)] : raw.key(t));
   };
-  // Stage 1, sparse: banned and suppressed tokens.
+  // Stage 1, sparse: banned and suppressed tokens, and the ends of repeated n-grams.
   const auto mask = [&](int64_t t, int64_t) { store(t, neg_inf); };
   for_each_listed(ctx, e.banned, vocab, mask);
   for_each_listed(ctx, e.suppressed, vocab, mask);
+  for_each_listed(ctx, e.begin_suppressed, vocab, mask);
+  for_each_repeated_ngram_end(ctx, HistoryIds{e.prompt, e.output, vocab}, e.no_repeat_ngram,
+                              mask);
   ctx.sync();
   // Stage 2: one worker adds the biases in list order, so a repeated id adds up the same way on
   // every backend (Python gives each id once).
@@ -354,6 +363,13 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
         if (t >= 0 && t < vocab) store(t, value(t) + clamp_bias(e.bias_values[j]));
       }
     }
+    ctx.sync();
+  }
+  // Then sequence_bias: one worker per token (the owner of its sequences' group).
+  if (e.sequences.len > 0) {
+    for_each_sequence_bias(ctx, e.sequences, e.sequence_values,
+                           HistoryIds{e.prompt, e.output, vocab},
+                           [&](int64_t t, float sum, int64_t) { store(t, value(t) + sum); });
     ctx.sync();
   }
   // Stage 3's tokens: repetition reaches prompt + output, frequency and presence the output

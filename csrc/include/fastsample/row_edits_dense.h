@@ -73,10 +73,11 @@ struct DenseStage3 {
 // flagged ones (a few percent of the groups in a long history).
 // With `record` (raw logprobs will correct the row's mass over the edited tokens: row_logprobs.h),
 // the edits are also recorded where the listed ids lie: position i of the banned, suppressed,
-// bias, output and (with repetition) prompt ids, in that order, gets the key its token had
-// before its first edit (list_raw_keys) and after its last (list_keys), or -inf keys (zero mass)
-// where the id is out of range or its token was already recorded. Written while each key is in
-// hand, this costs sequential stores, not a list of the edited bits and a gather.
+// begin-suppressed, bias, sequence_bias, output and (with repetition or no_repeat_ngram_size) prompt ids, in that
+// order, gets the key its token had before its first edit (list_raw_keys) and after its last
+// (list_keys), or -inf keys (zero mass) where the id is out of range or its token was already
+// recorded. Written while each key is in hand, this costs sequential stores, not a list of the
+// edited bits and a gather.
 template <class Ctx, DType D>
 FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, const RowEdits& e,
                                            const RowScratch& s, bool record) {
@@ -88,10 +89,13 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
   const bool dense_mask = e.restrict_allowed || e.bitmask != nullptr;
   // Where each list's records start; stage-1-2 records (the first n12) name their token, as
   // their final key is read after stage 3.
-  const int64_t at_suppressed = e.banned.len, at_bias = at_suppressed + e.suppressed.len;
-  const int64_t n12 = at_bias + e.bias.len;
-  const int64_t at_output = n12, at_prompt = at_output + (rep || freq ? e.output.len : 0);
-  const int64_t n_record = at_prompt + (rep ? e.prompt.len : 0);
+  const int64_t at_suppressed = e.banned.len, at_begin = at_suppressed + e.suppressed.len;
+  const int64_t at_bias = at_begin + e.begin_suppressed.len;
+  const int64_t at_sequences = at_bias + e.bias.len;
+  const int64_t n12 = at_sequences + e.sequences.len;
+  const bool ngram = e.no_repeat_ngram > 0;
+  const int64_t at_output = n12, at_prompt = at_output + (rep || freq || ngram ? e.output.len : 0);
+  const int64_t n_record = at_prompt + (rep || ngram ? e.prompt.len : 0);
   record = record && !dense_mask && n_record <= s.list_cap;
   uint32_t* const rec_keys = s.list_keys;
   uint32_t* const rec_raw = s.list_raw_keys;
@@ -140,11 +144,29 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
       rec_token[at] = int32_t(t);
     }
   };
-  // Stage 1, sparse: banned and suppressed tokens.
+  // Stage 1, sparse: banned and suppressed tokens, then the ends of repeated n-grams (recorded
+  // where they lie in the history, as stage 3's tokens are; their final key is -inf already).
   for_each_listed(ctx, e.banned, vocab, [&](int64_t t, int64_t j) { store(t, neg_inf, j); });
   for_each_listed(ctx, e.suppressed, vocab,
                   [&](int64_t t, int64_t j) { store(t, neg_inf, at_suppressed + j); });
+  for_each_listed(ctx, e.begin_suppressed, vocab,
+                  [&](int64_t t, int64_t j) { store(t, neg_inf, at_begin + j); });
   ctx.sync();
+  if (ngram) {
+    const HistoryIds history{e.prompt, e.output, vocab};
+    for_each_repeated_ngram_end(ctx, history, e.no_repeat_ngram, [&](int64_t t, int64_t p) {
+      const int64_t at = p < e.prompt.len ? at_prompt + p : at_output + (p - e.prompt.len);
+      const uint32_t bit = 1u << (t & 31);
+      const bool first = (ctx.fetch_or_u32(s.edited + (t >> 5), bit) & bit) == 0;
+      keys[t] = kNegInfKey;
+      changed[t / kGroup] = 1;
+      if (record && first) {
+        rec_raw[at] = raw.key(t);
+        rec_keys[at] = kNegInfKey;
+      }
+    });
+    ctx.sync();
+  }
   // Stage 2: one worker adds the biases in list order, so a repeated id adds up the same way on
   // every backend (Python gives each id once).
   if (e.bias.len > 0) {
@@ -156,6 +178,15 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
         }
       }
     }
+    ctx.sync();
+  }
+  // Then sequence_bias: one worker per token (the owner of its sequences' group).
+  if (e.sequences.len > 0) {
+    for_each_sequence_bias(ctx, e.sequences, e.sequence_values,
+                           HistoryIds{e.prompt, e.output, vocab},
+                           [&](int64_t t, float sum, int64_t p) {
+                             store(t, key_to_float(keys[t]) + sum, at_sequences + p);
+                           });
     ctx.sync();
   }
   // Stage 3: output counts first (accumulated here, or the caller's), then each token of the

@@ -1,10 +1,12 @@
 """Hugging Face transformers generation configs: a GenerationConfig or its dict form."""
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from ..requests import arguments
-from ..requests.sampling_params import MAX_TOKENS, MIN_TOKENS, SamplingParams
+from ..requests.sampling_params import (MAX_TOKENS, MIN_TOKENS, NO_REPEAT_NGRAM_SIZE,
+                                        SamplingParams, sequence_bias_items)
 from ._fields import (bool_field, check_known, drop_none, int_field, metadata_of, source_range,
                       token_ids)
 
@@ -18,7 +20,7 @@ HF_DEFAULTS = {
     "no_repeat_ngram_size": 0, "bad_words_ids": None, "suppress_tokens": None,
     "max_new_tokens": None, "max_length": 20, "min_new_tokens": None, "eos_token_id": None,
 }
-SAMPLING_FIELDS = set(HF_DEFAULTS) | {"seed", "begin_suppress_tokens"}
+SAMPLING_FIELDS = set(HF_DEFAULTS) | {"seed", "begin_suppress_tokens", "sequence_bias"}
 # GenerationConfig fields that change which token is chosen and have no fused equivalent (yet),
 # with the values that leave them off in transformers: any other value is refused (unless
 # lenient, which lists it in metadata["ignored"]) rather than dropped.
@@ -26,7 +28,7 @@ SCORE_FIELDS_OFF = {
     "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
     "exponential_decay_length_penalty": (None,), "top_h": (None,),
     "encoder_repetition_penalty": (None, 1.0), "encoder_no_repeat_ngram_size": (None, 0),
-    "guidance_scale": (None, 1.0), "diversity_penalty": (None, 0.0), "sequence_bias": (None,),
+    "guidance_scale": (None, 1.0), "diversity_penalty": (None, 0.0),
     "watermarking_config": (None,),
     "remove_invalid_values": (None, False), "token_healing": (None, False),
     "dola_layers": (None,),
@@ -73,7 +75,12 @@ def _bad_words(v: Any) -> list:
     if not isinstance(v, (list, tuple)) or not all(isinstance(w, (list, tuple)) for w in v):
         raise TypeError(f"{SOURCE}: bad_words_ids must be a list of token-id lists (e.g. "
                         f"[[12], [7, 8]]), got {v!r}")
-    return [token_ids(SOURCE, f"bad_words_ids[{i}]", w) for i, w in enumerate(v)]
+    words = [token_ids(SOURCE, f"bad_words_ids[{i}]", w) for i, w in enumerate(v)]
+    for i, w in enumerate(words):
+        if not w:
+            raise ValueError(f"{SOURCE}: bad_words_ids[{i}]=[] bans nothing; each entry is a "
+                             f"non-empty list of token ids")
+    return words
 
 
 def _is_off(v: Any, off: tuple) -> bool:
@@ -98,16 +105,6 @@ def _unsupported(d: dict, lenient: bool) -> list:
     alpha = d.get("penalty_alpha")
     if alpha is not None and source_range(SOURCE, "penalty_alpha", alpha, 0.0, 1.0) != 0.0:
         found.append(f"penalty_alpha={alpha!r} (contrastive search)")
-    ngram = int_field(SOURCE, "no_repeat_ngram_size", d.get("no_repeat_ngram_size"),
-                      arguments.Range("an integer >= 0", 0, arguments.MAX_SEED, integer=True))
-    if ngram:
-        found.append(f"no_repeat_ngram_size={ngram!r}")
-    begin = token_ids(SOURCE, "begin_suppress_tokens", d.get("begin_suppress_tokens"))
-    if begin:
-        found.append(f"begin_suppress_tokens={begin!r}")
-    multi = [w for w in _bad_words(d.get("bad_words_ids")) if len(w) != 1]
-    if multi:
-        found.append(f"bad_words_ids with multi-token entries {multi[:3]!r}")
     for name, off in SCORE_FIELDS_OFF.items():
         if not _is_off(d.get(name), off):
             found.append(f"{name}={d.get(name)!r}")
@@ -130,13 +127,16 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     do_sample false means greedy whatever the other fields say. max_new_tokens -> max_tokens
     (max_length counts the prompt too, so it is kept in metadata), min_new_tokens -> min_tokens,
     suppress_tokens and single-token bad_words_ids (but not [eos], as transformers) ->
-    banned_token_ids, eos_token_id (int or list) -> eos_token_ids, seed -1 -> random.
+    banned_token_ids, sequence_bias and multi-token bad_words_ids (a bias of -inf) ->
+    sequence_bias, eos_token_id (int or list) -> eos_token_ids, seed -1 -> random.
     typical_p, epsilon_cutoff and eta_cutoff as transformers reads them (a cutoff of 1, which
-    transformers skips, is off). penalty_alpha, no_repeat_ngram_size > 0, multi-token
-    bad_words_ids, more than one
+    transformers skips, is off); no_repeat_ngram_size also when greedy, as transformers.
+    begin_suppress_tokens (masked at the first generated token) also when greedy.
+    penalty_alpha, more than one
     sequence per prompt (num_beams, num_return_sequences, num_beam_groups > 1) and the
     SCORE_FIELDS_OFF fields set on (forced BOS/EOS, exponential decay, top_h, encoder
-    penalties, guidance_scale, diversity_penalty, sequence_bias, watermarking, remove_invalid_values, token_healing, dola_layers) have no fused equivalent:
+    penalties, guidance_scale, diversity_penalty, watermarking, remove_invalid_values,
+    token_healing, dola_layers) have no fused equivalent:
     ValueError unless lenient=True. Errors name the config's own fields (max_new_tokens, ...).
     """
     d = _as_dict(config)
@@ -152,8 +152,11 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     eos = d.get("eos_token_id")
     eos = token_ids(SOURCE, "eos_token_id", [eos] if arguments.is_int(eos) else eos)
     # transformers drops [eos] from bad_words_ids: banning EOS would leave no way to stop.
-    banned += [w[0] for w in _bad_words(d.get("bad_words_ids"))
-               if len(w) == 1 and w[0] not in (eos or ())]
+    bad_words = _bad_words(d.get("bad_words_ids"))
+    banned += [w[0] for w in bad_words if len(w) == 1 and w[0] not in (eos or ())]
+    # transformers runs both as SequenceBiasLogitsProcessor: bad words are a bias of -inf.
+    biased = dict(sequence_bias_items(f"{SOURCE}: sequence_bias", d.get("sequence_bias")) or ())
+    biased.update((tuple(w), -math.inf) for w in bad_words if len(w) > 1)
     max_new = int_field(SOURCE, "max_new_tokens", d.get("max_new_tokens"), MAX_TOKENS)
     min_new = int_field(SOURCE, "min_new_tokens", d.get("min_new_tokens"), MIN_TOKENS)
     if min_new is not None and max_new is not None and min_new > max_new:
@@ -174,6 +177,11 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
         epsilon_cutoff=0.0 if greedy else _cutoff(d, "epsilon_cutoff"),
         eta_cutoff=0.0 if greedy else _cutoff(d, "eta_cutoff"),
         repetition_penalty=d.get("repetition_penalty"),
+        no_repeat_ngram_size=int_field(SOURCE, "no_repeat_ngram_size",
+                                       d.get("no_repeat_ngram_size"), NO_REPEAT_NGRAM_SIZE),
+        sequence_bias=tuple(biased.items()) or None,
+        begin_suppress_tokens=token_ids(SOURCE, "begin_suppress_tokens",
+                                        d.get("begin_suppress_tokens")) or None,
         banned_token_ids=banned or None,
         seed=int_field(SOURCE, "seed", d.get("seed")),
         max_tokens=max_new,

@@ -159,7 +159,8 @@ class Sampler:
                                                  self.vocab_size))
         except (TypeError, ValueError) as e:
             raise type(e)(f"request {request_id!r}: {e}") from None
-        for name in ("allowed_token_ids", "banned_token_ids", "stop_token_ids", "eos_token_ids"):
+        for name in ("allowed_token_ids", "banned_token_ids", "stop_token_ids", "eos_token_ids",
+                     "begin_suppress_tokens"):
             for t in getattr(params, name) or ():
                 if not 0 <= t < self.vocab_size:
                     raise ValueError(f"request {request_id!r}: {name} holds {t}, out of range; "
@@ -168,6 +169,11 @@ class Sampler:
             if not 0 <= t < self.vocab_size:
                 raise ValueError(f"request {request_id!r}: logit_bias token {t} is out of range; "
                                  f"allowed: 0 <= id < V={self.vocab_size}")
+        for ids, _ in params.sequence_bias or ():
+            if max(ids) >= self.vocab_size:
+                raise ValueError(f"request {request_id!r}: sequence_bias sequence {list(ids)} "
+                                 f"holds {max(ids)}, out of range; allowed: 0 <= id < "
+                                 f"V={self.vocab_size}")
         if params.stop and self.tokenizer is None:
             raise ValueError(f"request {request_id!r}: stop strings need a tokenizer "
                              "(Sampler(..., tokenizer=...))")

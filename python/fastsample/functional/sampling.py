@@ -11,7 +11,7 @@ from .. import _C, reference
 from ..kernel import custom_ops, launch
 from ..requests import arguments, edit_arguments
 from ..kernel.sample_output import SampleOutput
-from ..kernel.param_table import BY_NAME, FILTERS
+from ..kernel.param_table import BY_NAME, STAGE_5
 from ..requests.sampling_batch import SamplingBatch
 from ..requests.sampling_params import LOGPROBS, LOGPROBS_MODES
 
@@ -23,8 +23,6 @@ _ZERO_INT = 0
 _VANISHES = 2.0**-150  # a float32 reads this or less as 0 (arguments.Range.vanishes)
 _SIGMA_HIGH = BY_NAME["top_n_sigma"].range.high
 _XTC_THRESHOLD = BY_NAME["xtc_threshold"].off  # llama.cpp's 0.1; an identity test, as above
-# Stages 4-5 keywords, in the table's order (seed and offset are the draw's).
-_STAGE_5 = tuple(name for name in FILTERS if name not in ("seed", "offset"))
 
 
 def _filter_params(logits: torch.Tensor, given: Dict[str, Any]
@@ -34,13 +32,13 @@ def _filter_params(logits: torch.Tensor, given: Dict[str, Any]
     batch = logits.shape[0]
     dev = logits.device
     return [(name, arguments.param(name, given[name], batch, BY_NAME[name].range, dev))
-            for name in _STAGE_5]
+            for name in STAGE_5]
 
 
 def _stage_5(given: Dict[str, Any]) -> Dict[str, Any]:
     """The stage 4-5 keywords of a call's locals() (a function, not a comprehension in the
     caller: that would make the caller's locals cells, which torch.compile cannot trace)."""
-    return {name: given[name] for name in _STAGE_5}
+    return {name: given[name] for name in STAGE_5}
 
 
 def _extra_filters_off(top_n_sigma: Any, typical_p: Any, epsilon_cutoff: Any,
@@ -85,6 +83,8 @@ def sample(
     repetition_penalty: Any = _ONE,
     presence_penalty: Any = _ZERO,
     frequency_penalty: Any = _ZERO,
+    no_repeat_ngram_size: Any = _ZERO_INT,
+    sequence_bias: Any = None,
     prompt_token_ids: Any = None,
     output_token_ids: Any = None,
     output_token_counts: Any = None,
@@ -97,6 +97,7 @@ def sample(
     stop_token_ids: Any = None,
     num_generated: Any = None,
     ignore_eos: bool = False,
+    begin_suppress_tokens: Any = None,
     logprobs: Optional[int] = None,
     logprobs_mode: str = "raw",
     batch: Optional[SamplingBatch] = None,
@@ -133,12 +134,19 @@ def sample(
             prompt_token_ids and output_token_ids. Scalar or per row.
         presence_penalty, frequency_penalty: finite, default 0.0 (off); OpenAI rule over
             output_token_ids: x -= frequency * count + presence. Scalar or per row.
+        no_repeat_ngram_size: an int >= 0, default 0 (off), or one per row: transformers'
+            rule over the history (prompt then output ids, in order): every token that would
+            complete an n-gram already in it is masked (n = 1 masks every token of it).
         prompt_token_ids, output_token_ids: the history, an int64 tensor [B, L] padded with -1,
-            or one list of ids per row. Ids must lie in [0, V).
+            or one list of ids per row, each in generation order. Ids must lie in [0, V).
         output_token_counts: instead of repeated ids: int [B, L] counts beside unique
             output_token_ids (counts kept by the caller).
         logit_bias: {token_id: bias} for every row, or one dict per row; biases clamped to
             [-100, 100].
+        sequence_bias: {tuple of token ids: bias} (or a list of [ids, bias] pairs) for every
+            row, or one dict per row; transformers' rule: a sequence's bias (finite, or -inf to
+            ban) is added to its last token when the ids before it end the history (prompt
+            then output); a one-token sequence always applies. Added after logit_bias.
         allowed_token_ids, banned_token_ids: one list of ids for every row, one list per row, or
             an int64 tensor [B, L] padded with -1. An empty allowed list is rejected.
         token_bitmask: int32 [B, ceil(V/32)]; bit j of word w allows token 32w + j (xgrammar /
@@ -146,6 +154,8 @@ def sample(
         min_tokens: >= 0, default 0; while num_generated < min_tokens, eos_token_id (unless
             ignore_eos) and stop_token_ids are masked. num_generated defaults to the number of
             output_token_ids of the row (0 without them). Scalars or per row.
+        begin_suppress_tokens: ids masked at the row's first token only (num_generated 0;
+            transformers' begin_suppress_tokens); one list for every row or one per row.
         logprobs: None (off) or n in [0, 20]: return the sampled token's logprob and the top n.
         logprobs_mode: "raw" (default; log_softmax of the logits after stage 0) or "processed"
             (log_softmax of z over the keep-set).
@@ -170,14 +180,18 @@ def sample(
         _check_batch_alone("sample", locals(), _SAMPLE_DEFAULTS)
         return _sample_batch(logits, batch, return_valid)
     # The defaults are the module's own objects: an identity test settles the common call.
-    plain = (logprobs is None and logit_bias is None and allowed_token_ids is None
+    plain = (logprobs is None and logit_bias is None and sequence_bias is None
+             and allowed_token_ids is None
              and banned_token_ids is None and token_bitmask is None
              and prompt_token_ids is None and output_token_ids is None
              and output_token_counts is None and eos_token_id is None
              and stop_token_ids is None and num_generated is None and ignore_eos is False
+             and begin_suppress_tokens is None
              and (repetition_penalty is _ONE or edit_arguments.is_default(repetition_penalty, 1.0))
              and (presence_penalty is _ZERO or edit_arguments.is_default(presence_penalty, 0.0))
              and (frequency_penalty is _ZERO or edit_arguments.is_default(frequency_penalty, 0.0))
+             and (no_repeat_ngram_size is _ZERO_INT
+                  or edit_arguments.is_default(no_repeat_ngram_size, 0))
              and (min_tokens is _ZERO_INT or edit_arguments.is_default(min_tokens, 0)))
     if torch.compiler.is_compiling():
         # Traced by torch.compile: the custom op keeps the step in one graph.
@@ -287,6 +301,8 @@ def process_logits(
     repetition_penalty: Any = 1.0,
     presence_penalty: Any = 0.0,
     frequency_penalty: Any = 0.0,
+    no_repeat_ngram_size: Any = 0,
+    sequence_bias: Any = None,
     prompt_token_ids: Any = None,
     output_token_ids: Any = None,
     output_token_counts: Any = None,
@@ -299,6 +315,7 @@ def process_logits(
     stop_token_ids: Any = None,
     num_generated: Any = None,
     ignore_eos: bool = False,
+    begin_suppress_tokens: Any = None,
     batch: Optional[SamplingBatch] = None,
 ) -> torch.Tensor:
     """The sample() chain without the draw: what a transformers logits processor returns.

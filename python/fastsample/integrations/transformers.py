@@ -26,8 +26,9 @@ from ..decode.generate import decode_steps, output_vocab_size, pad_token_id
 from ..decode.sampler import Sampler
 from ..functional.sampling import process_logits
 from ..grammar import GrammarRows, grammar_spec
-from ..kernel.param_table import FILTERS
-from ..requests.sampling_params import SamplingParams
+from ..kernel.param_table import STAGE_5
+from ..requests.arguments import check_scalar
+from ..requests.sampling_params import MIN_TOKENS, SamplingParams
 from ..adapters import from_hf
 
 
@@ -44,9 +45,12 @@ class FastLogitsProcessor(LogitsProcessor):
     seeds from torch's default generator, which torch.manual_seed makes reproducible),
     repetition_penalty 1.0,
     presence_penalty / frequency_penalty 0.0 (over input_ids, i.e. prompt and output alike,
-    since a processor cannot tell them apart), logit_bias, banned_token_ids, allowed_token_ids,
+    since a processor cannot tell them apart), no_repeat_ngram_size 0 (over input_ids, as
+    transformers' NoRepeatNGramLogitsProcessor), sequence_bias None (transformers' rule, over
+    input_ids), begin_suppress_tokens None (masked at a generate's first token), logit_bias, banned_token_ids, allowed_token_ids,
     min_tokens 0 (EOS and stop_token_ids masked until that many tokens follow the prompt, the
-    input_ids of a generate's first call), structured_output None (a grammar, as SamplingParams holds it: every row of the batch
+    input_ids of a generate's first call), min_length 0 (transformers' min_length: the same
+    while input_ids, prompt included, are shorter), structured_output None (a grammar, as SamplingParams holds it: every row of the batch
     follows it; needs `tokenizer`, and EOS ends it: `eos_token_ids`, default the tokenizer's).
     Returns float32 scores [B, V]: scores / T on the keep-set, -inf elsewhere.
 
@@ -64,7 +68,9 @@ class FastLogitsProcessor(LogitsProcessor):
                  seed: Optional[int] = None, structured_output: Any = None,
                  tokenizer: Any = None, eos_token_ids: Any = None, min_tokens: int = 0,
                  stop_token_ids: Any = (), typical_p: float = 1.0, epsilon_cutoff: float = 0.0,
-                 eta_cutoff: float = 0.0):
+                 eta_cutoff: float = 0.0, no_repeat_ngram_size: int = 0,
+                 sequence_bias: Any = None, begin_suppress_tokens: Any = None,
+                 min_length: int = 0):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                                      min_p=min_p, top_n_sigma=top_n_sigma, typical_p=typical_p,
                                      epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
@@ -72,7 +78,11 @@ class FastLogitsProcessor(LogitsProcessor):
                                      xtc_probability=xtc_probability, seed=seed,
                                      repetition_penalty=repetition_penalty,
                                      presence_penalty=presence_penalty,
-                                     frequency_penalty=frequency_penalty, logit_bias=logit_bias,
+                                     frequency_penalty=frequency_penalty,
+                                     no_repeat_ngram_size=no_repeat_ngram_size,
+                                     sequence_bias=sequence_bias,
+                                     begin_suppress_tokens=begin_suppress_tokens,
+                                     logit_bias=logit_bias,
                                      banned_token_ids=banned_token_ids,
                                      allowed_token_ids=allowed_token_ids,
                                      structured_output=structured_output,
@@ -87,9 +97,13 @@ class FastLogitsProcessor(LogitsProcessor):
         if eos is None and tokenizer is not None and tokenizer.eos_token_id is not None:
             eos = (tokenizer.eos_token_id,)
         self._eos = list(eos or ())
-        if self.params.min_tokens > 0 and not self._eos and not self.params.stop_token_ids:
-            raise ValueError(f"min_tokens={self.params.min_tokens} masks EOS, but no EOS id is "
-                             f"known: pass eos_token_ids (or a tokenizer with one)")
+        check_scalar("min_length", min_length, MIN_TOKENS)
+        self.min_length = int(min_length)
+        for name, value in (("min_tokens", self.params.min_tokens),
+                            ("min_length", self.min_length)):
+            if value > 0 and not self._eos and not self.params.stop_token_ids:
+                raise ValueError(f"{name}={value} masks EOS, but no EOS id is known: pass "
+                                 f"eos_token_ids (or a tokenizer with one)")
         if self._spec is not None:
             if tokenizer is None:
                 raise ValueError("structured_output needs the model's tokenizer: "
@@ -101,9 +115,11 @@ class FastLogitsProcessor(LogitsProcessor):
                              "of a sampling processor")
 
     @classmethod
-    def from_params(cls, params: SamplingParams, tokenizer: Any = None) -> "FastLogitsProcessor":
-        """The processor for the sampling fields of a SamplingParams (resolved first);
-        structured_output needs `tokenizer`. Raises ValueError for prompt_logprobs, which a
+    def from_params(cls, params: SamplingParams, tokenizer: Any = None,
+                    min_length: int = 0) -> "FastLogitsProcessor":
+        """The processor for the sampling fields of a SamplingParams (resolved first), and
+        transformers' min_length (a generation config's, prompt included: SamplingParams keeps
+        it in metadata); structured_output needs `tokenizer`. Raises ValueError for prompt_logprobs, which a
         logits processor cannot run."""
         if params.prompt_logprobs is not None:
             raise ValueError(f"prompt_logprobs={params.prompt_logprobs!r} cannot be run by a "
@@ -112,19 +128,24 @@ class FastLogitsProcessor(LogitsProcessor):
         p = params.resolve()
         return cls(**_stage_5_of(p), repetition_penalty=p.repetition_penalty,
                    presence_penalty=p.presence_penalty,
-                   frequency_penalty=p.frequency_penalty, logit_bias=p.logit_bias,
+                   frequency_penalty=p.frequency_penalty,
+                   no_repeat_ngram_size=p.no_repeat_ngram_size,
+                   sequence_bias=p.sequence_bias,
+                   begin_suppress_tokens=p.begin_suppress_tokens, logit_bias=p.logit_bias,
                    banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids,
                    seed=p.seed, structured_output=p.structured_output, tokenizer=tokenizer,
                    eos_token_ids=p.eos_token_ids, min_tokens=p.min_tokens,
-                   stop_token_ids=p.stop_token_ids)
+                   stop_token_ids=p.stop_token_ids, min_length=min_length)
 
     @staticmethod
     def generate_kwargs() -> Dict[str, Any]:
         """generate() arguments that sample with this processor alone (transformers' own
-        temperature, top-k, top-p, min-p, typical, epsilon, eta and repetition processors
-        off)."""
+        temperature, top-k, top-p, min-p, typical, epsilon, eta, repetition, n-gram,
+        sequence-bias, bad-words and begin-suppress processors off)."""
         return dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, min_p=None,
-                    typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0)
+                    typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
+                    no_repeat_ngram_size=0, sequence_bias=None, bad_words_ids=None,
+                    begin_suppress_tokens=None)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         p = self.params
@@ -137,20 +158,26 @@ class FastLogitsProcessor(LogitsProcessor):
         if fresh:
             self._start = length
         self._last = input_ids
-        history = p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0
+        min_tokens = max(p.min_tokens, self.min_length - self._start)
+        # input_ids as the output alone: every penalty and the n-gram rule read it whole.
+        history = (p.repetition_penalty != 1.0 or p.presence_penalty != 0.0
+                   or p.frequency_penalty != 0.0 or p.no_repeat_ngram_size > 0
+                   or p.sequence_bias is not None)
         return process_logits(
             scores, **_stage_5_of(p), seed=p.seed, offset=input_ids.shape[1],
             repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
-            frequency_penalty=p.frequency_penalty,
-            prompt_token_ids=input_ids if p.repetition_penalty != 1.0 else None,
-            output_token_ids=input_ids if history and p.repetition_penalty == 1.0 else None,
+            frequency_penalty=p.frequency_penalty, no_repeat_ngram_size=p.no_repeat_ngram_size,
+            sequence_bias=p.sequence_bias,
+            output_token_ids=input_ids if history else None,
             logit_bias=dict(p.logit_bias) if p.logit_bias else None,
             banned_token_ids=list(p.banned_token_ids) if p.banned_token_ids else None,
             allowed_token_ids=(list(p.allowed_token_ids) if p.allowed_token_ids is not None
                                else None),
-            min_tokens=p.min_tokens, num_generated=length - self._start,
-            eos_token_id=self._eos if p.min_tokens > 0 else None,
-            stop_token_ids=list(p.stop_token_ids) if p.min_tokens > 0 else None,
+            min_tokens=min_tokens, num_generated=length - self._start,
+            eos_token_id=self._eos if min_tokens > 0 else None,
+            stop_token_ids=list(p.stop_token_ids) if min_tokens > 0 else None,
+            begin_suppress_tokens=(list(p.begin_suppress_tokens) if p.begin_suppress_tokens
+                                   else None),
             token_bitmask=None if self._spec is None else self._grammar_mask(input_ids, scores,
                                                                              fresh))
 
@@ -173,15 +200,22 @@ class FastLogitsProcessor(LogitsProcessor):
 
 
 def _stage_5_of(p: SamplingParams) -> Dict[str, Any]:
-    """A request's stage 4-5 parameters (the table's filters but seed and offset), as
-    process_logits' keywords."""
-    return {name: getattr(p, name) for name in FILTERS if name not in ("seed", "offset")}
+    """A request's stage 4-5 parameters, as process_logits' keywords."""
+    return {name: getattr(p, name) for name in STAGE_5}
 
 
 def from_generation_config(config: Any) -> FastLogitsProcessor:
     """The FastLogitsProcessor for a GenerationConfig (transformers' defaults for unset fields;
-    fields a processor cannot apply, like max_new_tokens, are ignored)."""
-    return FastLogitsProcessor.from_params(from_hf(config, lenient=True))
+    fields only a decode loop applies, like max_new_tokens, are generate's). A field that would
+    change the scores and that fastsample does not run (beams, penalty_alpha, ...: those
+    `from_hf` refuses) is a ValueError naming it."""
+    params = from_hf(config, lenient=True)
+    ignored = params.metadata.get("ignored")
+    if ignored:
+        raise ValueError(f"from_generation_config cannot run {'; '.join(ignored)}; remove them "
+                         f"from the generation config")
+    return FastLogitsProcessor.from_params(params,
+                                           min_length=params.metadata.get("min_length") or 0)
 
 
 def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any = None,

@@ -61,6 +61,7 @@ OFFSET = Range("0 <= offset <= 2**63-1", 0, MAX_INT64, integer=True)
 REPETITION_PENALTY = Range("a finite number > 0 (1 = off)", 0.0, 3.4e38, low_open=True)
 PENALTY = Range("a finite number (0 = off)", -3.4e38, 3.4e38)
 MIN_TOKENS = Range("an integer >= 0", 0, MAX_INT64, integer=True)
+NO_REPEAT_NGRAM_SIZE = Range("an integer >= 0 (0 = off)", 0, MAX_INT64, integer=True)
 
 
 @dataclass(frozen=True)
@@ -116,14 +117,19 @@ TABLE: Tuple[RowParameter, ...] = (
                  "x -= frequency x count over the output ids; 0 = off"),
     RowParameter("presence_penalty", "edit", "float", 0.0, PENALTY, "3",
                  "x -= presence for each output id; 0 = off"),
-    RowParameter("min_tokens", "edit", "int64_t", 0, MIN_TOKENS, "2",
+    RowParameter("no_repeat_ngram_size", "edit", "int64_t", 0, NO_REPEAT_NGRAM_SIZE, "1",
+                 "mask every token that would repeat an n-gram of prompt + output "
+                 "(transformers); 0 = off"),
+    RowParameter("min_tokens", "edit", "int64_t", 0, MIN_TOKENS, "1",
                  "EOS and stop ids masked while num_generated < min_tokens; 0 = off"),
-    RowParameter("num_generated", "edit", "int64_t", 0, MIN_TOKENS, "2",
+    RowParameter("num_generated", "edit", "int64_t", 0, MIN_TOKENS, "1",
                  "tokens the row has generated (default: its output ids)"),
 )
 BY_NAME: Dict[str, RowParameter] = {p.name: p for p in TABLE}
 FILTERS: Tuple[str, ...] = tuple(p.name for p in TABLE if p.group == "filter")
 EDITS: Tuple[str, ...] = tuple(p.name for p in TABLE if p.group == "edit")
+# Stages 4-5: the filters' keywords without the draw's seed and offset, in the table's order.
+STAGE_5: Tuple[str, ...] = tuple(name for name in FILTERS if name not in ("seed", "offset"))
 
 
 def markdown() -> str:

@@ -41,6 +41,44 @@ def _id_lists(t: torch.Tensor) -> list:
     return [row[row >= 0].tolist() for row in t.cpu()]
 
 
+def repeated_ngram_ends(history: list, n: int) -> set:
+    """transformers' no_repeat_ngram_size: the tokens that complete an n-gram of `history`
+    (its ids in order) whose first n - 1 tokens are the history's last n - 1."""
+    if n <= 0 or len(history) < n:
+        return set()
+    ends: dict = {}
+    for i in range(len(history) - n + 1):
+        ends.setdefault(tuple(history[i:i + n - 1]), set()).add(history[i + n - 1])
+    return ends.get(tuple(history[len(history) - n + 1:]), set())
+
+
+def sequence_biases(history: list, items: list) -> dict:
+    """transformers' sequence_bias on one row: {token: total bias} over the sequences (ids,
+    bias) whose ids before the last end `history`, summed in float32 from 0 in `items`' order
+    (a one-token sequence always applies)."""
+    total: dict = {}
+    for ids, bias in items:
+        prefix = list(ids[:-1])
+        if len(prefix) <= len(history) and history[len(history) - len(prefix):] == prefix:
+            t = ids[-1]
+            total[t] = total.get(t, torch.zeros((), dtype=torch.float32)) + \
+                torch.tensor(bias, dtype=torch.float32)
+    return total
+
+
+def _sequence_items(ids: list, values: torch.Tensor) -> list:
+    """A row's packed sequence_bias (edit_arguments.pack_sequences) as (ids, bias) items, in
+    list order."""
+    items, run = [], []
+    for j, t in enumerate(ids + [-1]):
+        if t >= 0:
+            run.append(t)
+        elif run:
+            items.append((tuple(run), float(values[j - 1])))
+            run = []
+    return items
+
+
 def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
     """Stages 1-3 on sanitized float32 logits x [B, V]; e: the packed arguments (edit_arguments.Edits).
     Returns a new tensor. All arithmetic in float32, in the contract's order, on the CPU: on
@@ -53,10 +91,13 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
     prompt, output = _id_lists(e.prompt.ids), _id_lists(e.output.ids)
     counts = None if e.output_counts is None else e.output_counts.cpu()
     bias_ids, bias_values = _id_lists(e.bias.ids), e.bias_values.cpu()
+    sequences, sequence_values = e.sequences.ids.cpu(), e.sequence_values.cpu()
     allowed, banned, stop = _id_lists(e.allowed.ids), _id_lists(e.banned.ids), _id_lists(e.stop.ids)
+    begin = _id_lists(e.begin_suppress.ids)
     rep, freq, pres = (_row_values(p, batch) for p in (e.repetition_penalty, e.frequency_penalty,
                                                        e.presence_penalty))
     min_tokens, generated = _row_values(e.min_tokens, batch), _row_values(e.num_generated, batch)
+    ngram = _row_values(e.no_repeat_ngram_size, batch)
     for r in range(batch):
         row = x[r]
         # Stage 1: hard masks.
@@ -71,9 +112,15 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
         row[banned[r]] = -math.inf
         if generated[r] < min_tokens[r]:
             row[stop[r]] = -math.inf
+        if generated[r] == 0:
+            row[begin[r]] = -math.inf
+        row[sorted(repeated_ngram_ends(prompt[r] + output[r], ngram[r]))] = -math.inf
         # Stage 2: logit_bias.
         for j, tok in enumerate(bias_ids[r]):
             row[tok] = row[tok] + bias_values[r, j].to(row.device)
+        items = _sequence_items(sequences[r].tolist(), sequence_values[r])
+        for tok, bias in sequence_biases(prompt[r] + output[r], items).items():
+            row[tok] = row[tok] + bias
         # Stage 3: repetition once per distinct token of prompt + output, then frequency/presence.
         if rep[r] != 1.0:
             for tok in dict.fromkeys(prompt[r] + output[r]):
@@ -93,6 +140,11 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
     # counts as the largest finite float, and NaN (-inf - -inf, from an overflowed penalty on
     # an overflowed logit) as -inf.
     return sanitize(x).to(device)
+
+
+def _kept_z64(keep: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """z in float64 on the keep-set, -inf elsewhere."""
+    return torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
 
 
 def _n_sigma_keep(x: torch.Tensor, z: torch.Tensor, finite: torch.Tensor, sigma: torch.Tensor,
@@ -130,7 +182,7 @@ def _xtc_keep(keep: torch.Tensor, z: torch.Tensor, threshold: torch.Tensor,
     if coin is None or not bool((probability > 0).any()):
         return keep
     acts = (probability.double() > 0) & (coin.to(z.device) < probability.double())
-    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    zk = _kept_z64(keep, z)
     q = torch.softmax(zk, dim=1)
     z_max = torch.where(keep, z, torch.full_like(z, -math.inf)).max(dim=1).values
     top = keep & (q >= threshold.double()[:, None]) & ((z_max[:, None] - z) < 87.0)
@@ -143,7 +195,7 @@ def _typical_keep(keep: torch.Tensor, z: torch.Tensor, mass: torch.Tensor) -> to
     """transformers' TypicalLogitsWarper on the keep-set, in float64: rank the kept tokens by
     |-log q - H| (q over the keep-set, H its entropy), add their q in that order until the sum
     reaches `mass` [B], keep every token as close as the one that reached it."""
-    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    zk = _kept_z64(keep, z)
     logq = torch.log_softmax(zk, dim=1)
     q = logq.exp()
     entropy = -(logq * q).nansum(dim=1, keepdim=True)
@@ -158,7 +210,7 @@ def _typical_keep(keep: torch.Tensor, z: torch.Tensor, mass: torch.Tensor) -> to
 
 def _entropy(keep: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """H [B] of the softmax of z over the keep-set, float64."""
-    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    zk = _kept_z64(keep, z)
     logq = torch.log_softmax(zk, dim=1)
     return -(logq * logq.exp()).nansum(dim=1)
 
@@ -166,7 +218,7 @@ def _entropy(keep: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def _cutoff_keep(keep: torch.Tensor, z: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
     """transformers' epsilon rule on the keep-set: keep q >= cutoff [B] (float64, q over the
     keep-set), and the kept tokens tied with the top ones always."""
-    zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+    zk = _kept_z64(keep, z)
     q = torch.softmax(zk, dim=1)
     top = zk.max(dim=1, keepdim=True).values
     on = (cutoff > 0)[:, None]
@@ -324,7 +376,7 @@ def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor, n: int, processed: b
     argmax for greedy rows). Top entries: most likely first, lower id first among ties, only
     finite logprobs (then id -1, logprob -inf)."""
     if processed:
-        zk = torch.where(keep, z.double(), torch.full_like(z, -math.inf, dtype=torch.float64))
+        zk = _kept_z64(keep, z)
         lp = torch.log_softmax(zk, dim=1)
         one_hot = torch.where(keep, 0.0, -math.inf).double()
         lp = torch.where(greedy[:, None], one_hot, lp)

@@ -15,7 +15,9 @@ from ..kernel import cuda, launch
 from . import arguments
 from .._C import first_id_out_of_range
 from ..kernel.param_table import EDITS
-from .sampling_params import LOGIT_BIAS_LIMIT, MIN_TOKENS, PENALTY, REPETITION_PENALTY
+from ..kernel.param_table import NO_REPEAT_NGRAM_SIZE
+from .sampling_params import (LOGIT_BIAS_LIMIT, MIN_TOKENS, PENALTY, REPETITION_PENALTY,
+                              sequence_bias_items)
 
 
 @dataclass
@@ -26,7 +28,8 @@ class IdRows:
 
 
 # The id lists of EditArgs (csrc/bindings/batch_args_binding.h, FS_ID_LISTS).
-ID_LISTS = ("prompt", "output", "bias", "allowed", "banned", "stop")
+ID_LISTS = ("prompt", "output", "bias", "sequences", "allowed", "banned", "stop",
+            "begin_suppress")
 
 
 @dataclass
@@ -39,11 +42,15 @@ class Edits:
     repetition_penalty: arguments.Param
     frequency_penalty: arguments.Param
     presence_penalty: arguments.Param
+    no_repeat_ngram_size: arguments.Param
     bias: IdRows
     bias_values: torch.Tensor  # float32 [B, L] beside `bias`
+    sequences: IdRows          # sequence_bias (pack_sequences)
+    sequence_values: torch.Tensor  # float32 [B, L] beside `sequences`
     allowed: IdRows
     banned: IdRows
     stop: IdRows               # EOS (unless ignore_eos) and stop ids
+    begin_suppress: IdRows     # masked at the row's first token (num_generated == 0)
     min_tokens: arguments.Param
     num_generated: arguments.Param
     bitmask: Optional[torch.Tensor]
@@ -58,6 +65,8 @@ class Edits:
             e.output_counts = self.output_counts.data_ptr()
         if self.bias.ids.shape[1]:
             e.bias_values = self.bias_values.data_ptr()
+        if self.sequences.ids.shape[1]:
+            e.sequence_values = self.sequence_values.data_ptr()
         if self.bitmask is not None:
             e.bitmask = self.bitmask.data_ptr()
             e.bitmask_stride = self.bitmask.stride(0)
@@ -197,6 +206,55 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
     return IdRows(id_t.to(device)), val_t.to(device)
 
 
+def pack_sequences(items: Any) -> tuple:
+    """One row's sequence_bias items ((ids, bias), ...) as the kernels read them
+    (sequence_bias.h): the sequences' ids separated by -1, each bias at its last id's place,
+    grouped by last token in the order transformers adds a token's biases up (the one-token
+    sequence first, then by prefix length in order of first appearance, then in the given
+    order). Returns (ids, values) lists."""
+    items = list(items or ())
+    lengths = list(dict.fromkeys(len(ids) for ids, _ in items if len(ids) > 1))
+    ordered = sorted(items, key=lambda kv: 0 if len(kv[0]) == 1 else 1 + lengths.index(len(kv[0])))
+    groups: dict = {}
+    for ids, bias in ordered:
+        groups.setdefault(ids[-1], []).append((ids, bias))
+    flat, values = [], []
+    for group in groups.values():
+        for ids, bias in group:
+            if flat:
+                flat.append(-1)
+                values.append(0.0)
+            flat += ids
+            values += [0.0] * (len(ids) - 1) + [bias]
+    return flat, values
+
+
+def _sequence_rows(v: Any, batch: int, vocab: int, device: torch.device):
+    """sequence_bias: one spec (a dict or [ids, bias] pairs) for every row, or a list of one dict
+    (or None) per row."""
+    if v is not None and isinstance(v, (list, tuple)) and len(v) == batch and v and \
+            all(d is None or isinstance(d, dict) for d in v):
+        specs = [sequence_bias_items(f"sequence_bias[{r}]", d) for r, d in enumerate(v)]
+    else:
+        specs = [sequence_bias_items("sequence_bias", v)] * batch
+    packed = []
+    for r, items in enumerate(specs):
+        for ids, _ in items or ():
+            bad = [t for t in ids if t >= vocab]
+            if bad:
+                raise ValueError(f"sequence_bias: row {r}'s sequence {list(ids)} holds {bad[0]}, "
+                                 f"out of range; allowed: token ids 0 <= id < V={vocab}")
+        packed.append(pack_sequences(items))
+    width = max((len(ids) for ids, _ in packed), default=0)
+    id_t = torch.full((batch, width), -1, dtype=torch.int64)
+    val_t = torch.zeros((batch, width), dtype=torch.float32)
+    for r, (ids, values) in enumerate(packed):
+        if ids:
+            id_t[r, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
+            val_t[r, :len(values)] = torch.tensor(values, dtype=torch.float64)
+    return IdRows(id_t.to(device)), val_t.to(device)
+
+
 MAX_COUNT = (1 << 31) - 1  # counts reach the kernels as int32
 
 
@@ -299,10 +357,10 @@ def _stop_rows(eos_token_id: Any, stop_token_ids: Any, ignore_eos: bool, batch: 
 # The stage 1-3 keywords of sample() / process_logits(), as build() takes them, and their off
 # values (None: not given).
 OFF = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
-       "prompt_token_ids": None, "output_token_ids": None, "output_token_counts": None,
+       "no_repeat_ngram_size": 0, "sequence_bias": None, "prompt_token_ids": None, "output_token_ids": None, "output_token_counts": None,
        "logit_bias": None, "allowed_token_ids": None, "banned_token_ids": None,
        "token_bitmask": None, "min_tokens": 0, "eos_token_id": None, "stop_token_ids": None,
-       "num_generated": None, "ignore_eos": False}
+       "num_generated": None, "ignore_eos": False, "begin_suppress_tokens": None}
 NAMES = tuple(OFF)
 
 
@@ -324,11 +382,14 @@ def select(given: dict) -> dict:
 
 
 def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: Any = 1.0,
-          presence_penalty: Any = 0.0, frequency_penalty: Any = 0.0, prompt_token_ids: Any = None,
+          presence_penalty: Any = 0.0, frequency_penalty: Any = 0.0,
+          no_repeat_ngram_size: Any = 0, sequence_bias: Any = None,
+          prompt_token_ids: Any = None,
           output_token_ids: Any = None, output_token_counts: Any = None, logit_bias: Any = None,
           allowed_token_ids: Any = None, banned_token_ids: Any = None, token_bitmask: Any = None,
           min_tokens: Any = 0, eos_token_id: Any = None, stop_token_ids: Any = None,
-          num_generated: Any = None, ignore_eos: bool = False) -> Optional[Edits]:
+          num_generated: Any = None, ignore_eos: bool = False,
+          begin_suppress_tokens: Any = None) -> Optional[Edits]:
     """Validates stages 1-3 arguments (every one given, also when its stage is off); None when
     none of them changes anything."""
     given = locals()
@@ -336,21 +397,32 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
         return None
     # Only these change a logit; the rest (history, EOS, counts) only feed them.
     changes = not all_off({name: given[name] for name in (
-        "repetition_penalty", "presence_penalty", "frequency_penalty", "logit_bias",
-        "allowed_token_ids", "banned_token_ids", "token_bitmask", "min_tokens")})
+        "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
+        "sequence_bias", "logit_bias",
+        "allowed_token_ids", "banned_token_ids", "token_bitmask", "min_tokens",
+        "begin_suppress_tokens")})
     prompt = id_rows("prompt_token_ids", prompt_token_ids, batch, vocab, device, False)
     output = id_rows("output_token_ids", output_token_ids, batch, vocab, device, False)
     counts = _counts(output_token_counts, output, device)
+    ngram = arguments.param("no_repeat_ngram_size", no_repeat_ngram_size, batch,
+                            NO_REPEAT_NGRAM_SIZE, device)
+    if counts is not None and not is_default(no_repeat_ngram_size, 0):
+        raise ValueError("no_repeat_ngram_size reads the output in order: pass the output as "
+                         "output_token_ids in generation order, not unique ids with "
+                         "output_token_counts")
     stop = _stop_rows(eos_token_id, stop_token_ids, ignore_eos, batch, vocab, device)
     min_tokens_p = arguments.param("min_tokens", min_tokens, batch, MIN_TOKENS, device)
     if num_generated is not None:
         generated = arguments.param("num_generated", num_generated, batch, MIN_TOKENS, device)
-    elif output.ids.shape[1] and not is_default(min_tokens, 0):
-        # Only min_tokens reads it: no pass over the output ids when that is off.
+    elif output.ids.shape[1] and (not is_default(min_tokens, 0)
+                                  or begin_suppress_tokens is not None):
+        # Only min_tokens and begin_suppress_tokens read it: no pass over the output ids when
+        # those are off.
         generated = arguments.Param(0, (output.ids >= 0).sum(dim=1).contiguous())
     else:
         generated = arguments.Param(0)
     bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
+    sequences, sequence_values = _sequence_rows(sequence_bias, batch, vocab, device)
     edits = Edits(
         prompt=prompt, output=output, output_counts=counts,
         repetition_penalty=arguments.param("repetition_penalty", repetition_penalty, batch,
@@ -359,12 +431,16 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
                                         device),
         presence_penalty=arguments.param("presence_penalty", presence_penalty, batch, PENALTY,
                                        device),
+        no_repeat_ngram_size=ngram,
         bias=bias, bias_values=bias_values,
+        sequences=sequences, sequence_values=sequence_values,
         allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True,
                         empty_row="would mask every token; pass None for no restriction"),
         banned=id_rows("banned_token_ids", banned_token_ids, batch, vocab, device, True),
         stop=stop, min_tokens=min_tokens_p, num_generated=generated,
         bitmask=_bitmask(token_bitmask, batch, vocab, device),
+        begin_suppress=id_rows("begin_suppress_tokens", begin_suppress_tokens, batch, vocab,
+                               device, True),
     )
     return edits if changes else None
 

@@ -35,7 +35,7 @@ class BatchFlags:
     any_xtc: bool = False
     any_grammar: bool = False    # some row has a structured_output
     any_edits: bool = False      # some row needs stages 1-3 (penalties, bias, masks, min_tokens)
-    needs_history: bool = False  # some row reads its output history (penalties, min_tokens)
+    needs_history: bool = False  # some row reads its output history (penalties, n-grams, ...)
 
     @staticmethod
     def of(rows: Sequence[SamplingParams]) -> "BatchFlags":
@@ -65,12 +65,17 @@ def _has_penalties(p: SamplingParams) -> bool:
 
 
 def reads_history(p: SamplingParams) -> bool:
-    """Whether a request's penalties or min_tokens read its output history."""
-    return _has_penalties(p) or p.min_tokens > 0
+    """Whether a request's penalties, no_repeat_ngram_size, sequence_bias (a sequence of two
+    tokens or more), min_tokens or begin_suppress_tokens (its generated count) read its output
+    history."""
+    return (_has_penalties(p) or p.min_tokens > 0 or p.no_repeat_ngram_size > 0
+            or any(len(ids) > 1 for ids, _ in p.sequence_bias or ())
+            or bool(p.begin_suppress_tokens))
 
 
 def _has_edits(p: SamplingParams) -> bool:
-    return (reads_history(p) or bool(p.logit_bias) or p.allowed_token_ids is not None
+    return (reads_history(p) or bool(p.logit_bias) or bool(p.sequence_bias)
+            or p.allowed_token_ids is not None
             or bool(p.banned_token_ids) or p.structured_output is not None)
 
 
@@ -84,14 +89,16 @@ class SamplingBatch:
         temperature float32, top_k int64, top_p float64, min_p float32, top_n_sigma float32,
         typical_p float64, epsilon_cutoff float32, eta_cutoff float32,
         xtc_threshold float32, xtc_probability float32,
-        repetition_penalty / frequency_penalty / presence_penalty float32, min_tokens int64,
+        repetition_penalty / frequency_penalty / presence_penalty float32,
+        no_repeat_ngram_size int64, min_tokens int64,
         num_generated int64 (tokens generated so far, kept while the batch keeps histories);
       - the random state: seed int64 (unseeded requests get one drawn from `generator` when
         they join, so a request keeps its stream) and offset int64 (each row's position in
         that stream: the number of tokens it has generated);
       - the histories and masks: the prompt and output ids (the output only while some row
-        reads it: penalties, min_tokens), logit_bias, allowed and banned ids, and the stop ids
-        (EOS unless ignore_eos, and stop_token_ids) that min_tokens masks;
+        reads it: penalties, no_repeat_ngram_size, sequence_bias, min_tokens), logit_bias,
+        sequence_bias (packed: edit_arguments.pack_sequences), allowed and banned ids, and the
+        stop ids (EOS unless ignore_eos, and stop_token_ids) that min_tokens masks;
       - the logprobs plan: `logprobs` (the most any row asks for; None: off) and
         `logprobs_mode` (one per batch);
       - `flags` (BatchFlags): what a call can skip; and max_tokens int64 [B] (-1: no limit),
@@ -217,8 +224,10 @@ class SamplingBatch:
             self._grammar.append(matchers)
         self._base += [len(o) - self._steps for o in outputs]
         self._row_max += [max((t for ids in (prompt, output, [b for b, _ in p.logit_bias or ()],
+                                             [t for s, _ in p.sequence_bias or () for t in s],
                                              p.allowed_token_ids or (), p.banned_token_ids or (),
-                                             p.stop_token_ids, self._eos_of(p)) for t in ids),
+                                             p.stop_token_ids, self._eos_of(p),
+                                             p.begin_suppress_tokens or ()) for t in ids),
                               default=-1) for p, prompt, output in zip(rows, prompts, outputs)]
         self._refresh()
 
@@ -377,7 +386,8 @@ class SamplingBatch:
             edits = None
             if self.flags.any_edits:
                 edits = edit_arguments.Edits(
-                    output_counts=None, bias_values=r["bias_values"], bitmask=None,
+                    output_counts=None, bias_values=r["bias_values"],
+                    sequence_values=r["sequence_values"], bitmask=None,
                     **{name: edit_arguments.IdRows(r[name]) for name in edit_arguments.ID_LISTS},
                     **{name: P(0, r[name]) for name in EDITS})
             args = launch.batch_args(logits, [(name, P(0, r[name])) for name in FILTERS])
@@ -407,8 +417,9 @@ class SamplingBatch:
         out.update({name: r[name] for name in EDITS if name != "num_generated"})
         out.update(prompt_token_ids=r["prompt"], logit_bias=[dict(p.logit_bias or {})
                                                              for p in self.params],
+                   sequence_bias=[dict(p.sequence_bias or {}) for p in self.params],
                    allowed_token_ids=r["allowed"], banned_token_ids=r["banned"],
-                   stop_token_ids=r["stop"])
+                   stop_token_ids=r["stop"], begin_suppress_tokens=r["begin_suppress"])
         if self.tracks_history:
             out.update(output_token_ids=r["output"], num_generated=r["num_generated"])
         if draw and self.logprobs is not None:
@@ -431,11 +442,14 @@ class SamplingBatch:
                 ("repetition_penalty", p.repetition_penalty != 1.0),
                 ("presence_penalty", p.presence_penalty != 0.0),
                 ("frequency_penalty", p.frequency_penalty != 0.0),
+                ("no_repeat_ngram_size", p.no_repeat_ngram_size > 0),
                 ("logit_bias", bool(p.logit_bias)),
+                ("sequence_bias", bool(p.sequence_bias)),
                 ("allowed_token_ids", p.allowed_token_ids is not None),
                 ("banned_token_ids", bool(p.banned_token_ids)),
                 ("stop_token_ids", bool(p.stop_token_ids)),
                 ("min_tokens", p.min_tokens > 0),
+                ("begin_suppress_tokens", bool(p.begin_suppress_tokens)),
                 ("logprobs", p.logprobs is not None),
                 ("structured_output", p.structured_output is not None)) if on]
             if fields:
@@ -464,11 +478,16 @@ class SamplingBatch:
             "banned": [list(r.banned_token_ids or ()) for r in rows],
             "stop": [list(() if r.ignore_eos else self._eos_of(r)) + list(r.stop_token_ids)
                      for r in rows],
+            "begin_suppress": [list(r.begin_suppress_tokens or ()) for r in rows],
         }
         for name, ids in lists.items():
             out[name] = _padded(ids, -1, torch.int64)
         out["bias_values"] = _padded([[b for _, b in r.logit_bias or ()] for r in rows], 0.0,
                                      torch.float32)
+        sequences = [edit_arguments.pack_sequences(r.sequence_bias) for r in rows]
+        out["sequences"] = _padded([ids for ids, _ in sequences], -1, torch.int64)
+        out["sequence_values"] = _padded([values for _, values in sequences], 0.0,
+                                         torch.float32)
         out["max_tokens"] = torch.tensor([-1 if r.max_tokens is None else r.max_tokens
                                           for r in rows], dtype=torch.int64)
         return {k: v.to(self.device) for k, v in out.items()}
@@ -504,6 +523,7 @@ def _empty_rows(device: torch.device) -> Dict[str, torch.Tensor]:
     for name in edit_arguments.ID_LISTS:
         rows[name] = torch.empty((0, 0), dtype=torch.int64, device=device)
     rows["bias_values"] = torch.empty((0, 0), dtype=torch.float32, device=device)
+    rows["sequence_values"] = torch.empty((0, 0), dtype=torch.float32, device=device)
     rows["max_tokens"] = torch.empty(0, dtype=torch.int64, device=device)
     return rows
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import arguments
 from ..kernel.param_table import (EPSILON_CUTOFF, ETA_CUTOFF, MIN_TOKENS,  # noqa: F401
-                                  PENALTY, REPETITION_PENALTY, TOP_N_SIGMA, TYPICAL_P,
+                                  NO_REPEAT_NGRAM_SIZE, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA, TYPICAL_P,
                                   XTC_PROBABILITY, XTC_THRESHOLD)
 from .distributions import Distribution, Manual, Uniform, parse_distribution
 
@@ -59,6 +59,35 @@ def _logit_bias(v: Any) -> Optional[Tuple[Tuple[int, float], ...]]:
     return tuple(sorted(out.items()))
 
 
+def sequence_bias_items(name: str, v: Any) -> Optional[Tuple[Tuple[Tuple[int, ...], float], ...]]:
+    """sequence_bias as transformers takes it: a dict {tuple of token ids: bias} or a list of
+    [token ids, bias] pairs (its JSON form); a bias is finite or -inf (a ban). A sequence given
+    twice keeps its last bias, in its first place (a dict's rule). None or empty: None."""
+    if v is None:
+        return None
+    if isinstance(v, Mapping):
+        pairs = list(v.items())
+    elif isinstance(v, (list, tuple)) and all(isinstance(kv, (list, tuple)) and len(kv) == 2
+                                              for kv in v):
+        pairs = list(v)
+    else:
+        raise TypeError(f"{name} must be a dict {{(token ids): bias}} or a list of [token ids, "
+                        f"bias] pairs, e.g. {{(12, 7): -5.0}} or [[[12, 7], -5.0]]; got "
+                        f"{type(v).__name__} {v!r}"[:300])
+    out = {}
+    for i, (ids, bias) in enumerate(pairs):
+        where = f"{name}[{i}]"
+        if not isinstance(ids, (list, tuple)) or not ids:
+            raise TypeError(f"{where}: a sequence is a non-empty list or tuple of token ids, got "
+                            f"{ids!r}")
+        ids = _token_ids(where, ids)
+        if not arguments.is_real(bias) or math.isnan(bias) or bias == math.inf:
+            raise ValueError(f"{where}: bias {bias!r} is not allowed; use a finite number, or "
+                             f"-inf to ban the sequence's last token after the others")
+        out[ids] = float(bias)
+    return tuple(out.items()) or None
+
+
 def _frozen_mapping(name: str, v: Any) -> Optional[Mapping[str, Any]]:
     if v is None:
         return None
@@ -97,8 +126,15 @@ class SamplingParams:
             likely of them are removed (the coin comes from the request's seed).
         repetition_penalty [1.0]: > 0 (HF/CTRL, over prompt and output); presence_penalty [0.0]
             and frequency_penalty [0.0]: finite (OpenAI, over output tokens).
+        no_repeat_ngram_size [0 = off]: an int >= 0; transformers' rule over prompt and
+            output: a token that would repeat an n-gram of them is masked.
         logit_bias [None]: {token id: bias}, each bias clamped to [-100, 100].
-        allowed_token_ids, banned_token_ids [None]: token-id lists.
+        sequence_bias [None]: {tuple of token ids: bias} (or [ids, bias] pairs); transformers'
+            rule: the bias (finite, or -inf to ban) is added to a sequence's last token when the
+            tokens before it end prompt + output; a one-token sequence always applies. Stored
+            as ((ids, bias), ...).
+        allowed_token_ids, banned_token_ids [None]: token-id lists. begin_suppress_tokens
+            [None]: ids masked at the first generated token only (transformers).
         seed [None]: 0 .. 2**63-1; None (or -1 on input) = random.
         max_tokens [None = no limit]: >= 1. min_tokens [0]: 0 .. max_tokens.
         ignore_eos [False]; stop [()]: stop strings; stop_token_ids [()];
@@ -139,6 +175,9 @@ class SamplingParams:
     typical_p: float = 1.0
     epsilon_cutoff: float = 0.0
     eta_cutoff: float = 0.0
+    no_repeat_ngram_size: int = 0
+    sequence_bias: Optional[Any] = None
+    begin_suppress_tokens: Optional[Tuple[int, ...]] = None
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -156,11 +195,14 @@ class SamplingParams:
             arguments.check_scalar(name, getattr(self, name), rng)
             put(name, float(getattr(self, name)))
         put("logit_bias", _logit_bias(self.logit_bias))
+        put("sequence_bias", sequence_bias_items("sequence_bias", self.sequence_bias))
         put("allowed_token_ids", _token_ids("allowed_token_ids", self.allowed_token_ids))
         if self.allowed_token_ids == ():
             raise ValueError("allowed_token_ids=[] would mask every token; pass None for no "
                              "restriction")
         put("banned_token_ids", _token_ids("banned_token_ids", self.banned_token_ids))
+        put("begin_suppress_tokens", _token_ids("begin_suppress_tokens",
+                                                self.begin_suppress_tokens))
         put("stop_token_ids", _token_ids("stop_token_ids", self.stop_token_ids) or ())
         put("eos_token_ids", _token_ids("eos_token_ids", self.eos_token_ids))
         seed = arguments.seed_value("seed", self.seed)
@@ -168,8 +210,10 @@ class SamplingParams:
         if self.max_tokens is not None:
             arguments.check_scalar("max_tokens", self.max_tokens, MAX_TOKENS)
             put("max_tokens", int(self.max_tokens))
-        arguments.check_scalar("min_tokens", self.min_tokens, MIN_TOKENS)
-        put("min_tokens", int(self.min_tokens))
+        for name, rng in (("min_tokens", MIN_TOKENS),
+                          ("no_repeat_ngram_size", NO_REPEAT_NGRAM_SIZE)):
+            arguments.check_scalar(name, getattr(self, name), rng)
+            put(name, int(getattr(self, name)))
         if self.max_tokens is not None and self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens={self.min_tokens} is out of range; allowed: "
                              f"0 <= min_tokens <= max_tokens ({self.max_tokens})")
