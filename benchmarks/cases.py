@@ -19,9 +19,10 @@ FILTER_COSTS = {
     "xtc": dict(xtc_threshold=0.1, xtc_probability=0.5),
 }
 # Each history edit of issue 23 added to hf-default, over a history of 1024 ids (768 prompt, 256
-# output: history_kwargs), beside hf-default without one: 100 two-token bad words are a
-# sequence_bias of -inf.
+# output: history_kwargs), beside hf-default without one and with the oldest history edit (a
+# repetition penalty) over the same history: 100 two-token bad words are a sequence_bias of -inf.
 EDIT_COSTS = {
+    "repetition_penalty": dict(repetition_penalty=1.1),
     "no_repeat_ngram_size": dict(no_repeat_ngram_size=3),
     "bad_words": dict(sequence_bias={(2 * i + 7, 3 * i + 11): float("-inf") for i in range(100)}),
 }
@@ -66,11 +67,13 @@ def hf_chain(params):
     raise. The history (prompt then output ids) is the chain's input_ids."""
     from transformers import (EpsilonLogitsWarper, EtaLogitsWarper, LogitsProcessorList,
                               MinPLogitsWarper, NoRepeatNGramLogitsProcessor,
-                              SequenceBiasLogitsProcessor, TemperatureLogitsWarper,
-                              TopKLogitsWarper, TopPLogitsWarper, TypicalLogitsWarper)
+                              RepetitionPenaltyLogitsProcessor, SequenceBiasLogitsProcessor,
+                              TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+                              TypicalLogitsWarper)
     unknown = set(params) - {"temperature", "top_k", "top_p", "min_p", "typical_p",
                              "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size",
-                             "sequence_bias", "prompt_token_ids", "output_token_ids"}
+                             "sequence_bias", "repetition_penalty", "prompt_token_ids",
+                             "output_token_ids"}
     if unknown:
         raise ValueError(f"transformers has no warper for {sorted(unknown)}")
     input_ids = None
@@ -79,6 +82,8 @@ def hf_chain(params):
     warpers = []
     if params.get("sequence_bias"):
         warpers.append(SequenceBiasLogitsProcessor(params["sequence_bias"]))
+    if params.get("repetition_penalty", 1.0) != 1.0:
+        warpers.append(RepetitionPenaltyLogitsProcessor(params["repetition_penalty"]))
     if params.get("no_repeat_ngram_size"):
         warpers.append(NoRepeatNGramLogitsProcessor(params["no_repeat_ngram_size"]))
     warpers.append(TemperatureLogitsWarper(params["temperature"]))

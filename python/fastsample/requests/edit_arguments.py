@@ -236,7 +236,10 @@ def _sequence_rows(v: Any, batch: int, vocab: int, device: torch.device):
             all(d is None or isinstance(d, dict) for d in v):
         specs = [sequence_bias_items(f"sequence_bias[{r}]", d) for r, d in enumerate(v)]
     else:
-        specs = [sequence_bias_items("sequence_bias", v)] * batch
+        # One spec for every row: validated and packed once, read by every row (row stride 0).
+        items = sequence_bias_items("sequence_bias", v)
+        ids, values = _sequence_rows([dict(items or ())], 1, vocab, device)
+        return IdRows(ids.ids.expand(batch, -1)), values.expand(batch, -1)
     packed = []
     for r, items in enumerate(specs):
         for ids, _ in items or ():
