@@ -374,3 +374,29 @@ def test_prompt_logprobs_come_with_the_first_step(tok):
     assert torch.equal(first.prompt_logprobs.top_ids, want.top_ids[:, :1])
     assert s.prompt_logits_wanted == []
     assert s.step(logits[-1:])[0].prompt_logprobs is None
+
+
+def test_generation_config_lengths_reach_the_sampler():
+    """max_length / min_length of a generation config count the prompt: a Sampler (and so
+    generate) converts them with each request's own prompt, never drops them."""
+    params = fastsample.from_hf({"do_sample": True, "max_length": 12, "min_length": 6,
+                                 "eos_token_id": 2})
+    sampler = fastsample.Sampler(10)
+    sampler.add("short", params, [1, 1])
+    sampler.add("long", params, [1, 1, 1, 1])
+    x = torch.zeros(2, 10)
+    x[:, 2] = 50.0  # EOS is the favourite: it ends a request once min_length allows
+    lengths, reasons = {"short": 0, "long": 0}, {}
+    while len(sampler):
+        for res in sampler.step(x[:len(sampler)]):
+            lengths[res.request_id] += 1
+            reasons[res.request_id] = res.finish_reason
+    # EOS right after min_length - prompt tokens (max_length would allow 10 and 8).
+    assert lengths == {"short": 5, "long": 3} and set(reasons.values()) == {"eos"}
+    capped = fastsample.from_hf({"do_sample": True, "max_length": 5})
+    sampler.add("capped", capped, [3, 3, 3])
+    steps = 0
+    while len(sampler):
+        sampler.step(torch.zeros(1, 10))
+        steps += 1
+    assert steps == 2  # max_length 5 - prompt 3

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Mapping
 
 from ..requests import arguments
@@ -112,6 +113,24 @@ def _unsupported(d: dict, lenient: bool) -> list:
         raise ValueError(f"{SOURCE}: {'; '.join(found)} not supported by fastsample; remove them, "
                          "or pass lenient=True to ignore them (listed in metadata['ignored'])")
     return found
+
+
+def with_prompt_length(params: SamplingParams, prompt_length: int) -> SamplingParams:
+    """A request's max_length / min_length (a generation config's, counting the prompt, kept in
+    metadata by from_hf) as max_tokens / min_tokens for a prompt of `prompt_length` tokens, as
+    transformers applies them; the metadata then holds neither. max_new_tokens (max_tokens)
+    wins over max_length, as in transformers; min_tokens never exceeds max_tokens."""
+    meta = dict(params.metadata)
+    max_length, min_length = meta.pop("max_length", None), meta.pop("min_length", None)
+    if max_length is None and min_length is None:
+        return params
+    max_tokens = params.max_tokens
+    if max_tokens is None and max_length is not None:
+        max_tokens = max(1, int(max_length) - prompt_length)
+    min_tokens = max(params.min_tokens, int(min_length or 0) - prompt_length)
+    if max_tokens is not None:
+        min_tokens = min(min_tokens, max_tokens)
+    return replace(params, max_tokens=max_tokens, min_tokens=min_tokens, metadata=meta)
 
 
 def _cutoff(d: dict, name: str) -> float:

@@ -8,6 +8,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence
 import torch
 
 from ..functional.scoring import PromptLogprobs, prompt_logprobs
+from ..adapters.hf import with_prompt_length
 from ..kernel import cuda, launch
 from ..requests import arguments
 from ..requests.sampling_batch import SamplingBatch, reads_history
@@ -179,6 +180,8 @@ class Sampler:
                              "(Sampler(..., tokenizer=...))")
         if params.structured_output is not None:
             self._check_grammar(request_id, params)
+        # A generation config's max_length / min_length count the prompt: this one.
+        params = with_prompt_length(params, len(prompt))
         seed = params.seed
         if seed is None:
             seed = int(arguments.draw_seeds(torch.empty(1, dtype=torch.int64), self._generator)[0])

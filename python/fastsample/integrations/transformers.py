@@ -30,6 +30,7 @@ from ..kernel.param_table import STAGE_5
 from ..requests.arguments import check_scalar
 from ..requests.sampling_params import MIN_TOKENS, SamplingParams
 from ..adapters import from_hf
+from ..adapters.hf import with_prompt_length
 
 
 class FastLogitsProcessor(LogitsProcessor):
@@ -240,14 +241,10 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
                          f"generation config, or generate without custom_generate")
     if structured_output is not None:
         params = _replace(params, structured_output=structured_output)
+    # max_length and min_length count the prompt as transformers sees it: padding included.
+    params = with_prompt_length(params, input_ids.shape[1])
     if params.max_tokens is None:
-        max_length = params.metadata.get("max_length") or 20
-        params = _replace(params, max_tokens=max(1, int(max_length) - input_ids.shape[1]))
-    # min_length counts the prompt, as transformers' MinLengthLogitsProcessor does.
-    min_length = params.metadata.get("min_length") or 0
-    if min_length > input_ids.shape[1] + params.min_tokens:
-        params = _replace(params, min_tokens=min(params.max_tokens,
-                                                 int(min_length) - input_ids.shape[1]))
+        params = _replace(params, max_tokens=max(1, 20 - input_ids.shape[1]))
     eos = params.eos_token_ids
     pad_id = generation_config.pad_token_id if generation_config.pad_token_id is not None else (
         eos[0] if eos else 0)
