@@ -236,7 +236,7 @@ def make_case(index, vocab=None, dtype=None):
             for name in ("prompt_token_ids", "output_token_ids"):
                 kw[name] = [[rng.choice(alphabet) for _ in range(rng.randint(0, 10))]
                             for _ in range(batch)]
-    if rng.random() < 0.3:  # sequences over the history's first tokens, so some match
+    if rng.random() < 0.3 and "output_token_counts" not in kw:  # over the history's tokens
         history = _first_row(kw.get("prompt_token_ids")) + _first_row(kw.get("output_token_ids"))
         alphabet = sorted(set(history))[:4] or _ids(rng, vocab, 3)
         kw["sequence_bias"] = {tuple(rng.choice(alphabet) for _ in range(rng.randint(1, 3))):

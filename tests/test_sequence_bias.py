@@ -144,6 +144,7 @@ def test_generate_equals_transformers_greedy(field):
 @pytest.mark.parametrize("value, error, match", [
     ({(1, 2): math.nan}, ValueError, "bias nan"),
     ({(1,): INF}, ValueError, "bias inf"),
+    ({(1,): 1e39}, ValueError, "bias 1e"),
     ({(): 1.0}, TypeError, "non-empty"),
     ({(1, -2): 1.0}, ValueError, "out of range"),
     ({(1, 2.5): 1.0}, TypeError, "sequence_bias"),
@@ -163,6 +164,15 @@ def test_ids_past_the_vocabulary_are_rejected():
         fastsample.process_logits(torch.zeros(1, 10), sequence_bias={(1, 12): 1.0})
     with pytest.raises(ValueError, match="holds 12, out of range"):
         fastsample.Sampler(10).add("r", SamplingParams(sequence_bias={(3, 12): 1.0}))
+
+
+def test_unordered_output_is_rejected_for_long_sequences():
+    kw = dict(output_token_ids=[[1, 2]], output_token_counts=[[1, 3]], frequency_penalty=0.5)
+    with pytest.raises(ValueError, match="sequence_bias with sequences of two or more ids"):
+        fastsample.sample(torch.zeros(1, 10), sequence_bias={(1, 2): 1.0}, **kw)
+    # One-token sequences read no order: they run beside counts.
+    out = fastsample.process_logits(torch.zeros(1, 10), sequence_bias={(4,): 1.0}, **kw)
+    assert out[0, 4] == 1.0
 
 
 def test_from_hf_reads_both_fields():

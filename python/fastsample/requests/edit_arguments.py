@@ -426,6 +426,11 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
         generated = arguments.Param(0)
     bias, bias_values = _bias_rows(logit_bias, batch, vocab, device)
     sequences, sequence_values = _sequence_rows(sequence_bias, batch, vocab, device)
+    if counts is not None and bool((sequences.ids[:, 1:] >= 0).logical_and(
+            sequences.ids[:, :-1] >= 0).any()):
+        raise ValueError("sequence_bias with sequences of two or more ids reads the output in "
+                         "order: pass the output as output_token_ids in generation order, not "
+                         "unique ids with output_token_counts")
     edits = Edits(
         prompt=prompt, output=output, output_counts=counts,
         repetition_penalty=arguments.param("repetition_penalty", repetition_penalty, batch,

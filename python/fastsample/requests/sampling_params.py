@@ -25,6 +25,7 @@ LOGPROBS = arguments.Range(f"an integer in [0, {MAX_LOGPROBS}], or None (off)", 
 MAX_TOKENS = arguments.Range("an integer >= 1, or None (no limit)", 1, arguments.MAX_SEED, integer=True)
 TOKEN_ID = arguments.Range("a token id >= 0", 0, (1 << 31) - 1, integer=True)
 LOGIT_BIAS_LIMIT = 100.0
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _token_ids(name: str, v: Any) -> Optional[Tuple[int, ...]]:
@@ -81,9 +82,11 @@ def sequence_bias_items(name: str, v: Any) -> Optional[Tuple[Tuple[Tuple[int, ..
             raise TypeError(f"{where}: a sequence is a non-empty list or tuple of token ids, got "
                             f"{ids!r}")
         ids = _token_ids(where, ids)
-        if not arguments.is_real(bias) or math.isnan(bias) or bias == math.inf:
-            raise ValueError(f"{where}: bias {bias!r} is not allowed; use a finite number, or "
-                             f"-inf to ban the sequence's last token after the others")
+        if not arguments.is_real(bias) or math.isnan(bias) or \
+                (bias != -math.inf and abs(bias) > FLOAT32_MAX):
+            raise ValueError(f"{where}: bias {bias!r} is not allowed; use a number float32 holds "
+                             f"(|bias| <= {FLOAT32_MAX:.7g}), or -inf to ban the sequence's last "
+                             f"token after the others")
         out[ids] = float(bias)
     return tuple(out.items()) or None
 
