@@ -155,15 +155,7 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
   if (ngram) {
     const HistoryIds history{e.prompt, e.output, vocab};
     for_each_repeated_ngram_end(ctx, history, e.no_repeat_ngram, [&](int64_t t, int64_t p) {
-      const int64_t at = p < e.prompt.len ? at_prompt + p : at_output + (p - e.prompt.len);
-      const uint32_t bit = 1u << (t & 31);
-      const bool first = (ctx.fetch_or_u32(s.edited + (t >> 5), bit) & bit) == 0;
-      keys[t] = kNegInfKey;
-      changed[t / kGroup] = 1;
-      if (record && first) {
-        rec_raw[at] = raw.key(t);
-        rec_keys[at] = kNegInfKey;
-      }
+      store(t, neg_inf, p < e.prompt.len ? at_prompt + p : at_output + (p - e.prompt.len));
     });
     ctx.sync();
   }
