@@ -19,12 +19,19 @@ FILTER_COSTS = {
     "xtc": dict(xtc_threshold=0.1, xtc_probability=0.5),
 }
 # Each history edit of issue 23 added to hf-default, over a history of 1024 ids (768 prompt, 256
-# output: history_kwargs), beside hf-default without one and with the oldest history edit (a
-# repetition penalty) over the same history: 100 two-token bad words are a sequence_bias of -inf.
+# output: history_kwargs, unless the entry brings its own), beside hf-default without one and with
+# the oldest history edit (a repetition penalty) over the same history: 100 two-token bad words
+# are a sequence_bias of -inf.
 EDIT_COSTS = {
     "repetition_penalty": dict(repetition_penalty=1.1),
     "no_repeat_ngram_size": dict(no_repeat_ngram_size=3),
     "bad_words": dict(sequence_bias={(2 * i + 7, 3 * i + 11): float("-inf") for i in range(100)}),
+    # llama.cpp's DRY defaults with four one-token breakers; then over a history that loops (a
+    # 64-token block, 16 times: every position repeats, DRY's worst case short of one token).
+    "dry": dict(dry_multiplier=0.8, dry_sequence_breakers=[[13], [25], [1], [330]]),
+    "dry_looping_history": dict(dry_multiplier=0.8, dry_sequence_breakers=[[13], [25], [1], [330]],
+                                prompt_token_ids=(torch.arange(64) + 1000).repeat(64, 12),
+                                output_token_ids=(torch.arange(64) + 1000).repeat(64, 4)),
 }
 
 

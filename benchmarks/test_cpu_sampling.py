@@ -84,8 +84,8 @@ def test_filter_cost(benchmark, filter_name, impl):
     prints each one's time over hf-default's."""
     batch, vocab = 64, 128256
     if filter_name in EDIT_COSTS:
-        params = {**CASES["hf-default"], **EDIT_COSTS[filter_name],
-                  **history_kwargs(batch, vocab)}
+        params = {**CASES["hf-default"], **history_kwargs(batch, vocab),
+                  **EDIT_COSTS[filter_name]}
     else:
         params = {**CASES["hf-default"], **FILTER_COSTS[filter_name]}
     logits = make_logits(batch, vocab, torch.float32)

@@ -73,7 +73,7 @@ def test_entropy_filters_equal_cpu(params):
 
 def test_history_edits_equal_cpu():
     """Repeated n-grams of a long history (a small alphabet, padding inside the lists) masked,
-    sequence biases and begin-suppressed tokens, on the patched path: the CUDA kernels' keep-sets and tokens are the
+    sequence biases, begin-suppressed tokens and DRY penalties, on the patched path: the CUDA kernels' keep-sets and tokens are the
     CPU kernels'."""
     g = torch.Generator().manual_seed(3)
     logits = random_logits(16, 128256, seed=26)
@@ -84,7 +84,10 @@ def test_history_edits_equal_cpu():
     params = dict(no_repeat_ngram_size=torch.arange(16) % 5, prompt_token_ids=prompt,
                   output_token_ids=output, top_k=20,
                   sequence_bias=[{(3, 4): -2.0, (4,): 1.0, (1, 2, 4): -math.inf}] * 16,
-                  begin_suppress_tokens=[0, 1], num_generated=torch.arange(16) % 2)
+                  begin_suppress_tokens=[0, 1], num_generated=torch.arange(16) % 2,
+                  dry_multiplier=(torch.arange(16) % 3).float() * 0.5,
+                  dry_allowed_length=torch.arange(16) % 4, dry_penalty_last_n=1000,
+                  dry_sequence_breakers=[[5], [6, 7]])
     gpu_params = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
     cpu = fastsample.process_logits(logits, **params)
     assert torch.equal(fastsample.process_logits(logits.cuda(), **gpu_params).cpu(), cpu)

@@ -241,6 +241,20 @@ def make_case(index, vocab=None, dtype=None):
         alphabet = sorted(set(history))[:4] or _ids(rng, vocab, 3)
         kw["sequence_bias"] = {tuple(rng.choice(alphabet) for _ in range(rng.randint(1, 3))):
                                rng.choice([-math.inf, -2.0, 0.5, 3.0]) for _ in range(6)}
+    if rng.random() < 0.3 and "output_token_counts" not in kw:  # long repeats of few tokens
+        kw["dry_multiplier"] = _per_row(rng, batch, [0.0, 0.5, 1.0, 3.0], torch.float32)
+        kw["dry_base"] = _per_row(rng, batch, [1.0, 1.75, 3.0], torch.float32)
+        kw["dry_allowed_length"] = _per_row(rng, batch, [0, 1, 2, 4], torch.int64)
+        kw["dry_penalty_last_n"] = _per_row(rng, batch, [-1, 0, 3, 40], torch.int64)
+        if "prompt_token_ids" not in kw:
+            alphabet = _ids(rng, vocab, 3)
+            for name in ("prompt_token_ids", "output_token_ids"):
+                kw[name] = [[rng.choice(alphabet) for _ in range(rng.randint(0, 30))]
+                            for _ in range(batch)]
+        history = _first_row(kw.get("prompt_token_ids")) + _first_row(kw.get("output_token_ids"))
+        alphabet = sorted(set(history))[:4] or _ids(rng, vocab, 3)
+        kw["dry_sequence_breakers"] = [[rng.choice(alphabet) for _ in range(rng.randint(1, 2))]
+                                       for _ in range(rng.randint(0, 2))] or None
     if rng.random() < 0.2:
         kw["begin_suppress_tokens"] = _ids(rng, vocab, 3)
         kw["num_generated"] = _per_row(rng, batch, [0, 1], torch.int64)

@@ -26,6 +26,6 @@ def test_patched_edited_rows_match_the_reference():
         [HERE / "test_penalties.py", HERE / "test_logprobs.py", HERE / "test_top_n_sigma.py",
          HERE / "test_xtc.py", HERE / "test_entropy_filters.py",
          HERE / "test_no_repeat_ngram.py", HERE / "test_sequence_bias.py",
-         HERE / "test_begin_suppress.py"],
+         HERE / "test_begin_suppress.py", HERE / "test_dry.py"],
         ("cpu_edited_rows", "patched"))
     assert code == 0, tail

@@ -128,6 +128,14 @@ def edit_params(draw, batch, vocab):
             sequence, st.sampled_from([-math.inf, -1e30, -3.0, 0.0, 2.0, 1e30]), max_size=6))
     if draw(st.booleans()):
         out["begin_suppress_tokens"] = draw(ids)
+    if draw(st.booleans()) and "output_token_counts" not in out:
+        out["dry_multiplier"] = per_row(draw, [0.0, 0.5, 2.0, 1e30], batch)
+        out["dry_base"] = per_row(draw, [1.0, 1.75, 1e10], batch)
+        out["dry_allowed_length"] = per_row(draw, [0, 1, 2, 50], batch)
+        out["dry_penalty_last_n"] = per_row(draw, [-1, 0, 1, 5], batch)
+        breaker = st.lists(st.integers(0, min(vocab, 4) - 1), min_size=1, max_size=3)
+        out["dry_sequence_breakers"] = draw(st.lists(breaker, max_size=3)) or None
+        out.setdefault("output_token_ids", [draw(few) for _ in range(batch)])
     return out
 
 
@@ -183,7 +191,8 @@ FIELDS = ["temperature", "top_k", "top_p", "min_p", "seed", "offset", "repetitio
           "output_token_counts", "logit_bias", "allowed_token_ids", "banned_token_ids",
           "token_bitmask", "min_tokens", "eos_token_id", "stop_token_ids", "num_generated",
           "ignore_eos", "logprobs", "logprobs_mode", "generator", "return_valid",
-          "no_repeat_ngram_size", "sequence_bias", "begin_suppress_tokens"]
+          "no_repeat_ngram_size", "sequence_bias", "begin_suppress_tokens", "dry_multiplier",
+          "dry_base", "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers"]
 
 
 @fuzz_settings(1000)

@@ -36,7 +36,8 @@ inline void require(bool ok, const std::string& what) {
 
 // EditArgs' padded id lists (IdLists members).
 #define FS_ID_LISTS(X) \
-  X(prompt) X(output) X(bias) X(sequences) X(allowed) X(banned) X(stop) X(begin_suppress)
+  X(prompt) X(output) X(bias) X(sequences) X(allowed) X(banned) X(stop) X(begin_suppress) \
+      X(dry_breakers)
 
 // `type`, the Python type of struct S named fastsample._C.<name>.
 #ifdef FASTSAMPLE_ARG_TYPES_FROM

@@ -88,8 +88,9 @@ struct WorkerBuffers {
   Buffer<int32_t> local_tokens;
   // A group's row scratch, as ScratchLayout places it (used from the group's first worker).
   Buffer<unsigned char> scratch;
-  // Dense edits' output counts: V + 1 entries that hold zeros between rows (Buffer zero-fills
-  // them; row_edits_dense.h clears what it counts), so outside the reused scratch.
+  // Dense edits' output counts (V + 1 entries) then DRY repeats (V): zeros between rows
+  // (Buffer zero-fills them; row_edits_dense.h clears what it sets), so outside the reused
+  // scratch.
   Buffer<int32_t> marks;
   // This worker's own boundary-bin buffers for work it repeats alone (CpuCtx::solo).
   Buffer<uint32_t> solo_bin_keys;
@@ -99,7 +100,10 @@ struct WorkerBuffers {
     const bool dense = edited_rows_dense();
     const ScratchLayout layout = scratch_layout(a, dense);
     RowScratch s = layout.at(scratch.at_least(size_t(layout.bytes())));
-    if (a.edits.enabled && dense) s.marks = marks.at_least(size_t(a.vocab) + 1);
+    if (a.edits.enabled && dense) {
+      s.marks = marks.at_least(2 * size_t(a.vocab) + 1);
+      s.repeats = s.marks + a.vocab + 1;
+    }
     return s;
   }
 };

@@ -31,6 +31,7 @@ struct EditArgs {
   IdLists allowed, banned;
   IdLists stop;                            // EOS and stop ids: -inf while generated < min_tokens
   IdLists begin_suppress;                  // -inf while generated == 0 (the first token)
+  IdLists dry_breakers;                    // DRY's sequence breakers (dry.h)
   const int32_t* bitmask = nullptr;        // [B, bitmask_stride] int32 words, bit set = allowed
   int64_t bitmask_stride = 0;
 };
@@ -95,6 +96,8 @@ FS_HOST_DEVICE inline RowEdits batch_row_edits(const BatchArgs& a, int64_t row) 
   r.frequency = e.frequency_penalty.at(row);
   r.presence = e.presence_penalty.at(row);
   r.no_repeat_ngram = e.no_repeat_ngram_size.at(row);
+  r.dry = DryParams{e.dry_multiplier.at(row), e.dry_base.at(row), e.dry_allowed_length.at(row),
+                    e.dry_penalty_last_n.at(row), batch_row_list(e.dry_breakers, row)};
   r.bias = batch_row_list(e.bias, row);
   r.bias_values = e.bias_values ? e.bias_values + row * e.bias.stride : nullptr;
   if (r.bias_values == nullptr) r.bias.len = 0;

@@ -1,5 +1,5 @@
 // A row's id lists, and the history read as one sequence: the edits that look at the order of
-// the tokens (no_repeat_ngram_size, sequence_bias) rather than at their counts.
+// the tokens (no_repeat_ngram_size, sequence_bias, DRY) rather than at their counts.
 #pragma once
 #include <cstdint>
 
@@ -33,6 +33,13 @@ struct HistoryIds {
     do {
       --i;
     } while (i >= 0 && !valid(i));
+    return i;
+  }
+  // The valid position after i, or size().
+  FS_HOST_DEVICE int64_t after(int64_t i) const {
+    do {
+      ++i;
+    } while (i < size() && !valid(i));
     return i;
   }
   // Whether the valid ids before position p end with ids[0 .. len).

@@ -25,6 +25,10 @@
   X(float, repetition_penalty, 1.0f)      \
   X(float, frequency_penalty, 0.0f)       \
   X(float, presence_penalty, 0.0f)        \
+  X(float, dry_multiplier, 0.0f)          \
+  X(float, dry_base, 1.75f)               \
+  X(int64_t, dry_allowed_length, 2)       \
+  X(int64_t, dry_penalty_last_n, -1)      \
   X(int64_t, no_repeat_ngram_size, 0)     \
   X(int64_t, min_tokens, 0)               \
   X(int64_t, num_generated, 0)

@@ -3,6 +3,7 @@
 // Every step touches only the listed tokens (and V/32 words of bits), so the cost grows with the
 // lists, not with V x list.
 #pragma once
+#include "fastsample/dry.h"
 #include "fastsample/float_key.h"
 #include "fastsample/history_ids.h"
 #include "fastsample/sequence_bias.h"
@@ -16,6 +17,7 @@ struct RowEdits {
   const int32_t* output_counts = nullptr;
   float repetition = 1.0f, frequency = 0.0f, presence = 0.0f;
   int64_t no_repeat_ngram = 0;  // bans the ends of repeated n-grams of prompt + output
+  DryParams dry;                 // stage 3 after the penalties, over prompt + output
   RowList bias;
   const float* bias_values = nullptr;
   RowList sequences;  // sequence_bias: runs of ids (sequence_bias.h), values at their ends
@@ -41,10 +43,16 @@ FS_HOST_DEVICE inline RowEdits normalize_edits(RowEdits e, int64_t vocab) {
   if (!(e.presence == e.presence) || e.presence > 3.4e38f || e.presence < -3.4e38f) e.presence = 0.0f;
   // Counts lose the output's order (Python rejects the pair).
   if (e.no_repeat_ngram < 0 || e.output_counts != nullptr) e.no_repeat_ngram = 0;
+  if (!(e.dry.multiplier > 0.0f) || e.dry.multiplier > 3.4e38f || !(e.dry.base >= 1.0f) ||
+      e.dry.base > 3.4e38f || e.dry.allowed_length < 0 || e.dry.last_n < -1 ||
+      e.dry.last_n == 0 || e.output_counts != nullptr) {
+    e.dry.multiplier = 0.0f;
+  }
   if (e.sequence_values == nullptr) e.sequences.len = 0;
   e.restrict_allowed = list_has_valid_id(e.allowed, vocab);
   const bool history = e.prompt.len > 0 || e.output.len > 0;
-  e.any = ((e.repetition != 1.0f || e.no_repeat_ngram > 0) && history) ||
+  e.any = ((e.repetition != 1.0f || e.no_repeat_ngram > 0 || e.dry.multiplier > 0.0f) &&
+           history) ||
           ((e.frequency != 0.0f || e.presence != 0.0f) && e.output.len > 0) || e.bias.len > 0 ||
           e.sequences.len > 0 ||
           e.restrict_allowed || e.banned.len > 0 || e.suppressed.len > 0 ||
@@ -82,6 +90,23 @@ FS_HOST_DEVICE FS_INLINE float clamp_bias(float b) {
   return b < -100.0f ? -100.0f : (b > 100.0f ? 100.0f : b);
 }
 
+// *p = max(*p, v) among the group's workers, for entries that start at 0 and values v > 0 (a
+// compare-and-swap loop: no plain read races with another worker's store).
+template <class Ctx>
+FS_HOST_DEVICE void store_max_i32(Ctx& ctx, int32_t* p, int32_t v) {
+  int32_t held = ctx.compare_exchange_i32(p, 0, v);
+  while (held != 0 && held < v) {
+    const int32_t was = ctx.compare_exchange_i32(p, held, v);
+    if (was == held) return;
+    held = was;
+  }
+}
+
+// A DRY repeat length as TokenSlots::repeats and the dense `repeats` hold it: plus one (0: none).
+FS_HOST_DEVICE FS_INLINE int32_t stored_repeat(int64_t length) {
+  return length >= INT32_MAX - 1 ? INT32_MAX : int32_t(length + 1);
+}
+
 // The patched path's records of the tokens stages 1-3 list (their stage 1-2 key, their output
 // count): an open-addressed table with at least twice as many slots as the call lists ids, so a
 // row's scratch grows with its lists, not with V. Inserts claim a slot by compare-and-swap (two
@@ -90,7 +115,8 @@ struct TokenSlots {
   int32_t* tokens;  // -1: free
   uint32_t* keys;
   int32_t* counts;
-  int64_t mask;     // slots - 1
+  int32_t* repeats;  // DRY: 1 + the token's longest repeat (0: none)
+  int64_t mask;      // slots - 1
 
   // Slots for a call whose rows list up to `listed` ids: a power of two >= 2 * listed, >= 16.
   FS_HOST_DEVICE static int64_t capacity(int64_t listed) {
@@ -169,11 +195,28 @@ FS_HOST_DEVICE const uint32_t* allowed_bits(Ctx& ctx, const RowEdits& e, int64_t
 }
 
 // Stage 3 for one token, in contract order: repetition, then x -= f * count + p (output
-// tokens only). Branch-free, so that list_patches' loop over the tokens vectorizes.
+// tokens only), then x -= its DRY penalty (dry.h; 0 for most). Branch-free, so that
+// list_patches' loop over the tokens vectorizes.
 struct Stage3 {
   float repetition, frequency, presence;
   bool rep, freq;
-  int32_t* marks;  // dense edits: output counts by token, or null when freq is off
+  int32_t* marks;    // dense edits: output counts by token, or null when freq is off
+  DryParams dry;     // multiplier 0: off
+  int32_t* repeats;  // dense edits: each token's stored_repeat (zero on entry and return), or
+                     // null when DRY is off
+
+  // A stored_repeat's penalty (0: none).
+  FS_HOST_DEVICE float penalty_of(int32_t stored) const {
+    return stored > 0 ? dry_penalty(dry, int64_t(stored) - 1) : 0.0f;
+  }
+  // Token t's DRY penalty, leaving its entry of `repeats` zero.
+  FS_HOST_DEVICE float take_penalty(int64_t t) const {
+    if (repeats == nullptr) return 0.0f;
+    const int32_t stored = repeats[t];
+    if (stored == 0) return 0.0f;
+    repeats[t] = 0;
+    return penalty_of(stored);
+  }
 
   // Token t's output count, leaving its mark zero; `slot` is t for an output token, else an
   // entry that is always zero (marks[V]): prompt tokens then read no line of `marks` of their
@@ -184,7 +227,7 @@ struct Stage3 {
     marks[slot] = 0;
     return count;
   }
-  FS_HOST_DEVICE FS_INLINE uint32_t apply(uint32_t key, int32_t count) const {
+  FS_HOST_DEVICE FS_INLINE uint32_t apply(uint32_t key, int32_t count, float penalty) const {
     float v = key_to_float(key);
     // Selects, not branches: the sign of a logit, and whether a token was generated, are coin
     // flips to a branch predictor (+0 and -0 give 0 either way; x - 0 == x).
@@ -194,6 +237,7 @@ struct Stage3 {
     v = rep ? repeated : v;
     const uint32_t generated = 0u - uint32_t(freq && count > 0);
     v = v - bits_float(float_bits(frequency * float(count) + presence) & generated);
+    v = v - penalty;  // x - 0 == x (and -0 - 0 == -0)
     return KeyLoader<DType::kFloat32>::key(float_bits(v));  // stage 0 again: NaN, inf
   }
 };
@@ -259,7 +303,8 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mas
   const int64_t words = num_words(vocab);
   const uint32_t* const seen = s.seen;
   uint32_t* const edited = s.edited;
-  const TokenSlots slots{s.slot_tokens, s.slot_keys, s.slot_counts, s.slot_mask};
+  const TokenSlots slots{s.slot_tokens, s.slot_keys, s.slot_counts, s.slot_repeats,
+                         s.slot_mask};
   int32_t* const tokens = s.list_tokens;
   uint32_t* const keys = s.list_keys;
   uint32_t* const raw_keys = s.list_raw_keys;
@@ -278,16 +323,19 @@ FS_HOST_DEVICE void list_patches(Ctx& ctx, const RowView<D>& raw, bool dense_mas
   // Each token's raw key, its key after stages 1-2, and its output count (-1: stage 3 does not
   // reach it); then stage 3 over the list (a loop that vectorizes); then the group maxima.
   int32_t* const counts = s.list_counts;
+  float* const penalties = s.list_penalties;
+  const bool dry = stage3.dry.multiplier > 0.0f;
   for (int32_t i = first; i < at; ++i) {
     const int64_t t = tokens[i];
     const uint32_t raw_key = raw.key(t);
     raw_keys[i] = raw_key;
     keys[i] = bit_is_set(edited, t) ? slots.keys[slots.find(t)] : raw_key;
-    const int32_t count = bit_is_set(s.counted, t) ? slots.counts[slots.find(t)] : 0;
-    counts[i] = bit_is_set(seen, t) ? count : -1;
+    const int64_t slot = bit_is_set(s.counted, t) ? slots.find(t) : -1;
+    counts[i] = !bit_is_set(seen, t) ? -1 : slot >= 0 ? slots.counts[slot] : 0;
+    penalties[i] = dry && slot >= 0 ? stage3.penalty_of(slots.repeats[slot]) : 0.0f;
   }
   for (int32_t i = first; i < at; ++i) {
-    const uint32_t penalized = stage3.apply(keys[i], counts[i]);
+    const uint32_t penalized = stage3.apply(keys[i], counts[i], penalties[i]);
     keys[i] = counts[i] >= 0 ? penalized : keys[i];
   }
   for (int32_t i = first; i < at; ++i) {
@@ -324,12 +372,14 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     s.seen[w] = 0;
     s.counted[w] = 0;
   }
-  const TokenSlots slots{s.slot_tokens, s.slot_keys, s.slot_counts, s.slot_mask};
+  const TokenSlots slots{s.slot_tokens, s.slot_keys, s.slot_counts, s.slot_repeats,
+                         s.slot_mask};
   int64_t c0, c1;
   ctx.segment(s.slot_mask + 1, &c0, &c1);
   for (int64_t i = c0; i < c1; ++i) {
     slots.tokens[i] = -1;
     slots.counts[i] = 0;
+    slots.repeats[i] = 0;
   }
   // Stage 1, dense: the grammar bitmask, or the allow-list's bits ANDed with it.
   const uint32_t* allowed = allowed_bits(ctx, e, vocab, s);
@@ -373,11 +423,19 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     ctx.sync();
   }
   // Stage 3's tokens: repetition reaches prompt + output, frequency and presence the output
-  // tokens, by their counts (accumulated here, or the caller's).
+  // tokens, by their counts (accumulated here, or the caller's), DRY the tokens that would
+  // extend a repeat, by their longest repeat. `counted`: the tokens with a slot for these.
   const bool rep = e.repetition != 1.0f;
   const bool freq = e.frequency != 0.0f || e.presence != 0.0f;
   const bool counted = freq && e.output_counts == nullptr;
   const auto mark = [&](int64_t t) { ctx.fetch_or_u32(s.seen + (t >> 5), 1u << (t & 31)); };
+  for_each_dry_repeat(ctx, HistoryIds{e.prompt, e.output, vocab}, e.dry,
+                      [&](int64_t t, int64_t length, int64_t) {
+                        mark(t);
+                        ctx.fetch_or_u32(s.counted + (t >> 5), 1u << (t & 31));
+                        store_max_i32(ctx, slots.repeats + slots.insert(ctx, t),
+                                      stored_repeat(length));
+                      });
   if (rep || freq) {
     for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
       mark(t);
@@ -391,7 +449,7 @@ FS_HOST_DEVICE PatchedView<D> edit_row(Ctx& ctx, const RowView<D>& raw, const Ro
     if (rep) for_each_listed(ctx, e.prompt, vocab, [&](int64_t t, int64_t) { mark(t); });
   }
   ctx.sync();
-  const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, nullptr};
+  const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, nullptr, e.dry, nullptr};
   list_patches(ctx, raw, allowed != nullptr, s, stage3);
   return PatchedView<D>{raw, s.edited, allowed, s.raw_group_max, s.list_tokens,
                         s.list_keys, s.group_start, s.group_max};

@@ -34,6 +34,7 @@ struct DenseStage3 {
     ctx.segment(l.len, &b, &e);
     int32_t token[kBlock], pos[kBlock], count[kBlock];
     uint32_t before[kBlock], after[kBlock];
+    float penalty[kBlock];
     for (int64_t j0 = b; j0 < e; j0 += kBlock) {
       const int m = int(e - j0 < kBlock ? e - j0 : kBlock);
       int n = 0;
@@ -49,8 +50,9 @@ struct DenseStage3 {
       for (int i = 0; i < n; ++i) {
         before[i] = keys[token[i]];
         count[i] = output ? stage3.take_count(token[i]) : 0;
+        penalty[i] = stage3.take_penalty(token[i]);
       }
-      for (int i = 0; i < n; ++i) after[i] = stage3.apply(before[i], count[i]);
+      for (int i = 0; i < n; ++i) after[i] = stage3.apply(before[i], count[i], penalty[i]);
       for (int i = 0; i < n; ++i) {
         const int64_t t = token[i];
         keys[t] = after[i];
@@ -73,7 +75,8 @@ struct DenseStage3 {
 // flagged ones (a few percent of the groups in a long history).
 // With `record` (raw logprobs will correct the row's mass over the edited tokens: row_logprobs.h),
 // the edits are also recorded where the listed ids lie: position i of the banned, suppressed,
-// begin-suppressed, bias, sequence_bias, output and (with repetition or no_repeat_ngram_size) prompt ids, in that
+// begin-suppressed, bias, sequence_bias, output and (with repetition, no_repeat_ngram_size or
+// DRY) prompt ids, in that
 // order, gets the key its token had before its first edit (list_raw_keys) and after its last
 // (list_keys), or -inf keys (zero mass) where the id is out of range or its token was already
 // recorded. Written while each key is in hand, this costs sequential stores, not a list of the
@@ -86,6 +89,7 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
   uint32_t* const keys = s.dense_keys;
   const bool rep = e.repetition != 1.0f;
   const bool freq = e.frequency != 0.0f || e.presence != 0.0f;
+  const bool dry = e.dry.multiplier > 0.0f;
   const bool dense_mask = e.restrict_allowed || e.bitmask != nullptr;
   // Where each list's records start; stage-1-2 records (the first n12) name their token, as
   // their final key is read after stage 3.
@@ -94,8 +98,9 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
   const int64_t at_sequences = at_bias + e.bias.len;
   const int64_t n12 = at_sequences + e.sequences.len;
   const bool ngram = e.no_repeat_ngram > 0;
-  const int64_t at_output = n12, at_prompt = at_output + (rep || freq || ngram ? e.output.len : 0);
-  const int64_t n_record = at_prompt + (rep || ngram ? e.prompt.len : 0);
+  const int64_t at_output = n12;
+  const int64_t at_prompt = at_output + (rep || freq || ngram || dry ? e.output.len : 0);
+  const int64_t n_record = at_prompt + (rep || ngram || dry ? e.prompt.len : 0);
   record = record && !dense_mask && n_record <= s.list_cap;
   uint32_t* const rec_keys = s.list_keys;
   uint32_t* const rec_raw = s.list_raw_keys;
@@ -181,11 +186,19 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
                            });
     ctx.sync();
   }
-  // Stage 3: output counts first (accumulated here, or the caller's), then each token of the
-  // output, then of the prompt, once: the worker that first marks it in `seen` applies it (and
-  // records it, unless stages 1-2 did). An output token is reached by the output list, so a
-  // prompt token that is first here has count zero and reads no line of `marks`.
-  if (rep || freq) {
+  // Stage 3: output counts first (accumulated here, or the caller's) and DRY's longest repeats,
+  // then each token of the output, then of the prompt, once: the worker that first marks it in
+  // `seen` applies it (and records it, unless stages 1-2 did). An output token is reached by the
+  // output list, so a prompt token that is first here has count zero and reads no line of
+  // `marks`. DRY's tokens lie in the history, so each is reached (and its repeat taken).
+  if (dry) {
+    for_each_dry_repeat(ctx, HistoryIds{e.prompt, e.output, vocab}, e.dry,
+                        [&](int64_t t, int64_t length, int64_t) {
+                          store_max_i32(ctx, s.repeats + t, stored_repeat(length));
+                        });
+    ctx.sync();
+  }
+  if (rep || freq || dry) {
     if (freq) {
       for_each_listed(ctx, e.output, vocab, [&](int64_t t, int64_t j) {
         if (e.output_counts == nullptr) {
@@ -196,12 +209,13 @@ FS_HOST_DEVICE DenseView<D> edit_row_dense(Ctx& ctx, const RowView<D>& raw, cons
       }, [&](int64_t t) { FS_PREFETCH(s.marks + t); });
       ctx.sync();
     }
-    const Stage3 stage3{e.repetition, e.frequency, e.presence, rep, freq, s.marks};
+    const Stage3 stage3{e.repetition, e.frequency, e.presence, rep,
+                        freq,         s.marks,     e.dry,      dry ? s.repeats : nullptr};
     const DenseStage3 apply{stage3, keys, s.seen, s.edited, s.raw_group_max, changed,
                             record ? rec_keys : nullptr, rec_raw};
     apply.over(ctx, e.output, vocab, true, at_output);
     ctx.sync();
-    if (rep) apply.over(ctx, e.prompt, vocab, false, at_prompt);
+    if (rep || dry) apply.over(ctx, e.prompt, vocab, false, at_prompt);
   }
   ctx.sync();
   // Stage-1-2 records get their tokens' final keys.

@@ -80,6 +80,8 @@ class ScratchLayout {
     part(&RowScratch::slot_tokens, slots_);
     part(&RowScratch::slot_keys, slots_);
     part(&RowScratch::slot_counts, slots_);
+    part(&RowScratch::slot_repeats, slots_);
+    part(&RowScratch::list_penalties, list_cap_);
   }
 
   FS_HOST_DEVICE static int64_t aligned(int64_t bytes) { return (bytes + 15) / 16 * 16; }

@@ -100,8 +100,11 @@ struct RowScratch {
   int32_t* group_start;    // num_groups(V) + 1 entries
   uint32_t* allowed;       // num_words(V) words: the allow-list (and grammar bitmask) as bits
   uint32_t* seen;          // num_words(V) words: the tokens stage 3 reaches
-  uint32_t* counted;       // num_words(V) words: the output tokens (their counts: slots / marks)
+  uint32_t* counted;       // num_words(V) words: the tokens with stage 3 inputs (output counts,
+                           // DRY repeats: in slots / marks)
   int32_t* marks;          // dense edits only: V + 1 output counts, zero between rows
+  int32_t* repeats;        // dense edits only: V DRY repeats (row_edits.h, stored_repeat), zero
+                           // between rows
   uint32_t* max_patched;   // num_groups(V) entries: whether a patch hit the group's raw maximum
                            // (dense edits: whether an edit may have changed it)
   uint32_t* raw_group_max; // num_groups(V) entries: group maxima of the unedited row
@@ -111,6 +114,8 @@ struct RowScratch {
   int32_t* slot_tokens;    // the token in each slot, -1: free
   uint32_t* slot_keys;     // its key after stages 1-2 (when its `edited` bit is set)
   int32_t* slot_counts;    // its output count (when its `counted` bit is set)
+  int32_t* slot_repeats;   // its DRY repeat (stored_repeat; when its `counted` bit is set)
+  float* list_penalties;   // list_cap entries: the patched tokens' DRY penalties
   int64_t slot_mask;
 };
 

@@ -1,14 +1,15 @@
 """OpenAI-style chat/completions bodies: OpenAI, NVIDIA NIM (with its `nvext` extension),
 vLLM's OpenAI-compatible server (with its extra sampling fields), llama.cpp's server
-(`top_n_sigma`, `typical_p`, `xtc_threshold`, `xtc_probability`) and the servers that add
-transformers' `epsilon_cutoff`, `eta_cutoff` and `no_repeat_ngram_size` (text-generation-webui,
-Aphrodite)."""
+(`top_n_sigma`, `typical_p`, `xtc_threshold`, `xtc_probability`, DRY's `dry_*` fields, its
+`dry_sequence_breakers` as token-id sequences) and the servers that add transformers'
+`epsilon_cutoff`, `eta_cutoff` and `no_repeat_ngram_size` (text-generation-webui, Aphrodite)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from ..requests import arguments
-from ..requests.sampling_params import (LOGPROBS, MAX_TOKENS, MIN_TOKENS, NO_REPEAT_NGRAM_SIZE,
+from ..requests.sampling_params import (DRY_ALLOWED_LENGTH, DRY_FIELDS, DRY_PENALTY_LAST_N,
+                                        LOGPROBS, MAX_TOKENS, MIN_TOKENS, NO_REPEAT_NGRAM_SIZE,
                                         SamplingParams)
 from ._fields import (bool_field, check_known, drop_none, first_present, int_field, mapping,
                       metadata_of, source_range, strings, token_ids)
@@ -20,7 +21,7 @@ SAMPLING_FIELDS = {
     "presence_penalty", "frequency_penalty", "repetition_penalty", "seed", "stop",
     "stop_token_ids", "ignore_eos", "min_tokens", "logprobs", "top_logprobs", "prompt_logprobs",
     "logit_bias", "allowed_token_ids", "top_n_sigma", "xtc_threshold", "xtc_probability",
-    "typical_p", "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size",
+    "typical_p", "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size", *DRY_FIELDS,
 }
 STRUCTURED_FIELDS = {
     "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
@@ -158,6 +159,13 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
         **penalties,
         no_repeat_ngram_size=int_field(SOURCE, "no_repeat_ngram_size",
                                        body.get("no_repeat_ngram_size"), NO_REPEAT_NGRAM_SIZE),
+        dry_multiplier=body.get("dry_multiplier"),
+        dry_base=body.get("dry_base"),
+        dry_allowed_length=int_field(SOURCE, "dry_allowed_length",
+                                     body.get("dry_allowed_length"), DRY_ALLOWED_LENGTH),
+        dry_penalty_last_n=int_field(SOURCE, "dry_penalty_last_n",
+                                     body.get("dry_penalty_last_n"), DRY_PENALTY_LAST_N),
+        dry_sequence_breakers=body.get("dry_sequence_breakers"),
         logit_bias=logit_bias,
         allowed_token_ids=token_ids(SOURCE, "allowed_token_ids", body.get("allowed_token_ids")),
         seed=body.get("seed"),

@@ -170,11 +170,15 @@ class Sampler:
             if not 0 <= t < self.vocab_size:
                 raise ValueError(f"request {request_id!r}: logit_bias token {t} is out of range; "
                                  f"allowed: 0 <= id < V={self.vocab_size}")
-        for ids, _ in params.sequence_bias or ():
-            if max(ids) >= self.vocab_size:
-                raise ValueError(f"request {request_id!r}: sequence_bias sequence {list(ids)} "
-                                 f"holds {max(ids)}, out of range; allowed: 0 <= id < "
-                                 f"V={self.vocab_size}")
+        for name, sequences in (("sequence_bias sequence",
+                                 [ids for ids, _ in params.sequence_bias or ()]),
+                                ("dry_sequence_breakers breaker",
+                                 params.dry_sequence_breakers or ())):
+            for ids in sequences:
+                if max(ids) >= self.vocab_size:
+                    raise ValueError(f"request {request_id!r}: {name} {list(ids)} holds "
+                                     f"{max(ids)}, out of range; allowed: 0 <= id < "
+                                     f"V={self.vocab_size}")
         if params.stop and self.tokenizer is None:
             raise ValueError(f"request {request_id!r}: stop strings need a tokenizer "
                              "(Sampler(..., tokenizer=...))")

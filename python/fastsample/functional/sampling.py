@@ -22,6 +22,9 @@ _ZERO = 0.0
 _ZERO_INT = 0
 _VANISHES = 2.0**-150  # a float32 reads this or less as 0 (arguments.Range.vanishes)
 _SIGMA_HIGH = BY_NAME["top_n_sigma"].range.high
+_DRY_BASE = BY_NAME["dry_base"].off  # llama.cpp's defaults, compared by identity as above
+_DRY_ALLOWED_LENGTH = BY_NAME["dry_allowed_length"].off
+_DRY_PENALTY_LAST_N = BY_NAME["dry_penalty_last_n"].off
 _XTC_THRESHOLD = BY_NAME["xtc_threshold"].off  # llama.cpp's 0.1; an identity test, as above
 
 
@@ -84,6 +87,11 @@ def sample(
     presence_penalty: Any = _ZERO,
     frequency_penalty: Any = _ZERO,
     no_repeat_ngram_size: Any = _ZERO_INT,
+    dry_multiplier: Any = _ZERO,
+    dry_base: Any = _DRY_BASE,
+    dry_allowed_length: Any = _DRY_ALLOWED_LENGTH,
+    dry_penalty_last_n: Any = _DRY_PENALTY_LAST_N,
+    dry_sequence_breakers: Any = None,
     sequence_bias: Any = None,
     prompt_token_ids: Any = None,
     output_token_ids: Any = None,
@@ -137,6 +145,16 @@ def sample(
         no_repeat_ngram_size: an int >= 0, default 0 (off), or one per row: transformers'
             rule over the history (prompt then output ids, in order): every token that would
             complete an n-gram already in it is masked (n = 1 masks every token of it).
+        dry_multiplier: >= 0, default 0.0 (off); dry_base: >= 1, default 1.75;
+            dry_allowed_length: an int >= 0, default 2; dry_penalty_last_n: -1 (default, the
+            whole history), 0 (off) or n >= 1 (the history's last n ids); each a scalar or one
+            per row. llama.cpp's DRY over the history, after the penalties: a token that would
+            extend a repeat of the history's end (at least dry_allowed_length ids long, none
+            after the last sequence breaker) loses
+            multiplier * base ** (repeat length - allowed_length).
+        dry_sequence_breakers: token-id sequences ([[13], [25, 7]]) for every row, or one list
+            of them per row (None: none). A repeat never reaches past the latest breaker; a
+            one-token breaker is never penalized. Strings must be tokenized first.
         prompt_token_ids, output_token_ids: the history, an int64 tensor [B, L] padded with -1,
             or one list of ids per row, each in generation order. Ids must lie in [0, V).
         output_token_counts: instead of repeated ids: int [B, L] counts beside unique
@@ -192,6 +210,9 @@ def sample(
              and (frequency_penalty is _ZERO or edit_arguments.is_default(frequency_penalty, 0.0))
              and (no_repeat_ngram_size is _ZERO_INT
                   or edit_arguments.is_default(no_repeat_ngram_size, 0))
+             and dry_multiplier is _ZERO and dry_base is _DRY_BASE
+             and dry_allowed_length is _DRY_ALLOWED_LENGTH
+             and dry_penalty_last_n is _DRY_PENALTY_LAST_N and dry_sequence_breakers is None
              and (min_tokens is _ZERO_INT or edit_arguments.is_default(min_tokens, 0)))
     if torch.compiler.is_compiling():
         # Traced by torch.compile: the custom op keeps the step in one graph.
@@ -302,6 +323,11 @@ def process_logits(
     presence_penalty: Any = 0.0,
     frequency_penalty: Any = 0.0,
     no_repeat_ngram_size: Any = 0,
+    dry_multiplier: Any = 0.0,
+    dry_base: Any = _DRY_BASE,
+    dry_allowed_length: Any = _DRY_ALLOWED_LENGTH,
+    dry_penalty_last_n: Any = _DRY_PENALTY_LAST_N,
+    dry_sequence_breakers: Any = None,
     sequence_bias: Any = None,
     prompt_token_ids: Any = None,
     output_token_ids: Any = None,

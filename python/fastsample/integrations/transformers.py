@@ -28,7 +28,7 @@ from ..functional.sampling import process_logits
 from ..grammar import GrammarRows, grammar_spec
 from ..kernel.param_table import STAGE_5
 from ..requests.arguments import check_scalar
-from ..requests.sampling_params import MIN_TOKENS, SamplingParams
+from ..requests.sampling_params import DRY_FIELDS, MIN_TOKENS, SamplingParams
 from ..adapters import from_hf
 from ..adapters.hf import with_prompt_length
 
@@ -47,7 +47,9 @@ class FastLogitsProcessor(LogitsProcessor):
     repetition_penalty 1.0,
     presence_penalty / frequency_penalty 0.0 (over input_ids, i.e. prompt and output alike,
     since a processor cannot tell them apart), no_repeat_ngram_size 0 (over input_ids, as
-    transformers' NoRepeatNGramLogitsProcessor), sequence_bias None (transformers' rule, over
+    transformers' NoRepeatNGramLogitsProcessor), dry_multiplier 0.0, dry_base 1.75,
+    dry_allowed_length 2, dry_penalty_last_n -1, dry_sequence_breakers None (llama.cpp's DRY,
+    over input_ids), sequence_bias None (transformers' rule, over
     input_ids), begin_suppress_tokens None (masked at a generate's first token), logit_bias, banned_token_ids, allowed_token_ids,
     min_tokens 0 (EOS and stop_token_ids masked until that many tokens follow the prompt, the
     input_ids of a generate's first call), min_length 0 (transformers' min_length: the same
@@ -71,7 +73,9 @@ class FastLogitsProcessor(LogitsProcessor):
                  stop_token_ids: Any = (), typical_p: float = 1.0, epsilon_cutoff: float = 0.0,
                  eta_cutoff: float = 0.0, no_repeat_ngram_size: int = 0,
                  sequence_bias: Any = None, begin_suppress_tokens: Any = None,
-                 min_length: int = 0):
+                 min_length: int = 0, dry_multiplier: float = 0.0, dry_base: float = 1.75,
+                 dry_allowed_length: int = 2, dry_penalty_last_n: int = -1,
+                 dry_sequence_breakers: Any = None):
         self.params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
                                      min_p=min_p, top_n_sigma=top_n_sigma, typical_p=typical_p,
                                      epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff,
@@ -81,6 +85,10 @@ class FastLogitsProcessor(LogitsProcessor):
                                      presence_penalty=presence_penalty,
                                      frequency_penalty=frequency_penalty,
                                      no_repeat_ngram_size=no_repeat_ngram_size,
+                                     dry_multiplier=dry_multiplier, dry_base=dry_base,
+                                     dry_allowed_length=dry_allowed_length,
+                                     dry_penalty_last_n=dry_penalty_last_n,
+                                     dry_sequence_breakers=dry_sequence_breakers,
                                      sequence_bias=sequence_bias,
                                      begin_suppress_tokens=begin_suppress_tokens,
                                      logit_bias=logit_bias,
@@ -131,6 +139,7 @@ class FastLogitsProcessor(LogitsProcessor):
                    presence_penalty=p.presence_penalty,
                    frequency_penalty=p.frequency_penalty,
                    no_repeat_ngram_size=p.no_repeat_ngram_size,
+                   **{name: getattr(p, name) for name in DRY_FIELDS},
                    sequence_bias=p.sequence_bias,
                    begin_suppress_tokens=p.begin_suppress_tokens, logit_bias=p.logit_bias,
                    banned_token_ids=p.banned_token_ids, allowed_token_ids=p.allowed_token_ids,
@@ -160,14 +169,15 @@ class FastLogitsProcessor(LogitsProcessor):
             self._start = length
         self._last = input_ids
         min_tokens = max(p.min_tokens, self.min_length - self._start)
-        # input_ids as the output alone: every penalty and the n-gram rule read it whole.
+        # input_ids as the output alone: every penalty, DRY and the n-gram rule read it whole.
         history = (p.repetition_penalty != 1.0 or p.presence_penalty != 0.0
                    or p.frequency_penalty != 0.0 or p.no_repeat_ngram_size > 0
-                   or p.sequence_bias is not None)
+                   or p.dry_multiplier > 0 or p.sequence_bias is not None)
         return process_logits(
             scores, **_stage_5_of(p), seed=p.seed, offset=input_ids.shape[1],
             repetition_penalty=p.repetition_penalty, presence_penalty=p.presence_penalty,
             frequency_penalty=p.frequency_penalty, no_repeat_ngram_size=p.no_repeat_ngram_size,
+            **{name: getattr(p, name) for name in DRY_FIELDS},
             sequence_bias=p.sequence_bias,
             output_token_ids=input_ids if history else None,
             logit_bias=dict(p.logit_bias) if p.logit_bias else None,

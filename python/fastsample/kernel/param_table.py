@@ -62,6 +62,11 @@ REPETITION_PENALTY = Range("a finite number > 0 (1 = off)", 0.0, 3.4e38, low_ope
 PENALTY = Range("a finite number (0 = off)", -3.4e38, 3.4e38)
 MIN_TOKENS = Range("an integer >= 0", 0, MAX_INT64, integer=True)
 NO_REPEAT_NGRAM_SIZE = Range("an integer >= 0 (0 = off)", 0, MAX_INT64, integer=True)
+DRY_MULTIPLIER = Range("a finite number >= 0 (0 = off)", 0.0, 3.4e38)
+DRY_BASE = Range("a finite number >= 1", 1.0, 3.4e38)
+DRY_ALLOWED_LENGTH = Range("an integer >= 0", 0, MAX_INT64, integer=True)
+DRY_PENALTY_LAST_N = Range("an integer: -1 (the whole history), 0 (off) or >= 1", 0, MAX_INT64,
+                           integer=True, extra=(-1,))
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,15 @@ TABLE: Tuple[RowParameter, ...] = (
                  "x -= frequency x count over the output ids; 0 = off"),
     RowParameter("presence_penalty", "edit", "float", 0.0, PENALTY, "3",
                  "x -= presence for each output id; 0 = off"),
+    RowParameter("dry_multiplier", "edit", "float", 0.0, DRY_MULTIPLIER, "3",
+                 "DRY (llama.cpp), after the penalties: a token that would extend a repeat of "
+                 "the history's end loses multiplier x base^(length - allowed_length); 0 = off"),
+    RowParameter("dry_base", "edit", "float", 1.75, DRY_BASE, "3",
+                 "DRY: the penalty's growth per repeated token (llama.cpp's default)"),
+    RowParameter("dry_allowed_length", "edit", "int64_t", 2, DRY_ALLOWED_LENGTH, "3",
+                 "DRY: repeats shorter than this go unpenalized"),
+    RowParameter("dry_penalty_last_n", "edit", "int64_t", -1, DRY_PENALTY_LAST_N, "3",
+                 "DRY: the window, the history's last n ids; -1 = all of it, 0 = DRY off"),
     RowParameter("no_repeat_ngram_size", "edit", "int64_t", 0, NO_REPEAT_NGRAM_SIZE, "1",
                  "mask every token that would repeat an n-gram of prompt + output "
                  "(transformers); 0 = off"),

@@ -66,6 +66,80 @@ def sequence_biases(history: list, items: list) -> dict:
     return total
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def dry_power(base: float, e: int) -> float:
+    """base ** e by squaring in float64, as the kernels compute it (dry.h)."""
+    r = 1.0
+    while e > 0:
+        if e & 1:
+            r *= base
+        base *= base
+        e >>= 1
+    return r
+
+
+def dry_penalty(multiplier: float, base: float, allowed_length: int, length: int) -> float:
+    """llama.cpp's DRY penalty for a repeat of `length` ids: multiplier * base ** e in float64,
+    e = length - allowed_length stopped where base ** e would overflow float32, rounded once to
+    float32 (+inf past its range)."""
+    e = length - allowed_length
+    if dry_power(base, e) > FLOAT32_MAX:
+        lo, hi = 0, e
+        while hi - lo > 1:
+            mid = lo + (hi - lo) // 2
+            lo, hi = (mid, hi) if dry_power(base, mid) <= FLOAT32_MAX else (lo, mid)
+        e = lo
+    v = float(torch.tensor(multiplier, dtype=torch.float32)) * dry_power(base, e)
+    return math.inf if v >= 3.4028235677973366e38 else v
+
+
+def dry_repeats(history: list, allowed_length: int, last_n: int, breakers: list) -> dict:
+    """llama.cpp's DRY on one row: {token: its longest repeat} for the tokens a penalty reaches.
+    The window is the history's last last_n ids (-1: all). A repeat at position j is how many
+    ids ending at j equal the ids ending the window (inside it, at most rep_limit: the ids after
+    the latest-starting breaker, the longest starting there); when it is >= allowed_length, the
+    id after j would extend it, unless that id is a one-token breaker."""
+    if last_n == 0:
+        return {}
+    window = list(history) if last_n < 0 else list(history)[max(0, len(history) - last_n):]
+    n = len(window)
+    if n <= allowed_length:
+        return {}
+    rep_limit = n
+    for i in range(n):  # i ids after the breaker's first
+        p = n - 1 - i
+        longest = max((len(b) - 1 for b in breakers if window[p:p + len(b)] == list(b)),
+                      default=-1)
+        if longest >= 0:
+            rep_limit = i - longest
+            break
+    if rep_limit < allowed_length:
+        return {}
+    singles = {b[0] for b in breakers if len(b) == 1}
+    best: dict = {}
+    for j in range(n - 1):
+        length = 0
+        while length < rep_limit and j - length >= 0 and window[j - length] == window[n - 1 - length]:
+            length += 1
+        if length >= allowed_length and window[j + 1] not in singles:
+            best[window[j + 1]] = max(best.get(window[j + 1], 0), length)
+    return best
+
+
+def _breaker_items(ids: list) -> list:
+    """A row's packed breakers (edit_arguments.pack_breakers) as id tuples."""
+    items, run = [], []
+    for t in ids + [-1]:
+        if t >= 0:
+            run.append(t)
+        elif run:
+            items.append(tuple(run))
+            run = []
+    return items
+
+
 def _sequence_items(ids: list, values: torch.Tensor) -> list:
     """A row's packed sequence_bias (edit_arguments.pack_sequences) as (ids, bias) items, in
     list order."""
@@ -98,6 +172,9 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
                                                        e.presence_penalty))
     min_tokens, generated = _row_values(e.min_tokens, batch), _row_values(e.num_generated, batch)
     ngram = _row_values(e.no_repeat_ngram_size, batch)
+    dry_m, dry_b, dry_allowed, dry_last_n = (_row_values(p, batch) for p in (
+        e.dry_multiplier, e.dry_base, e.dry_allowed_length, e.dry_penalty_last_n))
+    breakers = e.dry_breakers.ids.cpu()
     for r in range(batch):
         row = x[r]
         # Stage 1: hard masks.
@@ -121,7 +198,8 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
         items = _sequence_items(sequences[r].tolist(), sequence_values[r])
         for tok, bias in sequence_biases(prompt[r] + output[r], items).items():
             row[tok] = row[tok] + bias
-        # Stage 3: repetition once per distinct token of prompt + output, then frequency/presence.
+        # Stage 3: repetition once per distinct token of prompt + output, then frequency/presence,
+        # then DRY.
         if rep[r] != 1.0:
             for tok in dict.fromkeys(prompt[r] + output[r]):
                 v = row[tok]
@@ -136,6 +214,13 @@ def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
             for tok, c in tok_counts.items():
                 if c > 0:
                     row[tok] = row[tok] - (f32(freq[r]) * f32(float(c)) + f32(pres[r]))
+        # Then DRY, on the tokens that would extend a repeat of the history's end.
+        if dry_m[r] > 0:
+            repeats = dry_repeats(prompt[r] + output[r], int(dry_allowed[r]), int(dry_last_n[r]),
+                                  _breaker_items(breakers[r].tolist()))
+            for tok, length in repeats.items():
+                penalty = dry_penalty(dry_m[r], float(f32(dry_b[r])), int(dry_allowed[r]), length)
+                row[tok] = row[tok] - f32(penalty)
     # Stage 0 again, as the kernels read every edited value: a penalty that overflows to +inf
     # counts as the largest finite float, and NaN (-inf - -inf, from an overflowed penalty on
     # an overflowed logit) as -inf.

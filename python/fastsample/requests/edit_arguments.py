@@ -15,9 +15,10 @@ from ..kernel import cuda, launch
 from . import arguments
 from .._C import first_id_out_of_range
 from ..kernel.param_table import EDITS
-from ..kernel.param_table import NO_REPEAT_NGRAM_SIZE
+from ..kernel.param_table import (DRY_ALLOWED_LENGTH, DRY_BASE, DRY_MULTIPLIER,
+                                  DRY_PENALTY_LAST_N, NO_REPEAT_NGRAM_SIZE)
 from .sampling_params import (LOGIT_BIAS_LIMIT, MIN_TOKENS, PENALTY, REPETITION_PENALTY,
-                              sequence_bias_items)
+                              dry_breaker_items, sequence_bias_items)
 
 
 @dataclass
@@ -29,7 +30,7 @@ class IdRows:
 
 # The id lists of EditArgs (csrc/bindings/batch_args_binding.h, FS_ID_LISTS).
 ID_LISTS = ("prompt", "output", "bias", "sequences", "allowed", "banned", "stop",
-            "begin_suppress")
+            "begin_suppress", "dry_breakers")
 
 
 @dataclass
@@ -42,6 +43,11 @@ class Edits:
     repetition_penalty: arguments.Param
     frequency_penalty: arguments.Param
     presence_penalty: arguments.Param
+    dry_multiplier: arguments.Param
+    dry_base: arguments.Param
+    dry_allowed_length: arguments.Param
+    dry_penalty_last_n: arguments.Param
+    dry_breakers: IdRows       # dry_sequence_breakers: runs of ids separated by -1
     no_repeat_ngram_size: arguments.Param
     bias: IdRows
     bias_values: torch.Tensor  # float32 [B, L] beside `bias`
@@ -258,6 +264,48 @@ def _sequence_rows(v: Any, batch: int, vocab: int, device: torch.device):
     return IdRows(id_t.to(device)), val_t.to(device)
 
 
+def pack_breakers(items: Any) -> list:
+    """One row's DRY sequence breakers ((ids), ...) as the kernels read them (dry.h): the
+    sequences' ids separated by -1."""
+    flat: list = []
+    for ids in items or ():
+        if flat:
+            flat.append(-1)
+        flat += ids
+    return flat
+
+
+def _breaker_rows(v: Any, batch: int, vocab: int, device: torch.device) -> IdRows:
+    """dry_sequence_breakers: one list of token-id sequences for every row, or a list of one
+    (None or a list of sequences) per row."""
+    name = "dry_sequence_breakers"
+    if v is None:
+        return IdRows(torch.empty((batch, 0), dtype=torch.int64, device=device))
+    per_row = isinstance(v, (list, tuple)) and len(v) == batch and all(
+        r is None or (isinstance(r, (list, tuple)) and all(isinstance(q, (list, tuple)) for q in r))
+        for r in v)
+    if per_row:
+        specs = [dry_breaker_items(f"{name}[{r}]", row) for r, row in enumerate(v)]
+    else:
+        specs = [dry_breaker_items(name, v)]
+    for r, items in enumerate(specs):
+        for ids in items or ():
+            bad = [t for t in ids if t >= vocab]
+            if bad:
+                where = f"row {r}'s breaker" if per_row else "breaker"
+                raise ValueError(f"{name}: {where} {list(ids)} holds {bad[0]}, out of range; "
+                                 f"allowed: token ids 0 <= id < V={vocab}")
+    packed = [pack_breakers(items) for items in specs]
+    width = max(len(ids) for ids in packed)
+    t = torch.full((len(packed), width), -1, dtype=torch.int64)
+    for r, ids in enumerate(packed):
+        if ids:
+            t[r, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
+    t = t.to(device)
+    # One list for every row: packed once, read by every row (row stride 0).
+    return IdRows(t if per_row else t.expand(batch, -1))
+
+
 MAX_COUNT = (1 << 31) - 1  # counts reach the kernels as int32
 
 
@@ -360,7 +408,9 @@ def _stop_rows(eos_token_id: Any, stop_token_ids: Any, ignore_eos: bool, batch: 
 # The stage 1-3 keywords of sample() / process_logits(), as build() takes them, and their off
 # values (None: not given).
 OFF = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
-       "no_repeat_ngram_size": 0, "sequence_bias": None, "prompt_token_ids": None, "output_token_ids": None, "output_token_counts": None,
+       "no_repeat_ngram_size": 0, "sequence_bias": None,
+       "dry_multiplier": 0.0, "dry_base": 1.75, "dry_allowed_length": 2, "dry_penalty_last_n": -1,
+       "dry_sequence_breakers": None, "prompt_token_ids": None, "output_token_ids": None, "output_token_counts": None,
        "logit_bias": None, "allowed_token_ids": None, "banned_token_ids": None,
        "token_bitmask": None, "min_tokens": 0, "eos_token_id": None, "stop_token_ids": None,
        "num_generated": None, "ignore_eos": False, "begin_suppress_tokens": None}
@@ -387,6 +437,8 @@ def select(given: dict) -> dict:
 def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: Any = 1.0,
           presence_penalty: Any = 0.0, frequency_penalty: Any = 0.0,
           no_repeat_ngram_size: Any = 0, sequence_bias: Any = None,
+          dry_multiplier: Any = 0.0, dry_base: Any = 1.75, dry_allowed_length: Any = 2,
+          dry_penalty_last_n: Any = -1, dry_sequence_breakers: Any = None,
           prompt_token_ids: Any = None,
           output_token_ids: Any = None, output_token_counts: Any = None, logit_bias: Any = None,
           allowed_token_ids: Any = None, banned_token_ids: Any = None, token_bitmask: Any = None,
@@ -401,7 +453,7 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
     # Only these change a logit; the rest (history, EOS, counts) only feed them.
     changes = not all_off({name: given[name] for name in (
         "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
-        "sequence_bias", "logit_bias",
+        "sequence_bias", "logit_bias", "dry_multiplier",
         "allowed_token_ids", "banned_token_ids", "token_bitmask", "min_tokens",
         "begin_suppress_tokens")})
     prompt = id_rows("prompt_token_ids", prompt_token_ids, batch, vocab, device, False)
@@ -409,10 +461,11 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
     counts = _counts(output_token_counts, output, device)
     ngram = arguments.param("no_repeat_ngram_size", no_repeat_ngram_size, batch,
                             NO_REPEAT_NGRAM_SIZE, device)
-    if counts is not None and not is_default(no_repeat_ngram_size, 0):
-        raise ValueError("no_repeat_ngram_size reads the output in order: pass the output as "
-                         "output_token_ids in generation order, not unique ids with "
-                         "output_token_counts")
+    for name in ("no_repeat_ngram_size", "dry_multiplier"):
+        if counts is not None and not is_default(given[name], 0):
+            raise ValueError(f"{name} reads the output in order: pass the output as "
+                             "output_token_ids in generation order, not unique ids with "
+                             "output_token_counts")
     stop = _stop_rows(eos_token_id, stop_token_ids, ignore_eos, batch, vocab, device)
     min_tokens_p = arguments.param("min_tokens", min_tokens, batch, MIN_TOKENS, device)
     if num_generated is not None:
@@ -440,6 +493,14 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
         presence_penalty=arguments.param("presence_penalty", presence_penalty, batch, PENALTY,
                                        device),
         no_repeat_ngram_size=ngram,
+        dry_multiplier=arguments.param("dry_multiplier", dry_multiplier, batch, DRY_MULTIPLIER,
+                                       device),
+        dry_base=arguments.param("dry_base", dry_base, batch, DRY_BASE, device),
+        dry_allowed_length=arguments.param("dry_allowed_length", dry_allowed_length, batch,
+                                           DRY_ALLOWED_LENGTH, device),
+        dry_penalty_last_n=arguments.param("dry_penalty_last_n", dry_penalty_last_n, batch,
+                                           DRY_PENALTY_LAST_N, device),
+        dry_breakers=_breaker_rows(dry_sequence_breakers, batch, vocab, device),
         bias=bias, bias_values=bias_values,
         sequences=sequences, sequence_values=sequence_values,
         allowed=id_rows("allowed_token_ids", allowed_token_ids, batch, vocab, device, True,

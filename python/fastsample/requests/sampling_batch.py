@@ -65,10 +65,11 @@ def _has_penalties(p: SamplingParams) -> bool:
 
 
 def reads_history(p: SamplingParams) -> bool:
-    """Whether a request's penalties, no_repeat_ngram_size, sequence_bias (a sequence of two
-    tokens or more), min_tokens or begin_suppress_tokens (its generated count) read its output
-    history."""
+    """Whether a request's penalties, DRY, no_repeat_ngram_size, sequence_bias (a sequence of
+    two tokens or more), min_tokens or begin_suppress_tokens (its generated count) read its
+    output history."""
     return (_has_penalties(p) or p.min_tokens > 0 or p.no_repeat_ngram_size > 0
+            or p.dry_multiplier > 0
             or any(len(ids) > 1 for ids, _ in p.sequence_bias or ())
             or bool(p.begin_suppress_tokens))
 
@@ -90,14 +91,16 @@ class SamplingBatch:
         typical_p float64, epsilon_cutoff float32, eta_cutoff float32,
         xtc_threshold float32, xtc_probability float32,
         repetition_penalty / frequency_penalty / presence_penalty float32,
+        dry_multiplier / dry_base float32, dry_allowed_length / dry_penalty_last_n int64,
         no_repeat_ngram_size int64, min_tokens int64,
         num_generated int64 (tokens generated so far, kept while the batch keeps histories);
       - the random state: seed int64 (unseeded requests get one drawn from `generator` when
         they join, so a request keeps its stream) and offset int64 (each row's position in
         that stream: the number of tokens it has generated);
       - the histories and masks: the prompt and output ids (the output only while some row
-        reads it: penalties, no_repeat_ngram_size, sequence_bias, min_tokens), logit_bias,
-        sequence_bias (packed: edit_arguments.pack_sequences), allowed and banned ids, and the
+        reads it: penalties, DRY, no_repeat_ngram_size, sequence_bias, min_tokens), logit_bias,
+        sequence_bias (packed: edit_arguments.pack_sequences), DRY's sequence breakers
+        (edit_arguments.pack_breakers), allowed and banned ids, and the
         stop ids (EOS unless ignore_eos, and stop_token_ids) that min_tokens masks;
       - the logprobs plan: `logprobs` (the most any row asks for; None: off) and
         `logprobs_mode` (one per batch);
@@ -227,7 +230,9 @@ class SamplingBatch:
                                              [t for s, _ in p.sequence_bias or () for t in s],
                                              p.allowed_token_ids or (), p.banned_token_ids or (),
                                              p.stop_token_ids, self._eos_of(p),
-                                             p.begin_suppress_tokens or ()) for t in ids),
+                                             p.begin_suppress_tokens or (),
+                                             [t for b in p.dry_sequence_breakers or ()
+                                              for t in b]) for t in ids),
                               default=-1) for p, prompt, output in zip(rows, prompts, outputs)]
         self._refresh()
 
@@ -419,7 +424,9 @@ class SamplingBatch:
                                                              for p in self.params],
                    sequence_bias=[dict(p.sequence_bias or {}) for p in self.params],
                    allowed_token_ids=r["allowed"], banned_token_ids=r["banned"],
-                   stop_token_ids=r["stop"], begin_suppress_tokens=r["begin_suppress"])
+                   stop_token_ids=r["stop"], begin_suppress_tokens=r["begin_suppress"],
+                   dry_sequence_breakers=[list(p.dry_sequence_breakers or ())
+                                          for p in self.params])
         if self.tracks_history:
             out.update(output_token_ids=r["output"], num_generated=r["num_generated"])
         if draw and self.logprobs is not None:
@@ -443,6 +450,7 @@ class SamplingBatch:
                 ("presence_penalty", p.presence_penalty != 0.0),
                 ("frequency_penalty", p.frequency_penalty != 0.0),
                 ("no_repeat_ngram_size", p.no_repeat_ngram_size > 0),
+                ("dry_multiplier", p.dry_multiplier > 0),
                 ("logit_bias", bool(p.logit_bias)),
                 ("sequence_bias", bool(p.sequence_bias)),
                 ("allowed_token_ids", p.allowed_token_ids is not None),
@@ -479,6 +487,7 @@ class SamplingBatch:
             "stop": [list(() if r.ignore_eos else self._eos_of(r)) + list(r.stop_token_ids)
                      for r in rows],
             "begin_suppress": [list(r.begin_suppress_tokens or ()) for r in rows],
+            "dry_breakers": [edit_arguments.pack_breakers(r.dry_sequence_breakers) for r in rows],
         }
         for name, ids in lists.items():
             out[name] = _padded(ids, -1, torch.int64)

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from . import arguments
-from ..kernel.param_table import (EPSILON_CUTOFF, ETA_CUTOFF, MIN_TOKENS,  # noqa: F401
+from ..kernel.param_table import (DRY_ALLOWED_LENGTH, DRY_BASE, DRY_MULTIPLIER,  # noqa: F401
+                                  DRY_PENALTY_LAST_N, EPSILON_CUTOFF, ETA_CUTOFF, MIN_TOKENS,
                                   NO_REPEAT_NGRAM_SIZE, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA, TYPICAL_P,
                                   XTC_PROBABILITY, XTC_THRESHOLD)
 from .distributions import Distribution, Manual, Uniform, parse_distribution
@@ -99,6 +100,39 @@ def _frozen_mapping(name: str, v: Any) -> Optional[Mapping[str, Any]]:
     return types.MappingProxyType(dict(v))
 
 
+# DRY's fields, as SamplingParams and sample() / process_logits() name them.
+DRY_FIELDS = ("dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n",
+              "dry_sequence_breakers")
+MAX_BREAKER_IDS = 1 << 16  # ids in one DRY sequence breaker (the kernels read shorter runs)
+
+
+def dry_breaker_items(name: str, v: Any) -> Optional[Tuple[Tuple[int, ...], ...]]:
+    """DRY's sequence breakers as token-id sequences: a list of lists of ids (llama.cpp's
+    breakers are strings, which fastsample cannot tokenize). None or [] = none."""
+    if v is None:
+        return None
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)):
+        raise TypeError(f"{name} must be a list of token-id sequences, e.g. [[13], [25, 7]], "
+                        f"got {type(v).__name__} {v!r}; tokenize breaker strings first: "
+                        f"[tokenizer.encode(s, add_special_tokens=False) for s in strings]")
+    out = []
+    for i, seq in enumerate(v):
+        if hasattr(seq, "tolist") and getattr(seq, "ndim", 1) == 1:
+            seq = seq.tolist()
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, (list, tuple)):
+            raise TypeError(f"{name}[{i}]={seq!r} must be a list of token ids (a breaker is a "
+                            f"token sequence: [13], not 13; strings must be tokenized first)")
+        if not seq:
+            raise ValueError(f"{name}[{i}]=[] is empty; each breaker holds at least one token id")
+        if len(seq) > MAX_BREAKER_IDS:
+            raise ValueError(f"{name}[{i}] holds {len(seq)} ids; allowed: at most "
+                             f"{MAX_BREAKER_IDS}")
+        for j, t in enumerate(seq):
+            arguments.check_scalar(f"{name}[{i}][{j}]", t, TOKEN_ID)
+        out.append(tuple(int(t) for t in seq))
+    return tuple(out) or None
+
+
 def _check_value_or_distribution(name: str, v: Any, rng: arguments.Range) -> Any:
     v = parse_distribution(name, v)
     if isinstance(v, (Uniform, Manual)):
@@ -131,6 +165,13 @@ class SamplingParams:
             and frequency_penalty [0.0]: finite (OpenAI, over output tokens).
         no_repeat_ngram_size [0 = off]: an int >= 0; transformers' rule over prompt and
             output: a token that would repeat an n-gram of them is masked.
+        dry_multiplier [0.0 = off]: >= 0; dry_base [1.75]: >= 1; dry_allowed_length [2]: an
+            int >= 0; dry_penalty_last_n [-1 = the whole history; 0 = off]; dry_sequence_breakers
+            [None]: token-id sequences. llama.cpp's DRY over prompt and output, after the
+            penalties: a token that would extend a repeat of the history's end (of at least
+            dry_allowed_length tokens, none of them after the last breaker) by one loses
+            multiplier x base^(length - allowed_length); one-token breakers are never
+            penalized. Stored as ((ids), ...).
         logit_bias [None]: {token id: bias}, each bias clamped to [-100, 100].
         sequence_bias [None]: {tuple of token ids: bias} (or [ids, bias] pairs); transformers'
             rule: the bias (finite, or -inf to ban) is added to a sequence's last token when the
@@ -181,6 +222,11 @@ class SamplingParams:
     no_repeat_ngram_size: int = 0
     sequence_bias: Optional[Any] = None
     begin_suppress_tokens: Optional[Tuple[int, ...]] = None
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    dry_sequence_breakers: Optional[Tuple[Tuple[int, ...], ...]] = None
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -194,7 +240,8 @@ class SamplingParams:
                           ("typical_p", TYPICAL_P), ("epsilon_cutoff", EPSILON_CUTOFF),
                           ("eta_cutoff", ETA_CUTOFF),
                           ("repetition_penalty", REPETITION_PENALTY),
-                          ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY)):
+                          ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY),
+                          ("dry_multiplier", DRY_MULTIPLIER), ("dry_base", DRY_BASE)):
             arguments.check_scalar(name, getattr(self, name), rng)
             put(name, float(getattr(self, name)))
         put("logit_bias", _logit_bias(self.logit_bias))
@@ -213,8 +260,12 @@ class SamplingParams:
         if self.max_tokens is not None:
             arguments.check_scalar("max_tokens", self.max_tokens, MAX_TOKENS)
             put("max_tokens", int(self.max_tokens))
+        put("dry_sequence_breakers", dry_breaker_items("dry_sequence_breakers",
+                                                       self.dry_sequence_breakers))
         for name, rng in (("min_tokens", MIN_TOKENS),
-                          ("no_repeat_ngram_size", NO_REPEAT_NGRAM_SIZE)):
+                          ("no_repeat_ngram_size", NO_REPEAT_NGRAM_SIZE),
+                          ("dry_allowed_length", DRY_ALLOWED_LENGTH),
+                          ("dry_penalty_last_n", DRY_PENALTY_LAST_N)):
             arguments.check_scalar(name, getattr(self, name), rng)
             put(name, int(getattr(self, name)))
         if self.max_tokens is not None and self.min_tokens > self.max_tokens:
