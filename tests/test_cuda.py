@@ -115,6 +115,24 @@ def test_grammar_rows_on_the_gpu_equal_the_cpu():
         assert a[0].token == b[0].token and a[0].finish_reason == b[0].finish_reason
 
 
+def test_mirostat_on_the_gpu_equals_the_cpu():
+    """Mirostat v1 and v2 rows keep mu on the GPU (v1's estimate reads the step's processed
+    logits there): their tokens and mu equal a CPU Sampler's on the same logits."""
+    params = [fastsample.SamplingParams(mirostat=m, mirostat_tau=3.0, seed=s)
+              for m, s in ((1, 1), (2, 2))]
+    samplers = [fastsample.Sampler(5000, device=d) for d in ("cpu", "cuda")]
+    for s in samplers:
+        for i, p in enumerate(params):
+            s.add(i, p, [])
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        logits = torch.randn(2, 5000, generator=g) * 3
+        a, b = samplers[0].step(logits), samplers[1].step(logits.cuda())
+        assert [o.token for o in a] == [o.token for o in b]
+    assert torch.allclose(samplers[0]._batch.mirostat_mu, samplers[1]._batch.mirostat_mu.cpu(),
+                          atol=1e-5)
+
+
 def test_device_tensor_parameters():
     logits = random_logits(6, 5000, seed=23, device="cuda")
     params = dict(temperature=torch.tensor([0.0, 0.7, 1.0, 1.3, 0.5, 0.9], device="cuda"),

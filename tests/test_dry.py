@@ -127,18 +127,21 @@ def test_hand_computed_lengths():
 
 
 def test_breakers_limit_the_repeat():
-    """A multi-token breaker "7 8" inside the history's end: repeats stop after it."""
-    h = [1, 2, 3, 9, 1, 2, 3, 7, 8, 1, 2]
+    """5 7 8 1 2 3 5 7 8 1 2: the end "5 7 8 1 2" repeats (5 ids) and 3 would extend it. A
+    breaker in the end's repeat limits the length to the ids after the breaker."""
+    h = [5, 7, 8, 1, 2, 3, 5, 7, 8, 1, 2]
     x = torch.zeros(1, 10)
     base = dict(output_token_ids=[h], dry_multiplier=1.0, dry_base=2.0, dry_allowed_length=1)
-    free = fastsample.process_logits(x, **base)[0]
-    assert free[3] == -2.0  # "1 2" repeats (2 ids) and 3 extends it
+    assert fastsample.process_logits(x, **base)[0].tolist() == [0.0] * 3 + [-16.0] + [0.0] * 6
     limited = fastsample.process_logits(x, dry_sequence_breakers=[[7, 8]], **base)[0]
-    assert limited[3] == -2.0  # two ids after the breaker: the limit is 2
-    cut = fastsample.process_logits(x, dry_sequence_breakers=[[8, 1]], **base)[0]
-    assert cut[3] == -1.0  # "8 1" ends one id before the end: repeats are at most 1 long
+    assert limited[3] == -2.0  # two ids after "7 8": repeats are at most 2 long, 2^(2-1)
+    cut = fastsample.process_logits(x, dry_sequence_breakers=[[8, 1], [7]], **base)[0]
+    assert cut[3] == -1.0  # "8 1" starts latest (one id after it): 2^0
     single = fastsample.process_logits(x, dry_sequence_breakers=[[3]], **base)[0]
     assert single[3] == 0.0  # a one-token breaker is never penalized
+    for br in ([[7, 8]], [[8, 1], [7]], [[3]]):
+        kw = dict(base, dry_sequence_breakers=br)
+        assert torch.equal(fastsample.process_logits(x, **kw), reference.process_logits(x, **kw))
 
 
 def test_window_and_padding():

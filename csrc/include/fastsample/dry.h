@@ -129,9 +129,11 @@ FS_HOST_DEVICE inline bool run_at(const HistoryIds& h, int64_t p, int64_t last,
 // sequence breaker in the window (the longest of those starting there), else the window's size.
 // Lengths stop where a longer one no longer changes the penalty (llama.cpp's exponent clamp;
 // base 1: at allowed_length). Collective when d.multiplier > 0 and d.last_n != 0.
-// Cost: one pass over the padded history, the breakers' ids at each window position whose id
-// starts one, and a backward comparison from each position that stops at the first mismatch:
-// O(L) on a varied history, O(L x min(L, allowed_length + 88.7 / ln base)) at worst.
+// Cost: one pass over the padded history; with breakers, each window position compares its id
+// with every breaker's first id (O(L x breaker ids) at most); and a backward comparison from
+// each position that stops at the first mismatch: O(L) on a varied history,
+// O(L x min(L, allowed_length + 88.7 / ln base)) at worst (one token repeated; llama.cpp's
+// Z-algorithm is O(L), but runs on one thread).
 template <class Ctx, class Penalize>
 FS_HOST_DEVICE void for_each_dry_repeat(Ctx& ctx, const HistoryIds& h, const DryParams& d,
                                         const Penalize& penalize) {

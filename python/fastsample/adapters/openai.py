@@ -1,13 +1,16 @@
 """OpenAI-style chat/completions bodies: OpenAI, NVIDIA NIM (with its `nvext` extension),
 vLLM's OpenAI-compatible server (with its extra sampling fields), llama.cpp's server
-(`top_n_sigma`, `typical_p`, `xtc_threshold`, `xtc_probability`, DRY's `dry_*` fields, its
-`dry_sequence_breakers` as token-id sequences) and the servers that add transformers'
-`epsilon_cutoff`, `eta_cutoff` and `no_repeat_ngram_size` (text-generation-webui, Aphrodite)."""
+(`top_n_sigma`, `typical_p`, `xtc_threshold`, `xtc_probability`, `mirostat`, `mirostat_tau`,
+`mirostat_eta` and DRY's `dry_*` fields, `dry_sequence_breakers` as token-id sequences: none
+when absent, as llama.cpp's default breakers are strings, which need the tokenizer) and the
+servers that add transformers' `epsilon_cutoff`, `eta_cutoff` and `no_repeat_ngram_size`
+(text-generation-webui, Aphrodite)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from ..requests import arguments
+from ..requests.mirostat import MIROSTAT
 from ..requests.sampling_params import (DRY_ALLOWED_LENGTH, DRY_FIELDS, DRY_PENALTY_LAST_N,
                                         LOGPROBS, MAX_TOKENS, MIN_TOKENS, NO_REPEAT_NGRAM_SIZE,
                                         SamplingParams)
@@ -22,6 +25,7 @@ SAMPLING_FIELDS = {
     "stop_token_ids", "ignore_eos", "min_tokens", "logprobs", "top_logprobs", "prompt_logprobs",
     "logit_bias", "allowed_token_ids", "top_n_sigma", "xtc_threshold", "xtc_probability",
     "typical_p", "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size", *DRY_FIELDS,
+    "mirostat", "mirostat_tau", "mirostat_eta",
 }
 STRUCTURED_FIELDS = {
     "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
@@ -166,6 +170,9 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
         dry_penalty_last_n=int_field(SOURCE, "dry_penalty_last_n",
                                      body.get("dry_penalty_last_n"), DRY_PENALTY_LAST_N),
         dry_sequence_breakers=body.get("dry_sequence_breakers"),
+        mirostat=int_field(SOURCE, "mirostat", body.get("mirostat"), MIROSTAT),
+        mirostat_tau=body.get("mirostat_tau"),
+        mirostat_eta=body.get("mirostat_eta"),
         logit_bias=logit_bias,
         allowed_token_ids=token_ids(SOURCE, "allowed_token_ids", body.get("allowed_token_ids")),
         seed=body.get("seed"),

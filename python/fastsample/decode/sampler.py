@@ -10,7 +10,7 @@ import torch
 from ..functional.scoring import PromptLogprobs, prompt_logprobs
 from ..adapters.hf import with_prompt_length
 from ..kernel import cuda, launch
-from ..requests import arguments
+from ..requests import arguments, mirostat
 from ..requests.sampling_batch import SamplingBatch, reads_history
 from ..requests.sampling_params import SamplingParams
 
@@ -191,12 +191,13 @@ class Sampler:
             seed = int(arguments.draw_seeds(torch.empty(1, dtype=torch.int64), self._generator)[0])
         resolved = replace(params.resolve(seed), seed=seed)
         eos = resolved.eos_token_ids if resolved.eos_token_ids is not None else self._eos
-        modes = {r.params.logprobs_mode for r in self._requests + self._pending
-                 if r.id not in self._removed and r.params.logprobs is not None}
-        if resolved.logprobs is not None and modes - {resolved.logprobs_mode}:
-            raise ValueError(f"request {request_id!r}: logprobs_mode={resolved.logprobs_mode!r}, "
-                             f"but the batch's requests use {modes.pop()!r}; requests in one "
-                             f"batch must share logprobs_mode")
+        modes = {mirostat.logprobs_mode(r.params) for r in self._requests + self._pending
+                 if r.id not in self._removed} - {None}
+        mode = mirostat.logprobs_mode(resolved)
+        if mode is not None and modes - {mode}:
+            raise ValueError(f"request {request_id!r}: logprobs_mode={mode!r} (a mirostat "
+                             f"request reads processed logprobs), but the batch's requests use "
+                             f"{modes.pop()!r}; requests in one batch must share logprobs_mode")
         self._pending.append(_Request(request_id, resolved, prompt, seed, tuple(eos),
                                       text="" if self.tokenizer is not None else None,
                                       scored=resolved.prompt_logprobs is None))
@@ -293,7 +294,7 @@ class Sampler:
                 req.scored = True
         # Device-side bookkeeping, queued after the kernel: Philox offsets, and the history and
         # counts when a request's penalties or min_tokens read them; grammars take the tokens.
-        self._batch.advance(out.tokens)
+        self._batch.advance(out.tokens, out.logprobs)
         self._end_grammars(results)
         return results
 

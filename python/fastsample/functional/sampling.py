@@ -412,7 +412,7 @@ def _batch_logits(logits: Any, batch: Any) -> torch.Tensor:
 def _sample_batch(logits: Any, batch: SamplingBatch, return_valid: bool):
     logits = _batch_logits(logits, batch)
     if not launch.runs_compiled(logits):
-        return reference.sample(logits, return_valid=return_valid, **batch.kwargs())
+        return reference.sample(logits, return_valid=return_valid, **batch.kwargs(logits=logits))
     args, edits = batch.kernel_args(logits)
     return launch.run_sample(logits, args, edits, batch.logprob_outputs(), return_valid)
 
@@ -420,6 +420,6 @@ def _sample_batch(logits: Any, batch: SamplingBatch, return_valid: bool):
 def _process_batch(logits: Any, batch: SamplingBatch) -> torch.Tensor:
     logits = _batch_logits(logits, batch)
     if not launch.runs_compiled(logits):
-        return reference.process_logits(logits, **batch.kwargs(draw=False))
+        return reference.process_logits(logits, **batch.kwargs(draw=False, logits=logits))
     args, edits = batch.kernel_args(logits)
     return launch.run_process(logits, args, edits)

@@ -130,6 +130,11 @@ class FastLogitsProcessor(LogitsProcessor):
         transformers' min_length (a generation config's, prompt included: SamplingParams keeps
         it in metadata); structured_output needs `tokenizer`. Raises ValueError for prompt_logprobs, which a
         logits processor cannot run."""
+        if params.mirostat:
+            raise ValueError(f"mirostat={params.mirostat} keeps state between steps and reads "
+                             f"the drawn token, which a logits processor never sees: run it "
+                             f"with fastsample.generate, sample_loop (custom_generate) or a "
+                             f"fastsample.Sampler")
         if params.prompt_logprobs is not None:
             raise ValueError(f"prompt_logprobs={params.prompt_logprobs!r} cannot be run by a "
                              f"logits processor; score the prompt with "

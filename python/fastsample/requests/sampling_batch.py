@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ..kernel import launch
 from ..kernel.param_table import EDITS, FILTERS, TABLE
 from ..grammar import GrammarRows, grammar_spec
-from . import arguments, edit_arguments
+from . import arguments, edit_arguments, mirostat
 from .sampling_params import SamplingParams
 
 # A row's id lists are those of the kernels' EditArgs (edit_arguments.ID_LISTS): [B, L] int64
@@ -44,7 +44,7 @@ class BatchFlags:
         return BatchFlags(
             all_greedy=bool(rows) and all(greedy),
             any_greedy=any(greedy),
-            any_top_k=any(p.top_k > 0 for p in sampled),
+            any_top_k=any(p.top_k > 0 or p.mirostat == 1 for p in sampled),
             any_top_p=any(p.top_p < 1.0 for p in sampled),
             any_min_p=any(p.min_p > 0.0 for p in sampled),
             any_penalties=any(_has_penalties(p) for p in rows),
@@ -93,7 +93,9 @@ class SamplingBatch:
         repetition_penalty / frequency_penalty / presence_penalty float32,
         dry_multiplier / dry_base float32, dry_allowed_length / dry_penalty_last_n int64,
         no_repeat_ngram_size int64, min_tokens int64,
-        num_generated int64 (tokens generated so far, kept while the batch keeps histories);
+        num_generated int64 (tokens generated so far, kept while the batch keeps histories),
+        mirostat_mu float32 (each mirostat row's target surprise, moved by advance(); its
+        step's truncation is written into epsilon_cutoff / top_k: docs/decode_loop.md);
       - the random state: seed int64 (unseeded requests get one drawn from `generator` when
         they join, so a request keeps its stream) and offset int64 (each row's position in
         that stream: the number of tokens it has generated);
@@ -201,12 +203,13 @@ class SamplingBatch:
         for p in params:
             seed = next(drawn) if p.seed is None else p.seed
             rows.append(replace(p.resolve(seed), seed=seed))
-        modes = {p.logprobs_mode for p in self.params + tuple(rows) if p.logprobs is not None}
+        modes = {mirostat.logprobs_mode(p) for p in self.params + tuple(rows)} - {None}
         if len(modes) > 1:
-            raise ValueError("requests in one batch must share logprobs_mode; got "
-                             + ", ".join(f"row {i}: {p.logprobs_mode}"
+            raise ValueError("requests in one batch must share logprobs_mode (a mirostat row "
+                             "reads processed logprobs); got "
+                             + ", ".join(f"row {i}: {mirostat.logprobs_mode(p)}"
                                          for i, p in enumerate(self.params + tuple(rows))
-                                         if p.logprobs is not None))
+                                         if mirostat.logprobs_mode(p) is not None))
         if not rows:
             return
         start = not self.tracks_history and any(reads_history(p) for p in rows)
@@ -275,12 +278,23 @@ class SamplingBatch:
                              tokenizer=self._tokenizer, vocab_size=self._vocab_size)
 
     # -- steps --------------------------------------------------------------------------
-    def advance(self, tokens: Optional[torch.Tensor] = None) -> None:
+    def advance(self, tokens: Optional[torch.Tensor] = None,
+                logprobs: Optional[torch.Tensor] = None) -> None:
         """Records a step: every row moves one number on in its random stream (offset += 1,
         on the device) and, while the batch keeps histories (`tracks_history`: some row has
         penalties or min_tokens), appends its token from `tokens` (int64 [B] on the device,
-        what sample returned) to its output. Call it once per step, or the next step repeats
-        this one's draw."""
+        what sample returned) to its output; mirostat rows move their mu by their token's
+        processed logprob in `logprobs` (float32 [B], what sample returned as
+        SampleOutput.logprobs). Call it once per step, or the next step repeats this one's
+        draw."""
+        plan = self._mirostat
+        if plan is not None and (not isinstance(logprobs, torch.Tensor)
+                                 or logprobs.shape != (len(self),)
+                                 or logprobs.device != self.device):
+            raise ValueError(f"advance(tokens, logprobs): mirostat rows move their mu by the "
+                             f"drawn tokens' logprobs: pass the step's SampleOutput.logprobs "
+                             f"(a float32 tensor [{len(self)}] on {self.device}), got "
+                             f"{_describe(logprobs)}")
         if self.tracks_history:
             if not isinstance(tokens, torch.Tensor) or tokens.shape != (len(self),) or \
                     tokens.dtype != torch.int64 or tokens.device != self.device:
@@ -297,6 +311,10 @@ class SamplingBatch:
                                  f"tokens are needed: a tensor [{len(self)}], got "
                                  f"{_describe(tokens)}")
             self._grammar.accept(tokens.tolist())
+        if plan is not None:
+            mu = self._rows["mirostat_mu"]
+            mu[plan.rows] = mirostat.update_mu(mu[plan.rows], logprobs[plan.rows], plan.tau,
+                                               plan.eta)
         self._rows["offset"] += 1
         self._steps += 1
 
@@ -404,7 +422,25 @@ class SamplingBatch:
             mask = self._grammar.bitmask(self.device)  # filled for this step
             edit_args.bitmask = mask.data_ptr()
             edit_args.bitmask_stride = mask.stride(0)
+        # Mirostat's truncation for this step (v1 reads the step's processed logits first).
+        self.truncate_mirostat(lambda: launch.run_process(logits, args, edit_args))
         return args, edit_args
+
+    def truncate_mirostat(self, processed: Any) -> None:
+        """Writes this step's mirostat truncation into the rows' filters, from each row's mu:
+        v2 rows' epsilon_cutoff (2^-mu), v1 rows' top_k (from `processed()`, the step's [B, V]
+        processed logits with their top_k off). Nothing without mirostat rows."""
+        plan = self._mirostat
+        if plan is None:
+            return
+        r = self._rows
+        if plan.v2.numel():
+            r["epsilon_cutoff"][plan.v2] = mirostat.v2_epsilon(r["mirostat_mu"][plan.v2])
+        if plan.v1.numel():
+            r["top_k"][plan.v1] = 0
+            z = processed()
+            r["top_k"][plan.v1] = mirostat.v1_top_k(z[plan.v1], r["mirostat_mu"][plan.v1],
+                                                    z.shape[1])
 
     def logprob_outputs(self) -> Optional[launch.LogprobOutputs]:
         """Fresh stage 7 outputs for one call, or None when no row asks for logprobs."""
@@ -413,10 +449,21 @@ class SamplingBatch:
         return launch.LogprobOutputs(self.logprobs, self.logprobs_mode == "processed",
                                      len(self), self.device)
 
-    def kwargs(self, draw: bool = True) -> Dict[str, Any]:
+    def kwargs(self, draw: bool = True, logits: Optional[torch.Tensor] = None) -> Dict[str, Any]:
         """The batch as fastsample.sample's keywords, one value per row (what runs on a device
         without compiled kernels); draw=False: process_logits' (no logprobs; seed and offset
-        key XTC's coin there)."""
+        key XTC's coin there). With mirostat rows, `logits` (the step's) is needed: their
+        truncation for this step (docs/decode_loop.md) is written into the rows first."""
+        if self._mirostat is not None:
+            if logits is None:
+                raise ValueError("kwargs(): mirostat rows truncate by the step's logits: pass "
+                                 "kwargs(logits=...) for the step the keywords are for")
+            from .. import reference
+            self.truncate_mirostat(
+                lambda: reference.process_logits(logits, **self._keywords(draw=False)))
+        return self._keywords(draw)
+
+    def _keywords(self, draw: bool) -> Dict[str, Any]:
         r = self._rows
         out: Dict[str, Any] = {name: r[name] for name in FILTERS}
         out.update({name: r[name] for name in EDITS if name != "num_generated"})
@@ -451,6 +498,7 @@ class SamplingBatch:
                 ("frequency_penalty", p.frequency_penalty != 0.0),
                 ("no_repeat_ngram_size", p.no_repeat_ngram_size > 0),
                 ("dry_multiplier", p.dry_multiplier > 0),
+                ("mirostat", p.mirostat != 0),
                 ("logit_bias", bool(p.logit_bias)),
                 ("sequence_bias", bool(p.sequence_bias)),
                 ("allowed_token_ids", p.allowed_token_ids is not None),
@@ -499,6 +547,8 @@ class SamplingBatch:
                                          torch.float32)
         out["max_tokens"] = torch.tensor([-1 if r.max_tokens is None else r.max_tokens
                                           for r in rows], dtype=torch.int64)
+        out["mirostat_mu"] = torch.tensor([2.0 * r.mirostat_tau for r in rows],
+                                          dtype=torch.float32)
         return {k: v.to(self.device) for k, v in out.items()}
 
     def _eos_of(self, p: SamplingParams) -> Tuple[int, ...]:
@@ -508,9 +558,11 @@ class SamplingBatch:
         """What follows from the rows: flags, the logprobs plan, the largest listed id."""
         rows = self.params
         self.flags = BatchFlags.of(rows)
-        asking = [p for p in rows if p.logprobs is not None]
-        self.logprobs: Optional[int] = max(p.logprobs for p in asking) if asking else None
-        self.logprobs_mode: str = asking[0].logprobs_mode if asking else "raw"
+        # Mirostat rows read their tokens' processed logprobs.
+        asking = [p for p in rows if mirostat.logprobs_mode(p) is not None]
+        self.logprobs: Optional[int] = max(p.logprobs or 0 for p in asking) if asking else None
+        self.logprobs_mode: str = mirostat.logprobs_mode(asking[0]) if asking else "raw"
+        self._mirostat = mirostat.Plan.of(rows, self.device)
         self._max_id = max(self._row_max, default=-1)
         self._prepared = None
 
@@ -523,7 +575,7 @@ def _row_tensor(name: str):
                     doc=f"{name}: one value per row, on the batch's device")
 
 
-for _name in [p.name for p in TABLE] + ["max_tokens"]:
+for _name in [p.name for p in TABLE] + ["max_tokens", "mirostat_mu"]:
     setattr(SamplingBatch, _name, _row_tensor(_name))
 
 
@@ -534,6 +586,7 @@ def _empty_rows(device: torch.device) -> Dict[str, torch.Tensor]:
     rows["bias_values"] = torch.empty((0, 0), dtype=torch.float32, device=device)
     rows["sequence_values"] = torch.empty((0, 0), dtype=torch.float32, device=device)
     rows["max_tokens"] = torch.empty(0, dtype=torch.int64, device=device)
+    rows["mirostat_mu"] = torch.empty(0, dtype=torch.float32, device=device)
     return rows
 
 

@@ -18,6 +18,7 @@ from ..kernel.param_table import (DRY_ALLOWED_LENGTH, DRY_BASE, DRY_MULTIPLIER, 
                                   NO_REPEAT_NGRAM_SIZE, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA, TYPICAL_P,
                                   XTC_PROBABILITY, XTC_THRESHOLD)
 from .distributions import Distribution, Manual, Uniform, parse_distribution
+from . import mirostat as _mirostat
 
 MAX_LOGPROBS = 20
 LOGPROBS_MODES = ("raw", "processed")
@@ -172,6 +173,13 @@ class SamplingParams:
             dry_allowed_length tokens, none of them after the last breaker) by one loses
             multiplier x base^(length - allowed_length); one-token breakers are never
             penalized. Stored as ((ids), ...).
+        mirostat [0 = off]: 1 or 2, llama.cpp's mirostat / mirostat_v2, with mirostat_tau
+            [5.0] (the target surprise, bits) and mirostat_eta [0.1] (its learning rate), both
+            >= 0. Stateful: run by fastsample.Sampler, generate and sample_loop (mu, from
+            2 tau, lives in the batch on the device). It replaces the filters (llama.cpp runs
+            none beside it: top_k, top_p, min_p, top_n_sigma, typical_p, epsilon_cutoff,
+            eta_cutoff and XTC must stay off), needs temperature > 0, and its logprobs are
+            processed (docs/decode_loop.md).
         logit_bias [None]: {token id: bias}, each bias clamped to [-100, 100].
         sequence_bias [None]: {tuple of token ids: bias} (or [ids, bias] pairs); transformers'
             rule: the bias (finite, or -inf to ban) is added to a sequence's last token when the
@@ -227,6 +235,9 @@ class SamplingParams:
     dry_allowed_length: int = 2
     dry_penalty_last_n: int = -1
     dry_sequence_breakers: Optional[Tuple[Tuple[int, ...], ...]] = None
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -241,7 +252,9 @@ class SamplingParams:
                           ("eta_cutoff", ETA_CUTOFF),
                           ("repetition_penalty", REPETITION_PENALTY),
                           ("presence_penalty", PENALTY), ("frequency_penalty", PENALTY),
-                          ("dry_multiplier", DRY_MULTIPLIER), ("dry_base", DRY_BASE)):
+                          ("dry_multiplier", DRY_MULTIPLIER), ("dry_base", DRY_BASE),
+                          ("mirostat_tau", _mirostat.MIROSTAT_TAU),
+                          ("mirostat_eta", _mirostat.MIROSTAT_ETA)):
             arguments.check_scalar(name, getattr(self, name), rng)
             put(name, float(getattr(self, name)))
         put("logit_bias", _logit_bias(self.logit_bias))
@@ -265,7 +278,8 @@ class SamplingParams:
         for name, rng in (("min_tokens", MIN_TOKENS),
                           ("no_repeat_ngram_size", NO_REPEAT_NGRAM_SIZE),
                           ("dry_allowed_length", DRY_ALLOWED_LENGTH),
-                          ("dry_penalty_last_n", DRY_PENALTY_LAST_N)):
+                          ("dry_penalty_last_n", DRY_PENALTY_LAST_N),
+                          ("mirostat", _mirostat.MIROSTAT)):
             arguments.check_scalar(name, getattr(self, name), rng)
             put(name, int(getattr(self, name)))
         if self.max_tokens is not None and self.min_tokens > self.max_tokens:
@@ -289,6 +303,9 @@ class SamplingParams:
                 put(name, int(getattr(self, name)))
         if self.logprobs_mode not in LOGPROBS_MODES:
             raise ValueError(f"logprobs_mode={self.logprobs_mode!r} is not allowed; use one of {LOGPROBS_MODES}")
+        why = _mirostat.refusal(self)
+        if why:
+            raise ValueError(why)
         put("structured_output", _frozen_mapping("structured_output", self.structured_output))
         put("metadata", _frozen_mapping("metadata", self.metadata))
 
