@@ -237,8 +237,8 @@ def test_kernel_ignores_out_of_range_ids_safely():
 
 @pytest.mark.skipif(not fastsample._C.cuda_compiled, reason="fastsample was built without CUDA")
 def test_cuda_workspace_grows_with_the_lists_not_the_vocabulary():
-    # A GPU block's stage 1-3 scratch: V-bit sets and per-group arrays, then four 32-bit list
-    # arrays per listed id (capped at V) and three 32-bit arrays of token slots (a power of two
+    # A GPU block's stage 1-3 scratch: V-bit sets and per-group arrays, then five 32-bit list
+    # arrays per listed id (capped at V) and four 32-bit arrays of token slots (a power of two
     # >= twice the listed ids, >= 16); no V-entry array.
     vocab = 128256
     plain = fastsample._C.cuda_workspace_bytes(fastsample._C.BatchArgs(vocab=vocab))
@@ -256,10 +256,10 @@ def test_cuda_workspace_grows_with_the_lists_not_the_vocabulary():
 
     short, long = with_history(100), with_history(4000)
     assert plain < short < long
-    assert long - short == 4 * 4 * (4000 - 100) + 3 * 4 * (slots(4000) - slots(100))
+    assert long - short == 5 * 4 * (4000 - 100) + 4 * 4 * (slots(4000) - slots(100))
     assert with_history(300000) == with_history(vocab)  # at most V entries
     # Four V-bit sets and three per-group arrays over the plain scratch, plus 100 ids' share.
-    assert short - plain <= 4 * vocab // 8 + 3 * 4 * (vocab // 64 + 1) + 16 * 100 + 12 * 256 + 256
+    assert short - plain <= 4 * vocab // 8 + 3 * 4 * (vocab // 64 + 1) + 20 * 100 + 16 * 256 + 256
     # The per-id cost does not depend on V.
     big = 1 << 20
     assert with_history(4000, big) - with_history(100, big) == long - short
