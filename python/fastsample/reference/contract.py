@@ -128,29 +128,28 @@ def dry_repeats(history: list, allowed_length: int, last_n: int, breakers: list)
     return best
 
 
-def _breaker_items(ids: list) -> list:
-    """A row's packed breakers (edit_arguments.pack_breakers) as id tuples."""
-    items, run = [], []
-    for t in ids + [-1]:
+def _runs(ids: list) -> list:
+    """A packed row's runs of ids separated by -1 (edit_arguments.pack_sequences and
+    pack_breakers), each as (ids tuple, index of its last id), in list order."""
+    runs, run = [], []
+    for j, t in enumerate(ids + [-1]):
         if t >= 0:
             run.append(t)
         elif run:
-            items.append(tuple(run))
+            runs.append((tuple(run), j - 1))
             run = []
-    return items
+    return runs
+
+
+def _breaker_items(ids: list) -> list:
+    """A row's packed breakers (edit_arguments.pack_breakers) as id tuples."""
+    return [run for run, _ in _runs(ids)]
 
 
 def _sequence_items(ids: list, values: torch.Tensor) -> list:
     """A row's packed sequence_bias (edit_arguments.pack_sequences) as (ids, bias) items, in
     list order."""
-    items, run = [], []
-    for j, t in enumerate(ids + [-1]):
-        if t >= 0:
-            run.append(t)
-        elif run:
-            items.append((tuple(run), float(values[j - 1])))
-            run = []
-    return items
+    return [(run, float(values[last])) for run, last in _runs(ids)]
 
 
 def apply_edits(x: torch.Tensor, e: Any) -> torch.Tensor:
