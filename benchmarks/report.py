@@ -6,7 +6,9 @@ CPU groups use the median wall-clock time; CUDA groups the CUDA-event time per c
 each peer's time / fastsample's (HF chain, pure-torch reference, FlashInfer), the same call
 after a model-like step / back to back (step / fs), and that loop limited to one thread / the
 default (1t / step: >= 1 when the threads help). Filter-cost groups: each filter added to
-hf-default, as a multiple of hf-default's time, beside transformers' chain."""
+hf-default, as a multiple of hf-default's time, beside transformers' chain. Strategy groups:
+the decoding strategy's time outside the model's forward passes per prompt and generated
+token, beside a peer's."""
 import json
 import sys
 from collections import defaultdict
@@ -22,9 +24,13 @@ def main(path: str) -> None:
     shares = defaultdict(dict)
     step_ms = defaultdict(dict)
     filter_costs = defaultdict(dict)
+    strategy_ms = defaultdict(dict)
     for b in json.load(open(path))["benchmarks"]:
         if "filter" in b.get("extra_info", {}):
             filter_costs[b["group"]][(b["extra_info"]["filter"], b["params"]["impl"])] = seconds(b)
+            continue
+        if "strategy_ms" in b.get("extra_info", {}):
+            strategy_ms[b["group"]][b["params"]["impl"]] = b["extra_info"]["strategy_ms"]
             continue
         groups[b["group"]][b["params"]["impl"]] = seconds(b)
         if "sampling_share" in b.get("extra_info", {}):
@@ -42,6 +48,12 @@ def main(path: str) -> None:
             print(f"{group}: sampling share of a step {s['fastsample']:.3f} (fastsample) vs "
                   f"{s['hf-sampling']:.3f} (transformers) -> {s['hf-sampling'] / s['fastsample']:.1f}x smaller")
         groups.pop(group, None)
+    for group, t in sorted(strategy_ms.items()):
+        fs = t.get("fastsample")
+        for peer, ms in sorted(t.items()):
+            if peer != "fastsample" and fs:
+                print(f"{group}: the strategy's time outside the model per prompt and token: "
+                      f"fastsample {fs:.3f} ms, {peer} {ms:.3f} ms ({ms / fs:.1f}x fastsample)")
     for group, t in sorted(filter_costs.items()):
         base = t.get(("hf-default", "fastsample"))
         for name in sorted({f for f, _ in t}):

@@ -1,5 +1,7 @@
 """Adapters on the example request bodies the OpenAI / NIM / vLLM, transformers, Bedrock and
 Llama Stack documentation shows, plus each source's range boundaries and typo'd fields."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -35,7 +37,7 @@ def test_nim_example_with_nvext():
     p = fastsample.from_openai(body)
     assert (p.max_tokens, p.top_k, p.repetition_penalty, p.stop) == (15, 40, 1.1, ("hello",))
     assert p.structured_output["guided_json"] == {"type": "object"}
-    assert p.metadata["n"] == 1 and p.metadata["stream"] is False
+    assert p.n == 1 and p.metadata["stream"] is False
 
 
 def test_vllm_extra_body_example():
@@ -120,10 +122,9 @@ def test_hf_generation_config_object():
     assert p.eos_token_ids == (2,)
 
 
-@pytest.mark.parametrize("field,value", [("penalty_alpha", 0.6),
-                                         ("num_beams", 4),
-                                         ("num_return_sequences", 2), ("num_beam_groups", 2)])
+@pytest.mark.parametrize("field,value", [("num_beams", 4), ("num_beam_groups", 2)])
 def test_hf_unsupported_fields_are_not_silently_dropped(field, value):
+    """Beam sampling (num_beams with do_sample) and diverse beams."""
     with pytest.raises(ValueError, match=field):
         fastsample.from_hf({"do_sample": True, field: value})
     p = fastsample.from_hf({"do_sample": True, field: value}, lenient=True)
@@ -227,13 +228,33 @@ def test_every_adapter_returns_sampling_params():
         assert isinstance(make(body), SamplingParams)
 
 
-def test_openai_several_completions_are_not_silently_dropped():
-    for field, value in (("n", 2), ("best_of", 3)):
-        with pytest.raises(ValueError, match=f"{field}={value}: fastsample draws one completion"):
-            fastsample.from_openai({"model": "m", field: value})
-        p = fastsample.from_openai({"model": "m", field: value}, lenient=True)
-        assert p.metadata["ignored"] == [f"{field}={value}"]
-    assert fastsample.from_openai({"model": "m", "n": 1}).metadata["n"] == 1
+def test_openai_n_and_best_of_are_fields():
+    p = fastsample.from_openai({"model": "m", "n": 2, "best_of": 3})
+    assert (p.n, p.best_of) == (2, 3) and "n" not in p.metadata
+    assert fastsample.from_openai({"model": "m"}).n == 1
+    for body, message in (({"n": 0}, "n=0 is out of range"),
+                          ({"n": 3, "best_of": 2}, "best_of=2 is out of range; allowed: "
+                                                   "best_of >= n (3)"),
+                          ({"best_of": 1.5}, "best_of")):
+        with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+            fastsample.from_openai({"model": "m", **body})
+
+
+def test_hf_strategy_fields():
+    """num_return_sequences -> n; num_beams (greedy) -> beam search with length_penalty and
+    early_stopping, which without beams stay metadata (transformers reads them only there)."""
+    p = fastsample.from_hf({"num_beams": 4, "num_return_sequences": 2, "length_penalty": 0.5,
+                            "early_stopping": "never"})
+    assert (p.num_beams, p.n, p.length_penalty, p.early_stopping) == (4, 2, 0.5, "never")
+    assert p.temperature == 0.0
+    p = fastsample.from_hf({"do_sample": True, "num_return_sequences": 3, "length_penalty": 2.0})
+    assert (p.n, p.num_beams, p.length_penalty) == (3, 1, 1.0)
+    assert p.metadata["length_penalty"] == 2.0
+    with pytest.raises(ValueError, match=re.escape("num_return_sequences=3 is out of range with "
+                                                   "num_beams=2")):
+        fastsample.from_hf({"num_beams": 2, "num_return_sequences": 3})
+    with pytest.raises(ValueError, match="early_stopping='always' is not allowed"):
+        fastsample.from_hf({"num_beams": 2, "early_stopping": "always"})
 
 
 # Inputs fuzzing found crashing with the wrong exception, naming no field or the internal one,

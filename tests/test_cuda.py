@@ -133,6 +133,47 @@ def test_mirostat_on_the_gpu_equals_the_cpu():
                           atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_contrastive_scores_on_the_gpu_equal_the_cpu_bit_for_bit(dtype):
+    """The scoring kernel on the same tensors: several positions per warp, hidden sizes around
+    the 32 lanes, k = 64, strided context, a fully masked row, subnormal values (a flush to
+    zero on either side would show)."""
+    g = torch.Generator().manual_seed(3)
+    for B, L, k, D in ((3, 40, 64, 257), (5, 17, 7, 31), (2, 3, 1, 1)):
+        wide = torch.randn(B, L + 2, D + 3, generator=g)
+        wide[:, :, ::5] *= 1e-39  # float32 subnormals (bfloat16 keeps them too)
+        context = wide.to(dtype)[:, 1:1 + L, 2:2 + D]
+        candidates = torch.randn(B, k, D, generator=g).to(dtype)
+        mask = (torch.rand(B, L, generator=g) < 0.7).to(torch.int64)
+        mask[-1] = 0
+        probs = torch.softmax(torch.randn(B, k, generator=g), -1)
+        alpha = torch.rand(B, generator=g, dtype=torch.float64)
+        cpu = fastsample.contrastive_scores(context, mask, candidates, probs, alpha)
+        gpu = fastsample.contrastive_scores(context.cuda(), mask.cuda(), candidates.cuda(),
+                                            probs.cuda(), alpha.cuda())
+        assert gpu.device.type == "cuda"
+        assert torch.equal(gpu.cpu().view(torch.int32), cpu.view(torch.int32)), (B, L, k, D)
+
+
+def test_decoding_strategies_on_the_gpu_equal_the_cpu():
+    """Beam search, contrastive search and n samples on a tiny Llama on the GPU: the same
+    tokens as on the CPU (the candidates' top-k and the draws come from the same kernels)."""
+    pytest.importorskip("transformers")
+    from tiny_models import llama
+    model = llama()
+    prompts = [[4, 5, 6, 7], [8, 9], [10, 11, 12, 13, 14]]
+    for params in (fastsample.SamplingParams(temperature=0.0, num_beams=3, n=2, max_tokens=8,
+                                             eos_token_ids=[1], repetition_penalty=1.2),
+                   fastsample.SamplingParams(temperature=0.0, top_k=4, penalty_alpha=0.6,
+                                             max_tokens=8, eos_token_ids=[1]),
+                   fastsample.SamplingParams(seed=3, n=3, max_tokens=8, top_p=0.9)):
+        cpu = fastsample.generate(model, prompts, params)
+        gpu = fastsample.generate(model.cuda(), prompts, params)
+        model.cpu()
+        assert [[c.token_ids for c in r.completions] for r in gpu] == \
+            [[c.token_ids for c in r.completions] for r in cpu]
+
+
 def test_device_tensor_parameters():
     logits = random_logits(6, 5000, seed=23, device="cuda")
     params = dict(temperature=torch.tensor([0.0, 0.7, 1.0, 1.3, 0.5, 0.9], device="cuda"),

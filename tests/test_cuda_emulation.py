@@ -52,7 +52,7 @@ class _CountingLaunches:
 
     def __getattr__(self, name):
         attr = getattr(self._module, name)
-        if name in ("cuda_sample", "cuda_process"):
+        if name in ("cuda_sample", "cuda_process", "cuda_contrastive"):
             def launch(*args, **kwargs):
                 self.launches += 1
                 return attr(*args, **kwargs)
@@ -296,6 +296,25 @@ def test_prompt_logprobs_equals_cpu_kernels(emulated, dtype):
     out = run_both(emulated, lambda: tuple(fastsample.prompt_logprobs(logits, targets, n=5)),
                    f"prompt_logprobs {dtype}")
     assert torch.isfinite(out[0]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_contrastive_scores_equal_cpu_kernels(emulated, dtype):
+    """Contrastive search's scoring: one warp per position, lanes and butterfly shuffles, keys
+    maxed in shared memory; more rows than resident blocks (blocks reuse their shared
+    storage), hidden sizes around the 32 lanes, strided context, masked positions."""
+    g = torch.Generator().manual_seed(7)
+    for B, L, k, D in ((7, 9, 5, 31), (4, 70, 64, 96), (5, 3, 1, 1), (2, 33, 8, 257)):
+        wide = torch.randn(B, L + 2, D + 3, generator=g).to(dtype)
+        context = wide[:, 1:1 + L, 2:2 + D]
+        candidates = torch.randn(B, k, D, generator=g).to(dtype)
+        mask = (torch.rand(B, L, generator=g) < 0.7).to(torch.int64)
+        probs = torch.softmax(torch.randn(B, k, generator=g), -1)
+        probs[0, 0] = 0.0
+        alpha = torch.rand(B, generator=g, dtype=torch.float64)
+        run_both(emulated, lambda: fastsample.contrastive_scores(context, mask, candidates,
+                                                                 probs, alpha),
+                 f"contrastive B={B} L={L} k={k} D={D} {dtype}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

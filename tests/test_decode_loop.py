@@ -1,6 +1,7 @@
 """Decode loop: Sampler, generate(), the transformers integration and torch.compile, on tiny
 random-weight models (LlamaForCausalLM, GPT2LMHeadModel) with a locally built tokenizer."""
 import math
+import re
 
 import pytest
 import torch
@@ -205,15 +206,20 @@ def test_custom_generate_sample_loop(tok):
     assert sampled.shape[0] == 3 and sampled.shape[1] <= enc["input_ids"].shape[1] + 5
 
 
-@pytest.mark.parametrize("field,value", [("num_beams", 2), ("num_return_sequences", 2)])
-def test_custom_generate_sample_loop_refuses_what_it_cannot_run(tok, field, value):
+@pytest.mark.parametrize("fields,message", [
+    ({"num_beams": 2}, "sample_loop samples: num_beams=2 is beam search; use "
+                       "custom_generate=fastsample.transformers.beam_search_loop"),
+    ({"penalty_alpha": 0.6, "top_k": 4}, "sample_loop samples: penalty_alpha=0.6 is "
+                                         "contrastive search"),
+    ({"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 0.5},
+     "sample_loop cannot run num_beam_groups=2")])
+def test_custom_generate_sample_loop_refuses_what_it_cannot_run(tok, fields, message):
     from fastsample.transformers import sample_loop
     model = llama()
     enc = tok(PROMPTS[:1], return_tensors="pt")
-    extra = {"do_sample": True} if field != "num_beams" else {}
-    with pytest.raises(ValueError, match=f"sample_loop cannot run {field}"):
+    with pytest.raises(ValueError, match=re.escape(message)):
         model.generate(**enc, custom_generate=sample_loop, max_new_tokens=3, pad_token_id=0,
-                       **{field: value}, **extra)
+                       **fields)
 
 
 def test_custom_generate_sample_loop_honours_typical_epsilon_and_eta(tok):
@@ -340,8 +346,17 @@ def test_logits_processor_honours_min_length_like_transformers():
 def test_from_generation_config_refuses_what_it_cannot_run():
     from transformers import GenerationConfig
     from fastsample.transformers import from_generation_config
-    with pytest.raises(ValueError, match="from_generation_config cannot run penalty_alpha"):
-        from_generation_config(GenerationConfig(do_sample=False, penalty_alpha=0.6, top_k=4))
+    with pytest.raises(ValueError, match="from_generation_config cannot run num_beam_groups"):
+        from_generation_config(GenerationConfig(num_beams=4, num_beam_groups=2,
+                                                diversity_penalty=0.5))
+    # A whole-generation strategy: the processor sees one step at a time.
+    for config, name in ((GenerationConfig(do_sample=False, penalty_alpha=0.6, top_k=4),
+                          "penalty_alpha=0.6"),
+                         (GenerationConfig(num_beams=3), "num_beams=3"),
+                         (GenerationConfig(do_sample=True, num_return_sequences=2), "n=2")):
+        with pytest.raises(ValueError, match=f"FastLogitsProcessor decodes one sequence per "
+                                             f"request, step by step: {name}"):
+            from_generation_config(config)
 
 
 def test_prompt_logprobs_come_with_the_first_step(tok):

@@ -345,7 +345,8 @@ ADAPTERS = {
     "hf": (fastsample.from_hf, ["do_sample", "temperature", "top_k", "top_p", "min_p",
                                 "repetition_penalty", "max_new_tokens", "min_new_tokens",
                                 "max_length", "eos_token_id", "suppress_tokens",
-                                "bad_words_ids", "num_beams", "seed", "typical_p"]),
+                                "bad_words_ids", "num_beams", "seed", "typical_p",
+                                "num_return_sequences", "length_penalty", "early_stopping"]),
     "bedrock": (fastsample.from_bedrock, ["temperature", "topP", "maxTokens", "stopSequences",
                                           "inferenceConfig", "additionalModelRequestFields"]),
     "llama_stack": (fastsample.from_llama_stack, ["strategy", "max_tokens", "stop",
@@ -365,8 +366,9 @@ def test_adapters_raise_only_value_and_type_errors(name, data):
         return
     assert isinstance(params, fastsample.SamplingParams)
     # What was accepted is a valid request: its sampling fields batch and sample (a batch
-    # rejects the two fields no batch call runs).
-    batch = fastsample.SamplingBatch([dataclasses.replace(params.resolve(seed=0),
-                                                          structured_output=None,
-                                                          prompt_logprobs=None)])
+    # rejects the fields no batch call runs: prompt_logprobs and the decoding strategy, which
+    # generate runs).
+    batch = fastsample.SamplingBatch([dataclasses.replace(
+        params.resolve(seed=0), structured_output=None, prompt_logprobs=None, n=1,
+        best_of=None, num_beams=1, length_penalty=1.0, early_stopping=False)])
     assert len(batch) == 1

@@ -1,5 +1,5 @@
 """The CPU extension built with AddressSanitizer + UndefinedBehaviorSanitizer (.ci/build_sanitized)
-runs the keep-set, penalty, logprob and fuzz suites, both ways of reading an edited row: an
+runs the keep-set, penalty, logprob, fuzz, DRY and contrastive-scoring suites, both ways of reading an edited row: an
 out-of-bounds access, a use after free or undefined behaviour aborts the run and fails here.
 docs/reliability.md lists what runs."""
 import os
@@ -15,7 +15,7 @@ import fastsample
 ROOT = Path(__file__).resolve().parent.parent
 SANITIZED = ROOT / "build" / "sanitized"
 SUITES = ["test_keep_sets.py", "test_penalties.py", "test_logprobs.py", "test_fuzz.py",
-          "test_fuzz_regressions.py", "test_dry.py"]
+          "test_fuzz_regressions.py", "test_dry.py", "test_contrastive_scores.py"]
 EDITED_ROW_SUITES = ["test_penalties.py", "test_logprobs.py", "test_dry.py"]
 
 

@@ -39,6 +39,51 @@ int64_t cpu_sample(py::handle args, py::handle edits, py::handle logprobs) {
   return fastsample::cpu::sample_batch(a);
 }
 
+// Contrastive search's scoring arguments from raw pointers (fastsample/contrastive.h); Python
+// (functional/contrastive.py) has checked shapes, dtypes and devices.
+fastsample::ContrastiveArgs contrastive_args(uintptr_t context, uintptr_t candidates,
+                                             uintptr_t mask, uintptr_t probs, uintptr_t keep,
+                                             uintptr_t penalty, uintptr_t out, int64_t batch,
+                                             int64_t length, int64_t k, int64_t dim,
+                                             int64_t context_row_stride,
+                                             int64_t context_pos_stride,
+                                             int64_t candidate_row_stride,
+                                             int64_t candidate_stride, int dtype) {
+  require(batch >= 0 && length >= 1 && dim >= 1, "contrastive: need batch >= 0, length >= 1 "
+          "and dim >= 1");
+  require(k >= 1 && k <= fastsample::kMaxContrastiveCandidates,
+          "contrastive: k must be in [1, " +
+              std::to_string(fastsample::kMaxContrastiveCandidates) + "]");
+  require(dtype >= 0 && dtype <= 2, "contrastive: unknown dtype code");
+  require(batch == 0 || (context && candidates && mask && probs && keep && penalty && out),
+          "contrastive: a null pointer");
+  fastsample::ContrastiveArgs a;
+  a.context = reinterpret_cast<const void*>(context);
+  a.candidates = reinterpret_cast<const void*>(candidates);
+  a.mask = reinterpret_cast<const uint8_t*>(mask);
+  a.probs = reinterpret_cast<const float*>(probs);
+  a.keep_weight = reinterpret_cast<const float*>(keep);
+  a.penalty_weight = reinterpret_cast<const float*>(penalty);
+  a.out_scores = reinterpret_cast<float*>(out);
+  a.batch = batch;
+  a.length = length;
+  a.k = k;
+  a.dim = dim;
+  a.context_row_stride = context_row_stride;
+  a.context_pos_stride = context_pos_stride;
+  a.candidate_row_stride = candidate_row_stride;
+  a.candidate_stride = candidate_stride;
+  a.dtype = static_cast<fastsample::DType>(dtype);
+  return a;
+}
+
+#define FS_CONTRASTIVE_PY_ARGS                                                              \
+  py::arg("context"), py::arg("candidates"), py::arg("mask"), py::arg("probs"),            \
+      py::arg("keep_weight"), py::arg("penalty_weight"), py::arg("out"), py::arg("batch"), \
+      py::arg("length"), py::arg("k"), py::arg("dim"), py::arg("context_row_stride"),      \
+      py::arg("context_pos_stride"), py::arg("candidate_row_stride"),                      \
+      py::arg("candidate_stride"), py::arg("dtype")
+
 int64_t cpu_process(py::handle args, py::handle edits) {
   const BatchArgs a = checked(joined(args, edits, py::none()), Call::kProcess);
   py::gil_scoped_release release;
@@ -73,6 +118,15 @@ PYBIND11_MODULE(FASTSAMPLE_MODULE_NAME, m) {
         "number of rows without a valid token.");
   m.def("cpu_process", &cpu_process, py::arg("args"), py::arg("edits") = py::none(),
         "Writes every row's processed logits to args.out_logits; returns the invalid rows.");
+  m.def("cpu_contrastive", [](uintptr_t context, uintptr_t candidates, uintptr_t mask,
+                              uintptr_t probs, uintptr_t keep, uintptr_t penalty, uintptr_t out,
+                              int64_t batch, int64_t length, int64_t k, int64_t dim, int64_t crs,
+                              int64_t cps, int64_t krs, int64_t ks, int dtype) {
+    const auto a = contrastive_args(context, candidates, mask, probs, keep, penalty, out, batch,
+                                    length, k, dim, crs, cps, krs, ks, dtype);
+    py::gil_scoped_release release;
+    fastsample::cpu::contrastive_batch(a);
+  }, FS_CONTRASTIVE_PY_ARGS, "Contrastive search's candidate scores into out (float32 [B, k]).");
   m.def("philox_u64", [](uint64_t seed, uint64_t offset) {
     return fastsample::row_random_u64(seed, offset);
   });
@@ -115,6 +169,17 @@ PYBIND11_MODULE(FASTSAMPLE_MODULE_NAME, m) {
                 stream);
   }, py::arg("args"), py::arg("edits"), py::kw_only(), py::arg("workspace"), py::arg("blocks"),
      py::arg("stream"));
+  // Enqueued on `stream` with `blocks` blocks (<= batch); no workspace.
+  m.def("cuda_contrastive", [](uintptr_t context, uintptr_t candidates, uintptr_t mask,
+                               uintptr_t probs, uintptr_t keep, uintptr_t penalty, uintptr_t out,
+                               int64_t batch, int64_t length, int64_t k, int64_t dim, int64_t crs,
+                               int64_t cps, int64_t krs, int64_t ks, int dtype, int64_t blocks,
+                               uintptr_t stream) {
+    const std::string error = fastsample::cuda::launch_contrastive(
+        contrastive_args(context, candidates, mask, probs, keep, penalty, out, batch, length, k,
+                         dim, crs, cps, krs, ks, dtype), blocks, stream);
+    if (!error.empty()) throw std::runtime_error("fastsample: CUDA kernel launch failed: " + error);
+  }, FS_CONTRASTIVE_PY_ARGS, py::kw_only(), py::arg("blocks"), py::arg("stream"));
   m.def("cuda_workspace_bytes", [](py::handle args, py::handle edits) {
     return workspace_bytes(joined(args, edits, py::none()));
   }, py::arg("args"), py::arg("edits") = py::none(),

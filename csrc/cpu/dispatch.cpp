@@ -42,6 +42,7 @@ const bool kUseAvx2 = false;
 namespace avx2 {
 int64_t sample_batch(const BatchArgs& a) { return baseline::sample_batch(a); }
 int64_t process_batch(const BatchArgs& a) { return baseline::process_batch(a); }
+void contrastive_batch(const ContrastiveArgs& a) { baseline::contrastive_batch(a); }
 }  // namespace avx2
 #endif
 
@@ -50,6 +51,9 @@ int64_t sample_batch(const BatchArgs& a) {
 }
 int64_t process_batch(const BatchArgs& a) {
   return kUseAvx2 ? avx2::process_batch(a) : baseline::process_batch(a);
+}
+void contrastive_batch(const ContrastiveArgs& a) {
+  kUseAvx2 ? avx2::contrastive_batch(a) : baseline::contrastive_batch(a);
 }
 const char* simd_level() { return kUseAvx2 ? "avx2" : "baseline"; }
 bool edited_rows_dense() { return kDenseEditedRows; }

@@ -2,6 +2,7 @@
 // kernels of the call's dtype, and what the runtime says about the machine. No algorithm here.
 #include <cuda_runtime.h>
 
+#include "contrastive_kernels.h"
 #include "cuda_backend.h"
 #include "dtype_kernels.h"
 #include "fastsample/scratch_layout.h"
@@ -35,6 +36,16 @@ std::string launch_sample(const BatchArgs& a, void* workspace, int64_t blocks, u
 }
 std::string launch_process(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {
   return launch(true, a, workspace, blocks, stream);
+}
+
+std::string launch_contrastive(const ContrastiveArgs& a, int64_t blocks, uintptr_t stream) {
+  if (a.batch == 0) return "";
+  if (blocks < 1 || blocks > a.batch || blocks > 0x7fffffff) return "invalid block count";
+  switch (a.dtype) {
+    case DType::kFloat16: return launch_contrastive_blocks<DType::kFloat16>(a, blocks, stream);
+    case DType::kBFloat16: return launch_contrastive_blocks<DType::kBFloat16>(a, blocks, stream);
+    default: return launch_contrastive_blocks<DType::kFloat32>(a, blocks, stream);
+  }
 }
 
 int resident_blocks_per_sm() {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "fastsample/batch_args.h"
+#include "fastsample/contrastive.h"
 
 namespace fastsample::cuda {
 
@@ -20,6 +21,10 @@ std::string launch_sample(const BatchArgs& args, void* workspace, int64_t blocks
                           uintptr_t stream);
 std::string launch_process(const BatchArgs& args, void* workspace, int64_t blocks,
                            uintptr_t stream);
+
+// Enqueue contrastive search's candidate scores (fastsample/contrastive.h) on `stream` with
+// `blocks` blocks (no workspace: shared memory only); "" or the CUDA error of the launch.
+std::string launch_contrastive(const ContrastiveArgs& args, int64_t blocks, uintptr_t stream);
 
 // Blocks of the batch kernels that fit on one multiprocessor of the current device at once
 // (register and shared-memory limits); 1 if the runtime cannot tell.

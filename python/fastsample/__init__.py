@@ -14,13 +14,17 @@ from .functional.sampling import process_logits, sample
 from .requests.sampling_batch import BatchFlags, SamplingBatch
 from .requests.sampling_params import SamplingParams
 from .decode.sampler import Sampler, StepOutput, StepOutputs
+from .functional.contrastive import contrastive_scores
 from .decode.generate import GenerationResult, StreamEvent, generate
+from .decode.results import Completion
 from .adapters import from_bedrock, from_hf, from_llama_stack, from_openai
 
 __version__ = str(_C.version)
 
 __all__ = [
     "BatchFlags",
+    "Completion",
+    "contrastive_scores",
     "Manual",
     "SampleOutput",
     "SamplingBatch",

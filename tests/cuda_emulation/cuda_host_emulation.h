@@ -281,6 +281,14 @@ inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_RELAXED);
 template <class T>
 inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }
 template <class T>
+inline T atomicMax(T* p, T v) {
+  T held = __atomic_load_n(p, __ATOMIC_RELAXED);
+  while (held < v && !__atomic_compare_exchange_n(p, &held, v, false, __ATOMIC_RELAXED,
+                                                  __ATOMIC_RELAXED)) {
+  }
+  return held;
+}
+template <class T>
 inline T atomicCAS(T* p, T expected, T desired) {
   __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
   return expected;

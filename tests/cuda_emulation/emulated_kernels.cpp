@@ -1,5 +1,6 @@
-// The host emulation's DtypeKernels (csrc/cuda/dtype_kernels.h): the real run_block of every
-// dtype on host threads (cuda_host_emulation.h) where the GPU build has a __global__ launch.
+// The host emulation's DtypeKernels (csrc/cuda/dtype_kernels.h) and contrastive launchers
+// (contrastive_kernels.h): the real run_block and contrastive_block of every dtype on host
+// threads (cuda_host_emulation.h) where the GPU build has a __global__ launch.
 // With the real batch_launch.cu (included at the end: dispatch, checks, workspace layout) and
 // csrc/bindings/module.cpp, this makes the _cuda_emulated module: fastsample._C's interface
 // whose cuda_* entry points run the CUDA block code on host memory. Compiled with
@@ -10,6 +11,8 @@
 #include <atomic>
 
 #include "batch_block.cuh"
+#include "contrastive_block.cuh"
+#include "contrastive_kernels.h"
 #include "dtype_kernels.h"
 
 namespace fastsample::cuda {
@@ -39,6 +42,21 @@ template <DType D>
 int DtypeKernels<D>::resident_blocks_per_sm() {
   return 1;
 }
+
+template <DType D>
+std::string launch_contrastive_blocks(const ContrastiveArgs& a, int64_t blocks, uintptr_t) {
+  return fs_emu::launch<ContrastiveShared>(blocks, kContrastiveThreads, ++launches,
+                                           [&](ContrastiveShared* shared) {
+    contrastive_block<D>(a, shared);
+  });
+}
+
+template std::string launch_contrastive_blocks<DType::kFloat32>(const ContrastiveArgs&, int64_t,
+                                                                uintptr_t);
+template std::string launch_contrastive_blocks<DType::kFloat16>(const ContrastiveArgs&, int64_t,
+                                                                uintptr_t);
+template std::string launch_contrastive_blocks<DType::kBFloat16>(const ContrastiveArgs&, int64_t,
+                                                                 uintptr_t);
 
 template struct DtypeKernels<DType::kFloat32>;
 template struct DtypeKernels<DType::kFloat16>;

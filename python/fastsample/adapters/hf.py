@@ -5,7 +5,7 @@ import math
 from dataclasses import replace
 from typing import Any, Mapping
 
-from ..requests import arguments
+from ..requests import arguments, decoding
 from ..requests.sampling_params import (MAX_TOKENS, MIN_TOKENS, NO_REPEAT_NGRAM_SIZE,
                                         SamplingParams, sequence_bias_items)
 from ._fields import (bool_field, check_known, drop_none, int_field, metadata_of, source_range,
@@ -20,6 +20,7 @@ HF_DEFAULTS = {
     "penalty_alpha": None,
     "no_repeat_ngram_size": 0, "bad_words_ids": None, "suppress_tokens": None,
     "max_new_tokens": None, "max_length": 20, "min_new_tokens": None, "eos_token_id": None,
+    "num_beams": 1, "num_return_sequences": 1, "length_penalty": 1.0, "early_stopping": False,
 }
 SAMPLING_FIELDS = set(HF_DEFAULTS) | {"seed", "begin_suppress_tokens", "sequence_bias"}
 # GenerationConfig fields that change which token is chosen and have no fused equivalent (yet),
@@ -39,14 +40,14 @@ SCORE_FIELDS_OFF = {
 # both with the prompt's length. renormalize_logits log-softmaxes the final scores, which
 # changes no probability.
 METADATA_FIELDS = {
-    "pad_token_id", "bos_token_id", "decoder_start_token_id", "num_beams", "num_beam_groups",
+    "pad_token_id", "bos_token_id", "decoder_start_token_id", "num_beam_groups",
     "use_cache", "cache_implementation", "transformers_version", "_from_model_config",
-    "early_stopping", "length_penalty", "min_length", "max_time", "stop_strings",
+    "min_length", "max_time", "stop_strings",
     "max_parallel_requests",
     "timeout", "extra_body", "return_legacy_cache", "assistant_confidence_threshold",
     "num_assistant_tokens", "num_assistant_tokens_schedule", "prompt_lookup_num_tokens",
     "output_attentions", "output_hidden_states", "output_logits", "output_scores",
-    "num_return_sequences", "return_dict_in_generate", "renormalize_logits",
+    "return_dict_in_generate", "renormalize_logits",
     "low_memory", "compile_config", "disable_compile", "cache_config",
     "generation_kwargs", "trust_remote_code", "is_assistant", "target_lookbehind",
     "max_matching_ngram_size", "assistant_early_exit", "assistant_lookbehind", "base_model_tp_plan",
@@ -99,13 +100,12 @@ def _is_off(v: Any, off: tuple) -> bool:
 def _unsupported(d: dict, lenient: bool) -> list:
     """Fields that would change the result and have no fused equivalent (yet)."""
     found = []
-    for name in ("num_beams", "num_return_sequences", "num_beam_groups"):
-        count = int_field(SOURCE, name, d.get(name), COUNT)
-        if count is not None and count > 1:
-            found.append(f"{name}={count}")
-    alpha = d.get("penalty_alpha")
-    if alpha is not None and source_range(SOURCE, "penalty_alpha", alpha, 0.0, 1.0) != 0.0:
-        found.append(f"penalty_alpha={alpha!r} (contrastive search)")
+    groups = int_field(SOURCE, "num_beam_groups", d.get("num_beam_groups"), COUNT)
+    if groups is not None and groups > 1:
+        found.append(f"num_beam_groups={groups} (diverse beam search)")
+    if d.get("do_sample") is True and (int_field(SOURCE, "num_beams", d.get("num_beams"),
+                                                 COUNT) or 1) > 1:
+        found.append(f"num_beams={d['num_beams']} with do_sample=True (beam sampling)")
     for name, off in SCORE_FIELDS_OFF.items():
         if not _is_off(d.get(name), off):
             found.append(f"{name}={d.get(name)!r}")
@@ -151,9 +151,12 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
     typical_p, epsilon_cutoff and eta_cutoff as transformers reads them (a cutoff of 1, which
     transformers skips, is off); no_repeat_ngram_size also when greedy, as transformers.
     begin_suppress_tokens (masked at the first generated token) also when greedy.
-    penalty_alpha, more than one
-    sequence per prompt (num_beams, num_return_sequences, num_beam_groups > 1) and the
-    SCORE_FIELDS_OFF fields set on (forced BOS/EOS, exponential decay, top_h, encoder
+    num_return_sequences -> n; num_beams > 1 (with do_sample false) -> beam search with
+    length_penalty and early_stopping (without beams those two stay in metadata: transformers
+    reads them only in beam search). penalty_alpha > 0 with do_sample false, one beam and
+    top_k > 1 -> contrastive search over top_k candidates (elsewhere transformers ignores
+    penalty_alpha, and it stays in metadata). num_beams with do_sample true (beam sampling),
+    num_beam_groups > 1 and the SCORE_FIELDS_OFF fields set on (forced BOS/EOS, exponential decay, top_h, encoder
     penalties, guidance_scale, diversity_penalty, watermarking, remove_invalid_values,
     token_healing, dola_layers) have no fused equivalent:
     ValueError unless lenient=True. Errors name the config's own fields (max_new_tokens, ...).
@@ -182,13 +185,14 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
         raise ValueError(f"{SOURCE}: min_new_tokens={min_new} is out of range; allowed: 0 <= "
                          f"min_new_tokens <= max_new_tokens ({max_new})")
     metadata = metadata_of(d, METADATA_FIELDS)
+    alpha = _contrastive(d, greedy, top_k, metadata)
     if max_new is None:
         metadata["max_length"] = int_field(SOURCE, "max_length", d.get("max_length"), COUNT)
     if ignored:
         metadata["ignored"] = ignored
     return SamplingParams(**drop_none(dict(
         temperature=0.0 if greedy else temperature,
-        top_k=0 if greedy else (top_k or 0),
+        top_k=(top_k if alpha else 0) if greedy else (top_k or 0),
         top_p=1.0 if greedy else top_p,
         min_p=None if greedy else d.get("min_p"),
         typical_p=1.0 if greedy else source_range(SOURCE, "typical_p", d["typical_p"], 0.0, 1.0,
@@ -206,5 +210,49 @@ def from_hf(config: Any, *, lenient: bool = False) -> SamplingParams:
         max_tokens=max_new,
         min_tokens=min_new,
         eos_token_ids=eos,
+        penalty_alpha=alpha,
+        **_strategy(d, metadata, ignored),
         metadata=metadata,
     )))
+
+
+def _contrastive(d: dict, greedy: bool, top_k: Any, metadata: dict) -> float:
+    """penalty_alpha: contrastive search where transformers runs it (greedy, one beam, top_k >
+    1); elsewhere transformers ignores it, and it stays in metadata."""
+    alpha = d.get("penalty_alpha")
+    if alpha is None:
+        return 0.0
+    alpha = source_range(SOURCE, "penalty_alpha", alpha, 0.0, 1.0)
+    beams = int_field(SOURCE, "num_beams", d.get("num_beams"), decoding.SEQUENCES)
+    if alpha > 0 and greedy and beams == 1 and (top_k or 0) > 1:
+        return alpha
+    if alpha:
+        metadata["penalty_alpha"] = alpha
+    return 0.0
+
+
+def _strategy(d: dict, metadata: dict, ignored: list) -> dict:
+    """n, num_beams, length_penalty and early_stopping. transformers reads length_penalty and
+    early_stopping only in beam search: without beams they stay in metadata, as there."""
+    beams = int_field(SOURCE, "num_beams", d.get("num_beams"), decoding.SEQUENCES)
+    n = int_field(SOURCE, "num_return_sequences", d.get("num_return_sequences"),
+                  decoding.SEQUENCES)
+    if any(f.startswith("num_beams=") for f in ignored):  # beam sampling: refused, lenient
+        metadata["num_beams"] = beams
+        return dict(n=n)
+    if beams == 1:
+        if n > 1 and d.get("do_sample") is not True and not d.get("penalty_alpha"):
+            raise ValueError(f"{SOURCE}: num_return_sequences={n} with do_sample=False and one "
+                             f"beam would return {n} identical sequences (transformers refuses "
+                             f"it): set do_sample=True, or num_beams >= {n}")
+        for name in ("length_penalty", "early_stopping"):
+            if d.get(name) != HF_DEFAULTS[name]:
+                metadata[name] = d.get(name)
+        return dict(n=n)
+    if n > beams:
+        raise ValueError(f"{SOURCE}: num_return_sequences={n} is out of range with "
+                         f"num_beams={beams}; allowed: num_return_sequences <= num_beams")
+    return dict(n=n, num_beams=beams,
+                length_penalty=source_range(SOURCE, "length_penalty", d["length_penalty"],
+                                            -3.4e38, 3.4e38),
+                early_stopping=d["early_stopping"])

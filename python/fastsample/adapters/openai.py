@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..requests import arguments
+from ..requests import decoding
 from ..requests.mirostat import MIROSTAT
 from ..requests.sampling_params import (DRY_ALLOWED_LENGTH, DRY_FIELDS, DRY_PENALTY_LAST_N,
                                         LOGPROBS, MAX_TOKENS, MIN_TOKENS, NO_REPEAT_NGRAM_SIZE,
@@ -25,7 +25,7 @@ SAMPLING_FIELDS = {
     "stop_token_ids", "ignore_eos", "min_tokens", "logprobs", "top_logprobs", "prompt_logprobs",
     "logit_bias", "allowed_token_ids", "top_n_sigma", "xtc_threshold", "xtc_probability",
     "typical_p", "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size", *DRY_FIELDS,
-    "mirostat", "mirostat_tau", "mirostat_eta",
+    "mirostat", "mirostat_tau", "mirostat_eta", "n", "best_of",
 }
 STRUCTURED_FIELDS = {
     "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
@@ -33,7 +33,7 @@ STRUCTURED_FIELDS = {
 }
 # Part of the request, not of sampling: kept as metadata.
 METADATA_FIELDS = {
-    "model", "messages", "prompt", "stream", "stream_options", "user", "n", "best_of", "tools",
+    "model", "messages", "prompt", "stream", "stream_options", "user", "tools",
     "tool_choice", "parallel_tool_calls", "functions", "function_call", "metadata", "store",
     "service_tier", "modalities", "audio", "reasoning_effort", "echo", "suffix",
     "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output",
@@ -43,9 +43,6 @@ METADATA_FIELDS = {
 NVEXT_FIELDS = {"top_k", "repetition_penalty", "min_tokens", "ignore_eos", "stop_token_ids",
                 "min_p", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
-# Fields that ask for more than one completion per request: not run by fastsample (yet).
-MANY_COMPLETIONS = ("n", "best_of")
-COMPLETIONS = arguments.Range("an integer >= 1", 1, arguments.MAX_SEED, integer=True)
 
 
 def _structured(body: Mapping[str, Any]) -> dict:
@@ -102,8 +99,9 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
     [-100, 100], top_logprobs [0, 20] (with logprobs=true). top_k -1 means all tokens.
     `logprobs: true` without top_logprobs asks for the sampled token's logprob only
     (logprobs=0). `extra_body` (as the OpenAI Python client takes it) and NIM's `nvext` are
-    merged into the body. Unknown fields raise ValueError naming the nearest known ones, and
-    n > 1 or best_of > 1 (several completions per request) ValueError, unless lenient=True.
+    merged into the body. Unknown fields raise ValueError naming the nearest known ones (unless
+    lenient=True). n and best_of (>= n: the n of best_of samples with the highest mean logprob
+    per token) are run by fastsample.generate.
     Errors name the body's own fields (max_completion_tokens, top_logprobs, ...).
     """
     mapping(SOURCE, "the request body", body)
@@ -136,18 +134,12 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
     if min_tokens is not None and max_tokens is not None and min_tokens > max_tokens:
         raise ValueError(f"{SOURCE}: min_tokens={min_tokens} is out of range; allowed: 0 <= "
                          f"min_tokens <= {max_name} ({max_tokens})")
-    ignored = []
-    for name in MANY_COMPLETIONS:
-        count = int_field(SOURCE, name, body.get(name), COMPLETIONS)
-        if count is not None and count > 1:
-            ignored.append(f"{name}={count}")
-    if ignored and not lenient:
-        raise ValueError(f"{SOURCE}: {', '.join(ignored)}: fastsample draws one completion per "
-                         "request; send the request that many times with different seeds, or "
-                         "pass lenient=True to ignore it (listed in metadata['ignored'])")
+    n = int_field(SOURCE, "n", body.get("n"), decoding.SEQUENCES)
+    best_of = int_field(SOURCE, "best_of", body.get("best_of"), decoding.SEQUENCES)
+    if best_of is not None and best_of < (n or 1):
+        raise ValueError(f"{SOURCE}: best_of={best_of} is out of range; allowed: best_of >= n "
+                         f"({n or 1})")
     metadata = metadata_of(body, METADATA_FIELDS)
-    if ignored:
-        metadata["ignored"] = ignored
     return SamplingParams(**drop_none(dict(
         temperature=temperature,
         top_p=top_p,
@@ -185,5 +177,7 @@ def from_openai(body: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
         prompt_logprobs=int_field(SOURCE, "prompt_logprobs", body.get("prompt_logprobs"),
                                   LOGPROBS),
         structured_output=_structured(body) or None,
+        n=n,
+        best_of=best_of,
         metadata=metadata,
     )))

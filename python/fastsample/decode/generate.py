@@ -2,40 +2,23 @@
 Sampler (one fused call per step)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..functional.scoring import PromptLogprobs
+from ..adapters.hf import with_prompt_length
+from ..requests import decoding
+from .beam_search import beam_search
+from .contrastive import contrastive_search
+from .model_io import (left_padded, model_step, output_vocab_size, pad_token_id,
+                       select_cache_rows)
+from .results import Completion, GenerationResult, StreamEvent
 from .sampler import Sampler, StepOutput
 from ..requests.sampling_params import SamplingParams
 
 # What max_tokens means when a request leaves it unset (vLLM's default).
 DEFAULT_MAX_TOKENS = 16
-
-
-@dataclass
-class GenerationResult:
-    """One prompt's generation: token_ids (generated only, a final EOS/stop id included), text
-    (with a tokenizer; stop strings and a final EOS/stop token excluded), finish_reason
-    ("length" | "eos" | "stop"), per token (logprob, top_ids, top_logprobs) when asked, and
-    prompt_logprobs (fastsample.PromptLogprobs over the prompt's tokens after the first, raw)
-    when asked."""
-
-    token_ids: List[int] = field(default_factory=list)
-    text: Optional[str] = None
-    finish_reason: Optional[str] = None
-    logprobs: Optional[List[Tuple[float, List[int], List[float]]]] = None
-    prompt_logprobs: Optional[PromptLogprobs] = None
-
-
-@dataclass
-class StreamEvent:
-    """What generate(stream=True) yields: the prompt's index and its step output."""
-
-    index: int
-    output: StepOutput
 
 
 def _encode(prompts: Any, tokenizer: Any) -> List[List[int]]:
@@ -61,60 +44,44 @@ def _encode(prompts: Any, tokenizer: Any) -> List[List[int]]:
     return out
 
 
-def pad_token_id(model: Any, tokenizer: Any, eos: Any) -> int:
-    """The tokenizer's pad id, else the model's, else the first EOS id, else 0."""
-    for v in (getattr(tokenizer, "pad_token_id", None),
-              getattr(model.generation_config, "pad_token_id", None), eos):
-        if isinstance(v, (list, tuple)):
-            v = v[0] if v else None
-        if v is not None:
-            return int(v)
-    return 0
-
-
-def left_padded(ids: List[List[int]], pad_id: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """int64 input_ids and attention_mask [N, max len], prompts aligned to the right."""
-    width = max(len(p) for p in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.int64)
-    mask = torch.zeros((len(ids), width), dtype=torch.int64)
-    for i, p in enumerate(ids):
-        input_ids[i, width - len(p):] = torch.tensor(p)
-        mask[i, width - len(p):] = 1
-    return input_ids, mask
-
-
 def decode_steps(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, sampler: Sampler,
-                 pad_id: int) -> Iterator[Tuple[int, StepOutput]]:
-    """Runs the model with a KV cache over left-padded prompts (sampler request i = row i);
-    yields (row, step output) for every sampled token. Finished rows keep being fed a pad
-    token (their outputs are ignored), so the cache is never re-indexed."""
+                 pad_id: int, prompt_of: Optional[Sequence[int]] = None
+                 ) -> Iterator[Tuple[int, StepOutput]]:
+    """Runs the model with a KV cache over left-padded prompts; yields (row, step output) for
+    every sampled token. Sampler request i is row i, the continuation of prompt prompt_of[i]
+    (default: prompt i): the prefill runs once per prompt and its cache and logits are copied
+    into the rows. Finished rows keep being fed a pad token (their outputs are ignored), so the
+    cache is never re-indexed after the prefill."""
     device = model.device
     input_ids, mask = input_ids.to(device), mask.to(device)
-    rows = input_ids.shape[0]
+    prompt_of = list(range(input_ids.shape[0])) if prompt_of is None else list(prompt_of)
+    rows = len(prompt_of)
     active = list(range(rows))  # row of each sampler request, in the sampler's order
-    past = None
-    step_ids = input_ids
-    while active:
-        # Positions count real tokens only, as transformers' generate does with left padding.
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
-        with torch.no_grad():
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=position_ids,
-                        past_key_values=past, use_cache=True)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :]
+    out = model_step(model, input_ids, mask, None)
+    # The prefill's logits over each real prompt token, for requests scoring their prompt.
+    width = out.logits.shape[1]
+    prompt_logits = {row: out.logits[prompt_of[row], width - int(mask[prompt_of[row]].sum()):,
+                                     :].float()
+                     for row in sampler.prompt_logits_wanted}
+    past, logits = out.past_key_values, out.logits[:, -1, :]
+    if prompt_of != list(range(input_ids.shape[0])):
+        index = torch.tensor(prompt_of, dtype=torch.int64, device=device)
+        past = select_cache_rows(past, index)
+        logits, mask = logits.index_select(0, index), mask.index_select(0, index)
+    while True:
         picked = logits.index_select(0, torch.tensor(active, device=logits.device))
-        # The prefill's logits over each real prompt token, for requests scoring their prompt.
-        width = out.logits.shape[1]
-        prompt_logits = {row: out.logits[row, width - int(mask[row].sum()):, :].float()
-                         for row in sampler.prompt_logits_wanted}
         results = sampler.step(picked.float().contiguous(), prompt_logits)
+        prompt_logits = {}
         next_tokens = torch.full((rows,), pad_id, dtype=torch.int64)
         for row, res in zip(active, results):
             next_tokens[row] = res.token
             yield row, res
         active = [row for row, res in zip(active, results) if not res.finished]
-        step_ids = next_tokens.to(device)[:, None]
+        if not active:
+            return
         mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
+        out = model_step(model, next_tokens.to(device)[:, None], mask, past)
+        past, logits = out.past_key_values, out.logits[:, -1, :]
 
 
 def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[SamplingParams]],
@@ -129,9 +96,12 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
         prompts: list of strings (needs `tokenizer`), list of token-id lists, or int64 [N, L].
         params: one SamplingParams for every prompt, or one per prompt. max_tokens None means
             16 (vLLM's default); EOS ids default to the model's generation_config, then the
-            tokenizer's.
+            tokenizer's. n / best_of: that many sequences per prompt, from one prefill;
+            num_beams > 1: beam search; penalty_alpha > 0: contrastive search
+            (docs/decode_loop.md).
         tokenizer: encodes string prompts, decodes `text`, enables stop strings.
-        stream: yield a StreamEvent per sampled token instead of returning the results.
+        stream: yield a StreamEvent per sampled token instead of returning the results (not
+            with beam or contrastive search, or best_of > n).
         generator: seeds requests without a seed.
 
     Returns:
@@ -144,38 +114,115 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
     for i, p in enumerate(plist):
         if not isinstance(p, SamplingParams):
             raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got {type(p).__name__}")
+        if stream and (p.num_beams > 1 or p.penalty_alpha > 0 or decoding.ranks_samples(p)):
+            name = "num_beams" if p.num_beams > 1 else (
+                "penalty_alpha" if p.penalty_alpha > 0 else "best_of")
+            raise ValueError(f"params[{i}]: stream=True cannot run {name}: generate without "
+                             f"stream (beams and best_of choose their sequences at the end; "
+                             f"contrastive search runs as one search)")
+    # A generation config's max_length / min_length count the prompt: convert them first.
+    plist = [with_prompt_length(p, len(prompt)) for p, prompt in zip(plist, ids)]
+    plist = [p if p.max_tokens is not None else _with_max_tokens(p, DEFAULT_MAX_TOKENS)
+             for p in plist]
     eos = getattr(model.generation_config, "eos_token_id", None)
     if eos is None and tokenizer is not None:
         eos = tokenizer.eos_token_id
-    sampler = Sampler(output_vocab_size(model), device=model.device, tokenizer=tokenizer, eos_token_id=eos,
-                      generator=generator)
-    for i, (p, prompt) in enumerate(zip(plist, ids)):
-        if p.max_tokens is None:
-            p = _with_max_tokens(p, DEFAULT_MAX_TOKENS)
-        sampler.add(i, p, prompt)
     pad_id = pad_token_id(model, tokenizer, eos)
-    input_ids, mask = left_padded(ids, pad_id)
-    steps = decode_steps(model, input_ids, mask, sampler, pad_id)
+    searches = {"beam": [i for i, p in enumerate(plist) if p.num_beams > 1],
+                "contrastive": [i for i, p in enumerate(plist) if p.penalty_alpha > 0]}
+    if any(searches.values()):
+        results: List[Optional[GenerationResult]] = [None] * len(ids)
+        eos_ids = _eos_ids(eos)
+        for kind, rows in searches.items():
+            if not rows:
+                continue
+            run = beam_search if kind == "beam" else contrastive_search
+            for i, res in zip(rows, run(model, [ids[i] for i in rows], [plist[i] for i in rows],
+                                        eos_token_ids=eos_ids, pad_id=pad_id,
+                                        tokenizer=tokenizer)):
+                results[i] = res
+        rest = [i for i in range(len(ids)) if results[i] is None]
+        if rest:
+            for i, res in zip(rest, _sample(model, [ids[i] for i in rest],
+                                            [plist[i] for i in rest], tokenizer, eos, pad_id,
+                                            generator)):
+                results[i] = res
+        return results
     if stream:
-        return (StreamEvent(i, res) for i, res in steps)
-    results = [GenerationResult(logprobs=[] if p.logprobs is not None else None) for p in plist]
-    for i, res in steps:
-        r = results[i]
-        r.token_ids.append(res.token)
-        r.text = res.text
-        r.finish_reason = res.finish_reason
+        return _stream(model, ids, plist, tokenizer, eos, pad_id, generator)
+    return _sample(model, ids, plist, tokenizer, eos, pad_id, generator)
+
+
+def _eos_ids(eos: Any) -> Tuple[int, ...]:
+    """The model's EOS ids (an int, a list or None) as a tuple."""
+    if eos is None:
+        return ()
+    return (int(eos),) if isinstance(eos, int) else tuple(int(t) for t in eos)
+
+
+def _sequence_rows(plist: Sequence[SamplingParams]) -> List[Tuple[int, int, SamplingParams]]:
+    """(prompt, sequence, params) of every row: best_of (else n) per prompt, sequence j seeded
+    seed + j; best_of > n rows compute their tokens' logprobs (the ranking reads them); only
+    sequence 0 scores the prompt."""
+    rows = []
+    for i, p in enumerate(plist):
+        ranked = decoding.ranks_samples(p)
+        for j in range(p.best_of if ranked else p.n):
+            rows.append((i, j, replace(
+                p, n=1, best_of=None, seed=decoding.sequence_seed(p.seed, j),
+                logprobs=0 if ranked and p.logprobs is None else p.logprobs,
+                prompt_logprobs=p.prompt_logprobs if j == 0 else None)))
+    return rows
+
+
+def _run_rows(model: Any, ids: List[List[int]], plist: Sequence[SamplingParams], tokenizer: Any,
+              eos: Any, pad_id: int, generator: Optional[torch.Generator]):
+    """(rows, the decode loop's (row, step output) iterator) over every sequence row."""
+    rows = _sequence_rows(plist)
+    sampler = Sampler(output_vocab_size(model), device=model.device, tokenizer=tokenizer,
+                      eos_token_id=eos, generator=generator)
+    for r, (i, _, p) in enumerate(rows):
+        sampler.add(r, p, ids[i])
+    input_ids, mask = left_padded(ids, pad_id)
+    return rows, decode_steps(model, input_ids, mask, sampler, pad_id, [i for i, _, _ in rows])
+
+
+def _stream(model, ids, plist, tokenizer, eos, pad_id, generator) -> Iterator[StreamEvent]:
+    rows, steps = _run_rows(model, ids, plist, tokenizer, eos, pad_id, generator)
+    return (StreamEvent(rows[r][0], res, rows[r][1]) for r, res in steps)
+
+
+def _sample(model, ids, plist, tokenizer, eos, pad_id, generator) -> List[GenerationResult]:
+    rows, steps = _run_rows(model, ids, plist, tokenizer, eos, pad_id, generator)
+    done = [Completion(logprobs=[] if p.logprobs is not None else None) for _, _, p in rows]
+    results = [GenerationResult([]) for _ in plist]
+    for r, res in steps:
+        c = done[r]
+        c.token_ids.append(res.token)
+        c.text, c.finish_reason = res.text, res.finish_reason
         if res.prompt_logprobs is not None:
-            r.prompt_logprobs = res.prompt_logprobs
-        if r.logprobs is not None:
-            r.logprobs.append((res.logprob, res.top_ids, res.top_logprobs))
+            results[rows[r][0]].prompt_logprobs = res.prompt_logprobs
+        if c.logprobs is not None:
+            c.logprobs.append((res.logprob, res.top_ids, res.top_logprobs))
+    for (i, _, _), c in zip(rows, done):
+        results[i].completions.append(c)
+    for res, p in zip(results, plist):
+        if decoding.ranks_samples(p):
+            res.completions = _best(res.completions, p)
     return results
 
 
-def output_vocab_size(model: Any) -> int:
-    """V of the model's logits."""
-    return int(model.get_output_embeddings().weight.shape[0])
+def _best(completions: List[Completion], p: SamplingParams) -> List[Completion]:
+    """best_of's choice: the n completions with the highest mean logprob per token (OpenAI's
+    rule; the logprob of the request's logprobs_mode), best first, the earlier sequence first
+    among equals; logprobs dropped when the request did not ask for them."""
+    for c in completions:
+        c.score = sum(lp for lp, _, _ in c.logprobs) / len(c.logprobs)
+        if p.logprobs is None:
+            c.logprobs = None
+    order = sorted(range(len(completions)), key=lambda j: -completions[j].score)
+    return [completions[j] for j in order[:p.n]]
 
 
 def _with_max_tokens(p: SamplingParams, n: int) -> SamplingParams:
-    from dataclasses import replace
     return replace(p, max_tokens=max(n, p.min_tokens))

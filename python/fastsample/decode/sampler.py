@@ -10,7 +10,7 @@ import torch
 from ..functional.scoring import PromptLogprobs, prompt_logprobs
 from ..adapters.hf import with_prompt_length
 from ..kernel import cuda, launch
-from ..requests import arguments, mirostat
+from ..requests import arguments, decoding, mirostat
 from ..requests.sampling_batch import SamplingBatch, reads_history
 from ..requests.sampling_params import SamplingParams
 
@@ -179,6 +179,9 @@ class Sampler:
                     raise ValueError(f"request {request_id!r}: {name} {list(ids)} holds "
                                      f"{max(ids)}, out of range; allowed: 0 <= id < "
                                      f"V={self.vocab_size}")
+        why = decoding.per_step_refusal(params, "Sampler")
+        if why:
+            raise ValueError(f"request {request_id!r}: {why}")
         if params.stop and self.tokenizer is None:
             raise ValueError(f"request {request_id!r}: stop strings need a tokenizer "
                              "(Sampler(..., tokenizer=...))")

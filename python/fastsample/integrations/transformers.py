@@ -12,7 +12,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -22,11 +22,15 @@ except ImportError as e:  # pragma: no cover - exercised only without transforme
     raise ImportError("fastsample.transformers needs the transformers package: "
                       "pip install transformers") from e
 
-from ..decode.generate import decode_steps, output_vocab_size, pad_token_id
+from ..decode.beam_search import beam_search
+from ..decode.contrastive import contrastive_search
+from ..decode.generate import decode_steps
+from ..decode.model_io import output_vocab_size, pad_token_id
 from ..decode.sampler import Sampler
 from ..functional.sampling import process_logits
 from ..grammar import GrammarRows, grammar_spec
 from ..kernel.param_table import STAGE_5
+from ..requests import decoding
 from ..requests.arguments import check_scalar
 from ..requests.sampling_params import DRY_FIELDS, MIN_TOKENS, SamplingParams
 from ..adapters import from_hf
@@ -139,6 +143,9 @@ class FastLogitsProcessor(LogitsProcessor):
             raise ValueError(f"prompt_logprobs={params.prompt_logprobs!r} cannot be run by a "
                              f"logits processor; score the prompt with "
                              f"fastsample.prompt_logprobs")
+        why = decoding.per_step_refusal(params, "FastLogitsProcessor")
+        if why:
+            raise ValueError(why)
         p = params.resolve()
         return cls(**_stage_5_of(p), repetition_penalty=p.repetition_penalty,
                    presence_penalty=p.presence_penalty,
@@ -239,37 +246,34 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
                 synced_gpus: bool = False, streamer: Any = None, structured_output: Any = None,
                 grammar_tokenizer: Any = None, **model_kwargs: Any) -> torch.LongTensor:
     """A `custom_generate` callable: generate(**inputs, custom_generate=sample_loop) decodes
-    with fastsample's Sampler. Sampling parameters, max_new_tokens, min_new_tokens and EOS come
-    from the generation config (logits_processor / stopping_criteria built by transformers from
-    it are not applied again). Returns sequences [B, L + new] padded with the pad id, as
-    transformers' sampling does.
+    with fastsample's Sampler. Sampling parameters, max_new_tokens, min_new_tokens,
+    num_return_sequences and EOS come from the generation config (logits_processor /
+    stopping_criteria built by transformers from it are not applied again). Returns sequences
+    [B x num_return_sequences, L + new] padded with the pad id, as transformers' sampling does;
+    transformers has repeated each prompt num_return_sequences times, and copy j of a prompt
+    is seeded seed + j (when the config has a seed).
 
     generate(..., structured_output=..., grammar_tokenizer=tok) constrains every row by that
     grammar (SamplingParams.structured_output; transformers keeps generate's own `tokenizer`
     argument to itself, hence the name)."""
-    params = from_hf(generation_config, lenient=True)
-    ignored = params.metadata.get("ignored")
-    if ignored:
-        # transformers has already expanded the rows for beams or return sequences: running
-        # them would downgrade the request to independent greedy or sampled rows.
-        raise ValueError(f"sample_loop cannot run {'; '.join(ignored)}; remove them from the "
-                         f"generation config, or generate without custom_generate")
+    params = _loop_params("sample_loop", generation_config, input_ids)
+    if params.num_beams > 1:
+        raise ValueError(f"sample_loop samples: num_beams={params.num_beams} is beam search; "
+                         f"use custom_generate=fastsample.transformers.beam_search_loop")
+    if params.penalty_alpha > 0:
+        raise ValueError(f"sample_loop samples: penalty_alpha={params.penalty_alpha} is "
+                         f"contrastive search; use "
+                         f"custom_generate=fastsample.transformers.contrastive_search_loop")
     if structured_output is not None:
         params = _replace(params, structured_output=structured_output)
-    # max_length and min_length count the prompt as transformers sees it: padding included.
-    params = with_prompt_length(params, input_ids.shape[1])
-    if params.max_tokens is None:
-        params = _replace(params, max_tokens=max(1, 20 - input_ids.shape[1]))
     eos = params.eos_token_ids
-    pad_id = generation_config.pad_token_id if generation_config.pad_token_id is not None else (
-        eos[0] if eos else 0)
-    mask = model_kwargs.get("attention_mask")
-    if mask is None:
-        mask = torch.ones_like(input_ids)
+    pad_id = _pad_id(generation_config, eos)
+    mask = _mask(input_ids, model_kwargs)
     sampler = Sampler(output_vocab_size(model), device=model.device, eos_token_id=eos,
                       tokenizer=grammar_tokenizer)
     for row in range(input_ids.shape[0]):
-        sampler.add(row, params, input_ids[row][mask[row] > 0].tolist())
+        copy = _replace(params, n=1, seed=decoding.sequence_seed(params.seed, row % params.n))
+        sampler.add(row, copy, input_ids[row][mask[row] > 0].tolist())
     generated = [[] for _ in range(input_ids.shape[0])]
     if streamer is not None:
         streamer.put(input_ids.cpu())
@@ -279,6 +283,104 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
             streamer.put(torch.tensor([res.token]))
     if streamer is not None:
         streamer.end()
+    return _sequences(input_ids, generated, pad_id)
+
+
+def beam_search_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any = None,
+                     stopping_criteria: Any = None, generation_config: Any = None,
+                     synced_gpus: bool = False, streamer: Any = None,
+                     **model_kwargs: Any) -> torch.LongTensor:
+    """A `custom_generate` callable: generate(**inputs, num_beams=k,
+    custom_generate=beam_search_loop) runs fastsample's beam search (transformers' algorithm;
+    each beam's log-probabilities and top candidates from one fused call, the generation
+    config's processors applied per beam as fastsample's stages 1-3: docs/decode_loop.md).
+    num_beams, num_return_sequences, length_penalty, early_stopping, max_new_tokens (or
+    max_length), min_new_tokens and EOS come from the generation config. Returns sequences
+    [B x num_return_sequences, L + new], best beam first, padded as transformers pads beams
+    (with the pad id, or the first EOS id where the pad id is 0)."""
+    if streamer is not None:
+        raise ValueError("beam_search_loop cannot stream: which beams are returned is only "
+                         "known at the end (transformers refuses a streamer with beams too)")
+    params = _loop_params("beam_search_loop", generation_config, input_ids)
+    if params.penalty_alpha > 0:
+        raise ValueError("beam_search_loop runs beams: penalty_alpha is contrastive search; use "
+                         "custom_generate=fastsample.transformers.contrastive_search_loop")
+    k = max(params.num_beams, params.n)
+    mask = _mask(input_ids, model_kwargs)
+    # transformers has repeated each prompt max(num_beams, num_return_sequences) times.
+    prompts = [input_ids[row][mask[row] > 0].tolist() for row in range(0, input_ids.shape[0], k)]
+    eos = params.eos_token_ids
+    pad_id = _pad_id(generation_config, eos)
+    if params.num_beams < 2:
+        raise ValueError(f"beam_search_loop runs beam search: num_beams={params.num_beams}; set "
+                         f"num_beams >= 2 (with do_sample false), or use "
+                         f"custom_generate=fastsample.transformers.sample_loop")
+    results = beam_search(model, prompts, [params] * len(prompts), eos_token_ids=eos or (),
+                          pad_id=pad_id)
+    # transformers' beam search pads with the first EOS id where the pad id is 0.
+    fill = (pad_id or eos[0]) if eos else pad_id
+    return _sequences(input_ids[::k].repeat_interleave(params.n, 0),
+                      [c.token_ids for r in results for c in r.completions], fill)
+
+
+def contrastive_search_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any = None,
+                            stopping_criteria: Any = None, generation_config: Any = None,
+                            synced_gpus: bool = False, streamer: Any = None,
+                            **model_kwargs: Any) -> torch.LongTensor:
+    """A `custom_generate` callable: generate(**inputs, penalty_alpha=0.6, top_k=4,
+    custom_generate=contrastive_search_loop) runs fastsample's contrastive search
+    (transformers 4.x's, which transformers 5 moved out of the library; docs/decode_loop.md).
+    penalty_alpha, top_k, max_new_tokens (or max_length), min_new_tokens, EOS and the
+    processors fastsample runs (stages 1-3) come from the generation config. Returns sequences
+    [B, L + new] padded with the pad id."""
+    if streamer is not None:
+        raise ValueError("contrastive_search_loop does not stream; generate without a streamer")
+    params = _loop_params("contrastive_search_loop", generation_config, input_ids)
+    if params.penalty_alpha == 0.0:
+        raise ValueError("contrastive_search_loop needs penalty_alpha > 0 and top_k > 1 with "
+                         "do_sample false (transformers' contrastive search); got "
+                         f"penalty_alpha={generation_config.penalty_alpha!r}, "
+                         f"top_k={generation_config.top_k!r}, "
+                         f"do_sample={generation_config.do_sample!r}")
+    mask = _mask(input_ids, model_kwargs)
+    prompts = [input_ids[row][mask[row] > 0].tolist() for row in range(input_ids.shape[0])]
+    eos = params.eos_token_ids
+    pad_id = _pad_id(generation_config, eos)
+    results = contrastive_search(model, prompts, [params] * len(prompts),
+                                 eos_token_ids=eos or (), pad_id=pad_id)
+    return _sequences(input_ids, [r.token_ids for r in results], pad_id)
+
+
+def _loop_params(loop: str, generation_config: Any, input_ids: torch.Tensor) -> SamplingParams:
+    """The generation config as SamplingParams for a custom_generate loop, max_length and
+    min_length counted over the padded prompt (as transformers counts them)."""
+    params = from_hf(generation_config, lenient=True)
+    ignored = params.metadata.get("ignored")
+    if ignored:
+        # transformers has already expanded the rows for these: running them otherwise would
+        # downgrade the request.
+        raise ValueError(f"{loop} cannot run {'; '.join(ignored)}; remove them from the "
+                         f"generation config, or generate without custom_generate")
+    params = with_prompt_length(params, input_ids.shape[1])
+    if params.max_tokens is None:
+        params = _replace(params, max_tokens=max(1, 20 - input_ids.shape[1]))
+    return params
+
+
+def _pad_id(generation_config: Any, eos: Any) -> int:
+    if generation_config.pad_token_id is not None:
+        return generation_config.pad_token_id
+    return eos[0] if eos else 0
+
+
+def _mask(input_ids: torch.Tensor, model_kwargs: Dict[str, Any]) -> torch.Tensor:
+    mask = model_kwargs.get("attention_mask")
+    return torch.ones_like(input_ids) if mask is None else mask
+
+
+def _sequences(input_ids: torch.Tensor, generated: List[List[int]], pad_id: int
+               ) -> torch.LongTensor:
+    """The prompts followed by their generated tokens, padded with pad_id to the longest."""
     width = max(len(g) for g in generated)
     out = torch.full((input_ids.shape[0], width), pad_id, dtype=input_ids.dtype)
     for row, g in enumerate(generated):
@@ -291,4 +393,5 @@ def _replace(p: SamplingParams, **changes: Any) -> SamplingParams:
     return replace(p, **changes)
 
 
-__all__ = ["FastLogitsProcessor", "from_generation_config", "sample_loop", "pad_token_id"]
+__all__ = ["FastLogitsProcessor", "from_generation_config", "sample_loop", "beam_search_loop",
+           "contrastive_search_loop", "pad_token_id"]

@@ -141,6 +141,16 @@ def process(args, edits, device: torch.device) -> None:
     _launch(_C.cuda_process, device, args, edits)
 
 
+def contrastive(pointers: Dict[str, int], device: torch.device) -> None:
+    """Enqueues the contrastive-search scoring kernel (_C.cuda_contrastive's arguments, their
+    pointers on `device`), one block per row at a time, as many as run at once."""
+    if pointers["batch"] == 0:
+        return
+    with _device_scope(device):
+        blocks = max(1, min(pointers["batch"], resident_blocks(device)))
+        _C.cuda_contrastive(**pointers, blocks=blocks, stream=_stream(device))
+
+
 def device_count() -> int:
     """GPUs the compiled backend can use (0 without CUDA support, a driver or a GPU)."""
     return int(_C.cuda_device_count()) if COMPILED else 0

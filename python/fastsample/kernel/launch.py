@@ -85,6 +85,27 @@ def runs_compiled(logits: torch.Tensor) -> bool:
     return logits.is_cpu or cuda.runs_on(logits.device)
 
 
+def run_contrastive(context: torch.Tensor, candidates: torch.Tensor, mask: torch.Tensor,
+                    probs: torch.Tensor, keep: torch.Tensor, penalty: torch.Tensor,
+                    out: torch.Tensor) -> None:
+    """Contrastive search's candidate scores into out (float32 [B, k]) on the tensors' device:
+    context [B, L, D] and candidates [B, k, D] in one logits dtype with their last dimension
+    contiguous, mask uint8 [B, L], probs float32 [B, k], keep / penalty float32 [B] (1 - alpha,
+    alpha), all contiguous but the hidden states (csrc/include/fastsample/contrastive.h)."""
+    pointers = dict(
+        context=context.data_ptr(), candidates=candidates.data_ptr(), mask=mask.data_ptr(),
+        probs=probs.data_ptr(), keep_weight=keep.data_ptr(), penalty_weight=penalty.data_ptr(),
+        out=out.data_ptr(), batch=context.shape[0], length=context.shape[1],
+        k=candidates.shape[1], dim=context.shape[2], context_row_stride=context.stride(0),
+        context_pos_stride=context.stride(1), candidate_row_stride=candidates.stride(0),
+        candidate_stride=candidates.stride(1), dtype=FLOAT_DTYPES[context.dtype])
+    if _on_cpu(context):
+        _C.cpu_contrastive(**pointers)
+    else:
+        _check_device(context.device)
+        cuda.contrastive(pointers, context.device)
+
+
 def _on_cpu(logits: torch.Tensor) -> bool:
     """Whether the CPU kernels take the call (a seam: the emulator tests send host tensors
     down the CUDA path)."""

@@ -1,6 +1,7 @@
 """fastsample.SamplingBatch: the per-row state of a batch of requests, as the kernels read it."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from ..kernel import launch
 from ..kernel.param_table import EDITS, FILTERS, TABLE
 from ..grammar import GrammarRows, grammar_spec
-from . import arguments, edit_arguments, mirostat
+from . import arguments, decoding, edit_arguments, mirostat
 from .sampling_params import SamplingParams
 
 # A row's id lists are those of the kernels' EditArgs (edit_arguments.ID_LISTS): [B, L] int64
@@ -186,6 +187,9 @@ class SamplingBatch:
             if not isinstance(p, SamplingParams):
                 raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got "
                                 f"{type(p).__name__}")
+            why = decoding.per_step_refusal(p, "SamplingBatch")
+            if why:
+                raise ValueError(f"params[{i}]: {why}")
             if p.prompt_logprobs is not None:
                 raise ValueError(f"params[{i}].prompt_logprobs={p.prompt_logprobs!r}: a "
                                  f"SamplingBatch does not run it (no call on a batch computes "
@@ -244,9 +248,25 @@ class SamplingBatch:
         device. rows: distinct ints in [0, len(self))."""
         order = self._row_indices(rows)
         if len(set(order)) != len(order):
-            raise ValueError(f"rows {order} name a row twice: each row is one request's stream")
-        if order == list(range(len(self))):
-            return
+            raise ValueError(f"rows {order} name a row twice: each row is one request's stream "
+                             f"(beam search copies rows with fork)")
+        if order != list(range(len(self))):
+            self._take(order)
+
+    def fork(self, rows: Sequence[int]) -> None:
+        """Takes the given rows, in the given order, repeats allowed: a row taken twice goes on
+        as two rows with the same parameters, seed, offset and history so far (beam search's
+        reorder: each beam continues a parent). Rows with a structured_output cannot repeat
+        (a grammar matcher cannot be copied)."""
+        order = self._row_indices(rows)
+        copied = [r for r, c in Counter(order).items()
+                  if c > 1 and self.params[r].structured_output is not None]
+        if copied:
+            raise ValueError(f"fork: rows {sorted(copied)} have a structured_output and cannot "
+                             f"be copied (a grammar matcher cannot)")
+        self._take(order)
+
+    def _take(self, order: List[int]) -> None:
         index = torch.tensor(order, dtype=torch.int64, device=self.device)
         self._rows = {k: v.index_select(0, index) for k, v in self._rows.items()}
         self.source = tuple(self.source[r] for r in order)

@@ -18,6 +18,7 @@ from ..kernel.param_table import (DRY_ALLOWED_LENGTH, DRY_BASE, DRY_MULTIPLIER, 
                                   NO_REPEAT_NGRAM_SIZE, PENALTY, REPETITION_PENALTY, TOP_N_SIGMA, TYPICAL_P,
                                   XTC_PROBABILITY, XTC_THRESHOLD)
 from .distributions import Distribution, Manual, Uniform, parse_distribution
+from . import decoding as _decoding
 from . import mirostat as _mirostat
 
 MAX_LOGPROBS = 20
@@ -193,6 +194,18 @@ class SamplingParams:
         eos_token_ids [None = the tokenizer's]: what counts as EOS for min_tokens / ignore_eos.
         logprobs [None]: 0 .. 20 alternatives with the sampled token's logprob; prompt_logprobs
             [None]: the same for prompt tokens; logprobs_mode ["raw"]: "raw" | "processed".
+        n [1]: sequences returned per prompt (OpenAI n, transformers num_return_sequences):
+            independent samples, sequence j seeded seed + j (vLLM's rule), or beam search's n
+            best beams. best_of [None = n]: >= n; draw best_of samples and return the n with
+            the highest mean logprob per token (OpenAI's legacy completions). num_beams [1 =
+            off]: beam search over the processed log-probabilities (transformers' algorithm),
+            with length_penalty [1.0] (a finished beam scores sum logprob / length^penalty)
+            and early_stopping [False]: True, False or "never" (transformers' rules).
+            Integers in [1, 65536]. penalty_alpha [0.0 = off]: in [0, 1]; contrastive search
+            (transformers 4.x's): each step the top_k candidates (top_k >= 2, temperature 0)
+            are ranked by (1 - alpha) p - alpha x their largest cosine similarity to the
+            context's hidden states. Run by fastsample.generate and the transformers loops
+            (docs/decode_loop.md); the per-step paths refuse them.
         structured_output [None]: a structured-output request (JSON schema, regex, choice,
             grammar) kept for the grammar stage; not applied by the sampler itself.
         metadata [{}]: fields that are not about sampling (max_parallel_requests, timeout, ...).
@@ -238,6 +251,12 @@ class SamplingParams:
     mirostat: int = 0
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
+    n: int = 1
+    best_of: Optional[int] = None
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    early_stopping: Union[bool, str] = False
+    penalty_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -303,10 +322,17 @@ class SamplingParams:
                 put(name, int(getattr(self, name)))
         if self.logprobs_mode not in LOGPROBS_MODES:
             raise ValueError(f"logprobs_mode={self.logprobs_mode!r} is not allowed; use one of {LOGPROBS_MODES}")
-        why = _mirostat.refusal(self)
-        if why:
-            raise ValueError(why)
+        for name in ("n", "num_beams") + (("best_of",) if self.best_of is not None else ()):
+            arguments.check_scalar(name, getattr(self, name), _decoding.SEQUENCES)
+            put(name, int(getattr(self, name)))
+        for name, rng in (("length_penalty", _decoding.LENGTH_PENALTY),
+                          ("penalty_alpha", _decoding.PENALTY_ALPHA)):
+            arguments.check_scalar(name, getattr(self, name), rng)
+            put(name, float(getattr(self, name)))
         put("structured_output", _frozen_mapping("structured_output", self.structured_output))
+        for why in (_mirostat.refusal(self), _decoding.refusal(self)):
+            if why:
+                raise ValueError(why)
         put("metadata", _frozen_mapping("metadata", self.metadata))
 
     @property
