@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import fastsample
+from fastsample.decode.model_io import cache_keyword, output_cache
 
 DEVICE = "cpu"
 # hf-default as transformers' generation defaults run it; top-p-only, the case whose rows are
@@ -46,8 +47,8 @@ def _hf_sampler(params):
 def _forward(model, step_ids, past):
     """One decode step of the model: (its cache, the last position's float32 logits)."""
     with torch.no_grad():
-        out = model(input_ids=step_ids, past_key_values=past, use_cache=True)
-    return out.past_key_values, out.logits[:, -1, :].float()
+        out = model(input_ids=step_ids, use_cache=True, **{cache_keyword(model): past})
+    return output_cache(out), out.logits[:, -1, :].float()
 
 
 def _run(model, impl, params):

@@ -19,7 +19,7 @@ import torch
 
 from ..requests.sampling_params import SamplingParams
 from .candidates import CandidateRows
-from .model_io import left_padded, model_step, select_cache_rows
+from .model_io import left_padded, model_step, output_cache, select_cache_rows
 from .results import Completion, GenerationResult
 
 SHUT = -1.0e9  # transformers' score for a candidate that may not be chosen
@@ -102,7 +102,7 @@ class _Search:
         input_ids, mask = input_ids.to(device), mask.to(device)
         out = model_step(self.model, input_ids, mask, None)
         rows = torch.arange(B, device=device).repeat_interleave(k)
-        past = select_cache_rows(out.past_key_values, rows)
+        past = select_cache_rows(output_cache(out), rows)
         logits, mask = out.logits[:, -1, :].index_select(0, rows), mask.index_select(0, rows)
         for cur in range(T):
             values, ids = self.rows.top(logits)  # [B k, K] each
@@ -155,7 +155,7 @@ class _Search:
             mask = torch.cat([mask.index_select(0, flat),
                               torch.ones((B * k, 1), dtype=mask.dtype, device=device)], 1)
             out = model_step(self.model, step[:, None], mask, past)
-            past, logits = out.past_key_values, out.logits[:, -1, :]
+            past, logits = output_cache(out), out.logits[:, -1, :]
         return [self._result(b, done_seqs[b], done_scores[b], done_len[b], tokenizer)
                 for b in range(B)]
 

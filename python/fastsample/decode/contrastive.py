@@ -14,7 +14,7 @@ import torch
 from ..functional.contrastive import contrastive_scores
 from ..requests.sampling_params import SamplingParams
 from .candidates import CandidateRows
-from .model_io import left_padded, model_step, select_cache_rows
+from .model_io import left_padded, model_step, output_cache, select_cache_rows
 from .results import Completion, GenerationResult
 
 
@@ -55,7 +55,7 @@ class _Search:
         input_ids, mask = input_ids.to(device), mask.to(device)
         out = model_step(self.model, input_ids, mask, None, hidden_states=True)
         context, context_mask = out.hidden_states[-1], mask
-        past, logits = out.past_key_values, out.logits[:, -1, :]
+        past, logits = output_cache(out), out.logits[:, -1, :]
         outputs: List[List[int]] = [[] for _ in range(B)]
         reasons: List[Any] = [None] * B
         repeat = torch.arange(B, device=device).repeat_interleave(k)
@@ -77,7 +77,7 @@ class _Search:
                                         self.alpha)
             chosen = scores.argmax(-1)
             flat = torch.arange(B, device=device) * k + chosen
-            past = select_cache_rows(out.past_key_values, flat)
+            past = select_cache_rows(output_cache(out), flat)
             logits = out.logits[:, -1, :].index_select(0, flat)
             picked = candidates[torch.arange(B, device=device), chosen]
             context = torch.cat([context, picked[:, None, :]], 1)

@@ -11,8 +11,8 @@ from ..adapters.hf import with_prompt_length
 from ..requests import decoding
 from .beam_search import beam_search
 from .contrastive import contrastive_search
-from .model_io import (left_padded, model_step, output_vocab_size, pad_token_id,
-                       select_cache_rows)
+from .model_io import (left_padded, model_step, output_cache, output_vocab_size,
+                       pad_token_id, select_cache_rows)
 from .results import Completion, GenerationResult, StreamEvent
 from .sampler import Sampler, StepOutput
 from ..requests.sampling_params import SamplingParams
@@ -63,7 +63,7 @@ def decode_steps(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, sample
     prompt_logits = {row: out.logits[prompt_of[row], width - int(mask[prompt_of[row]].sum()):,
                                      :].float()
                      for row in sampler.prompt_logits_wanted}
-    past, logits = out.past_key_values, out.logits[:, -1, :]
+    past, logits = output_cache(out), out.logits[:, -1, :]
     if prompt_of != list(range(input_ids.shape[0])):
         index = torch.tensor(prompt_of, dtype=torch.int64, device=device)
         past = select_cache_rows(past, index)
@@ -81,7 +81,7 @@ def decode_steps(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, sample
             return
         mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
         out = model_step(model, next_tokens.to(device)[:, None], mask, past)
-        past, logits = out.past_key_values, out.logits[:, -1, :]
+        past, logits = output_cache(out), out.logits[:, -1, :]
 
 
 def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[SamplingParams]],
@@ -92,7 +92,7 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
 
     Args:
         model: a transformers causal LM (forward takes input_ids, attention_mask, position_ids,
-            past_key_values, use_cache and returns logits).
+            cache or past_key_values, use_cache and returns logits).
         prompts: list of strings (needs `tokenizer`), list of token-id lists, or int64 [N, L].
         params: one SamplingParams for every prompt, or one per prompt. max_tokens None means
             16 (vLLM's default); EOS ids default to the model's generation_config, then the

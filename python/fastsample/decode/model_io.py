@@ -2,6 +2,8 @@
 step with positions over real tokens, and KV-cache rows copied or reordered."""
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, List, Tuple
 
 import torch
@@ -29,17 +31,39 @@ def left_padded(ids: List[List[int]], pad_id: int) -> Tuple[torch.Tensor, torch.
     return input_ids, mask
 
 
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(model_type: type) -> str:
+    params = inspect.signature(model_type.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword a model's forward takes its KV cache by: `cache` (transformers 5.x, where
+    `past_key_values` is deprecated) or `past_key_values` (transformers 4.x)."""
+    return _cache_keyword(type(model))
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache a forward returned, under either name (None: none)."""
+    for name in ("cache", "past_key_values"):
+        found = getattr(out, name, None)
+        if found is not None:
+            return found
+    return None
+
+
 def model_step(model: Any, step_ids: torch.Tensor, mask: torch.Tensor, past: Any,
                hidden_states: bool = False) -> Any:
     """One forward of a decode loop over left-padded rows: step_ids [N, T] (the prompts, then
-    one token per row), mask [N, L] over everything so far. Positions count real tokens only,
-    as transformers' generate does with left padding. hidden_states: also return every
-    layer's (contrastive search reads the last)."""
+    one token per row), mask [N, L] over everything so far, past the cache so far (None at the
+    prefill; the step's is output_cache(returned)). Positions count real tokens only, as
+    transformers' generate does with left padding. hidden_states: also return every layer's
+    (contrastive search reads the last)."""
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
     extra = {"output_hidden_states": True} if hidden_states else {}
     with torch.no_grad():
         return model(input_ids=step_ids, attention_mask=mask, position_ids=position_ids,
-                     past_key_values=past, use_cache=True, **extra)
+                     use_cache=True, **{cache_keyword(model): past}, **extra)
 
 
 def select_cache_rows(past: Any, index: torch.Tensor) -> Any:

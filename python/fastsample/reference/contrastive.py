@@ -8,6 +8,8 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 import torch
 
+from ..decode.model_io import cache_keyword, output_cache
+
 
 def contrastive_scores(context: torch.Tensor, context_mask: torch.Tensor,
                        candidates: torch.Tensor, probs: torch.Tensor,
@@ -40,7 +42,7 @@ def contrastive_search(model: Any, prompt: Sequence[int], penalty_alpha: float, 
     ids = torch.tensor([list(prompt)], device=model.device)
     with torch.no_grad():
         out = model(input_ids=ids, use_cache=True, output_hidden_states=True)
-    past, context, logits = out.past_key_values, out.hidden_states[-1], out.logits[:, -1, :]
+    past, context, logits = output_cache(out), out.hidden_states[-1], out.logits[:, -1, :]
     tokens: List[int] = []
     while len(tokens) < max_new_tokens:
         scores = logits.float()
@@ -51,8 +53,8 @@ def contrastive_search(model: Any, prompt: Sequence[int], penalty_alpha: float, 
         past.batch_repeat_interleave(top_k)
         position = torch.full((top_k, 1), ids.shape[1] + len(tokens), device=ids.device)
         with torch.no_grad():
-            out = model(input_ids=top_ids.view(-1, 1), past_key_values=past,
-                        position_ids=position, use_cache=True, output_hidden_states=True)
+            out = model(input_ids=top_ids.view(-1, 1), position_ids=position, use_cache=True,
+                        output_hidden_states=True, **{cache_keyword(model): past})
         candidates = out.hidden_states[-1]  # [k, 1, D]
         contexts = context.repeat_interleave(top_k, 0)  # [k, L, D]
         cosine = torch.matmul(contexts / contexts.norm(dim=2, keepdim=True),
@@ -62,7 +64,7 @@ def contrastive_search(model: Any, prompt: Sequence[int], penalty_alpha: float, 
             - penalty_alpha * cosine.max(-1).values
         best = int(score.argmax())
         tokens.append(int(top_ids[0, best]))
-        past = out.past_key_values
+        past = output_cache(out)
         past.batch_select_indices(torch.tensor([best], device=ids.device))
         context = torch.cat([context, candidates[best:best + 1]], 1)
         logits = out.logits[best:best + 1, -1, :]
