@@ -343,3 +343,17 @@ def test_numpy_integers_become_ints():
                        prompt_logprobs=np.int8(1), top_k=np.int64(3), seed=np.uint32(4))
     for name in ("max_tokens", "min_tokens", "logprobs", "prompt_logprobs", "top_k", "seed"):
         assert type(getattr(p, name)) is int, name
+
+
+@pytest.mark.parametrize("field,value,error", [
+    ("length_penalty", torch.tensor([1, 2]), TypeError),
+    ("early_stopping", torch.tensor([1, 2]), ValueError),
+    ("early_stopping", "always", ValueError)])
+def test_hf_strategy_fields_are_typed_without_beams_too(field, value, error):
+    """Fuzzing found a tensor length_penalty crashing from_hf with a RuntimeError (an ambiguous
+    tensor compared to the default) where no beams read it: both fields are checked either
+    way."""
+    with pytest.raises(error, match=field):
+        fastsample.from_hf({field: value})
+    with pytest.raises(error, match=field):
+        fastsample.from_hf({field: value, "num_beams": 2})

@@ -240,19 +240,24 @@ def _strategy(d: dict, metadata: dict, ignored: list) -> dict:
     if any(f.startswith("num_beams=") for f in ignored):  # beam sampling: refused, lenient
         metadata["num_beams"] = beams
         return dict(n=n)
+    length_penalty = source_range(SOURCE, "length_penalty", d["length_penalty"], -3.4e38,
+                                  3.4e38)
+    early_stopping = d["early_stopping"]
+    if not decoding.is_early_stopping(early_stopping):
+        raise ValueError(f"{SOURCE}: early_stopping={early_stopping!r} is not allowed; use "
+                         f"True, False or 'never'")
     if beams == 1:
         if n > 1 and d.get("do_sample") is not True and not d.get("penalty_alpha"):
             raise ValueError(f"{SOURCE}: num_return_sequences={n} with do_sample=False and one "
                              f"beam would return {n} identical sequences (transformers refuses "
                              f"it): set do_sample=True, or num_beams >= {n}")
-        for name in ("length_penalty", "early_stopping"):
-            if d.get(name) != HF_DEFAULTS[name]:
-                metadata[name] = d.get(name)
+        if length_penalty != HF_DEFAULTS["length_penalty"]:
+            metadata["length_penalty"] = length_penalty
+        if early_stopping is not HF_DEFAULTS["early_stopping"]:
+            metadata["early_stopping"] = early_stopping
         return dict(n=n)
     if n > beams:
         raise ValueError(f"{SOURCE}: num_return_sequences={n} is out of range with "
                          f"num_beams={beams}; allowed: num_return_sequences <= num_beams")
-    return dict(n=n, num_beams=beams,
-                length_penalty=source_range(SOURCE, "length_penalty", d["length_penalty"],
-                                            -3.4e38, 3.4e38),
-                early_stopping=d["early_stopping"])
+    return dict(n=n, num_beams=beams, length_penalty=length_penalty,
+                early_stopping=early_stopping)

@@ -21,6 +21,12 @@ SEED_SPAN = 1 << 63  # sequence j of a seeded request takes seed (seed + j) mod 
 FIELDS = ("n", "best_of", "num_beams", "length_penalty", "early_stopping", "penalty_alpha")
 
 
+def is_early_stopping(v: Any) -> bool:
+    """Whether v is an early_stopping value: True, False or "never" (type-checked first, so an
+    array or tensor is a plain no)."""
+    return isinstance(v, bool) or (isinstance(v, str) and v == "never")
+
+
 def ranks_samples(p: Any) -> bool:
     """Whether a request draws more sequences than it returns (best_of > n)."""
     return p.best_of is not None and p.best_of > p.n
@@ -47,7 +53,7 @@ def _search_refusal(p: Any, what: str) -> Optional[str]:
 
 def refusal(p: Any) -> Optional[str]:
     """Why a request's strategy fields cannot run together (None: they can)."""
-    if not (isinstance(p.early_stopping, bool) or p.early_stopping == "never"):
+    if not is_early_stopping(p.early_stopping):
         return (f"early_stopping={p.early_stopping!r} is not allowed; use True, False or "
                 f"'never' (transformers' beam search rules)")
     if p.best_of is not None and p.best_of < p.n:
