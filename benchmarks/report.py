@@ -48,6 +48,13 @@ def main(path: str) -> None:
             print(f"{group}: sampling share of a step {s['fastsample']:.3f} (fastsample) vs "
                   f"{s['hf-sampling']:.3f} (transformers) -> {s['hf-sampling'] / s['fastsample']:.1f}x smaller")
         groups.pop(group, None)
+    for group, t in sorted(groups.items()):
+        if "torch-rule" in t and t.get("fastsample"):
+            print(f"{group}: fastsample.verify {t['fastsample'] * 1e3:.2f} ms, the same rule in "
+                  f"torch {t['torch-rule'] * 1e3:.2f} ms ({t['torch-rule'] / t['fastsample']:.2f}x "
+                  f"fastsample)")
+    for group in [g for g, t in groups.items() if "torch-rule" in t]:
+        groups.pop(group)
     for group, t in sorted(strategy_ms.items()):
         fs = t.get("fastsample")
         for peer, ms in sorted(t.items()):

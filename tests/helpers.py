@@ -32,6 +32,20 @@ def tied_bf16_logits(batch, vocab, seed=0, device="cpu"):
     return torch.randint(-8, 9, (batch, vocab), generator=g).to(torch.float32).div(2).to(device=device, dtype=torch.bfloat16)
 
 
+def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson's statistic of `counts` against `probs`; no count may fall where probs is 0."""
+    expected = probs * counts.sum()
+    on = expected > 0
+    assert int(counts[~on].sum()) == 0, "a token outside the keep-set was drawn"
+    return float(((counts[on] - expected[on]) ** 2 / expected[on]).sum())
+
+
+def chi_square_bound(df: int) -> float:
+    """The chi-square quantile for p = 0.001 (Wilson-Hilferty, z = 3.09)."""
+    a = 2.0 / (9.0 * df)
+    return df * (1.0 - a + 3.09 * math.sqrt(a)) ** 3
+
+
 def assert_keep_sets_match(logits, got, **params):
     """got: fastsample.process_logits output. Compares its keep-set and values to the reference,
     allowing keep-set differences only at the top-p boundary within TOP_P_MASS_TOL."""

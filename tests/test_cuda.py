@@ -174,6 +174,32 @@ def test_decoding_strategies_on_the_gpu_equal_the_cpu():
             [[c.token_ids for c in r.completions] for r in cpu]
 
 
+def test_verify_on_the_gpu_equals_the_cpu():
+    """Chains and a tree with proposals, penalties over each node's path, greedy and sampled
+    rows: the same verdicts, tokens and logprobs as the CPU kernels (integer masses)."""
+    g = torch.Generator().manual_seed(5)
+    for B, S, V, tree in ((6, 4, 128256, False), (4, 6, 32000, True)):
+        target = torch.randn(B, S + 1, V, generator=g) * 3
+        q = torch.softmax(torch.randn(B, S, V, generator=g) * 3, dim=2)
+        drafts = torch.multinomial(q.reshape(-1, V), 1, generator=g).reshape(B, S)
+        drafts[:, 0] = target[:, 0].argmax(1)
+        parents = torch.tensor([-1, -1, -1, 0, 0, 1][:S]).expand(B, -1) if tree else None
+        kw = dict(parents=parents, seed=list(range(B)), offset=3, top_k=[0, 8, 40, 0, 3, 0][:B],
+                  temperature=[1.0, 0.0, 0.8, 1.1, 1.0, 0.7][:B], repetition_penalty=1.2,
+                  output_token_ids=[[1, 2, 3]] * B, logprobs=2)
+        cpu = fastsample.verify(target, drafts, draft_probs=q, **kw)
+        gpu = fastsample.verify(target.cuda(), drafts.cuda(), draft_probs=q.cuda(), **kw)
+        assert torch.equal(gpu.tokens.cpu(), cpu.tokens)
+        assert torch.equal(gpu.accepted_index.cpu(), cpu.accepted_index)
+        assert torch.allclose(gpu.logprobs.cpu(), cpu.logprobs, atol=1e-6)
+    model = __import__("tiny_models").llama()
+    params = fastsample.SamplingParams(seed=2, max_tokens=10, eos_token_ids=[])
+    cpu = fastsample.generate(model, [[4, 5, 6]], params, draft_model=model)
+    gpu = fastsample.generate(model.cuda(), [[4, 5, 6]], params, draft_model=model)
+    model.cpu()
+    assert gpu[0].token_ids == cpu[0].token_ids
+
+
 def test_device_tensor_parameters():
     logits = random_logits(6, 5000, seed=23, device="cuda")
     params = dict(temperature=torch.tensor([0.0, 0.7, 1.0, 1.3, 0.5, 0.9], device="cuda"),

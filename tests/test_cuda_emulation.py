@@ -318,6 +318,27 @@ def test_contrastive_scores_equal_cpu_kernels(emulated, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_verify_equals_cpu_kernels(emulated, dtype):
+    """Speculative verification: chains with and without proposals, a tree whose nodes judge
+    several children (residual passes over the row and over a top-k candidate list), greedy
+    and sampled rows mixed, stages 1-3 from each node's path, logprobs per node."""
+    g = torch.Generator().manual_seed(11)
+    for B, S, V, tree in ((5, 3, 3000, False), (4, 6, 9000, True), (3, 4, 777, True)):
+        target = (torch.randn(B, S + 1, V, generator=g) * 3).to(dtype)
+        q = torch.softmax(torch.randn(B, S, V, generator=g) * 3, dim=2)
+        drafts = torch.multinomial(q.reshape(-1, V), 1, generator=g).reshape(B, S)
+        drafts[:, 0] = target[:, 0].float().argmax(1)
+        parents = torch.tensor([-1, -1, -1, 0, 0, 1][:S]).expand(B, -1) if tree else None
+        for kw in (dict(draft_probs=q, top_k=[0, 7, 50, 0, 2][:B],
+                        temperature=[1.0, 0.0, 0.8, 1.2, 1.0][:B]),
+                   dict(repetition_penalty=1.3, output_token_ids=[[1, 2]] * B, top_p=0.9,
+                        logprobs=3, logprobs_mode="processed", min_tokens=2, eos_token_id=0)):
+            run_both(emulated, lambda: tuple(fastsample.verify(
+                target, drafts, parents=parents, seed=list(range(B)), offset=7, **kw)),
+                     f"verify B={B} S={S} V={V} tree={tree} {sorted(kw)} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_a_million_token_vocabulary(emulated, dtype):
     """V = 2^20: many groups per warp, histogram passes over long segments."""
     _, logits, kw, desc = make_case(20_000, vocab=2**20, dtype=dtype)

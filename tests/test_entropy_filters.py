@@ -13,7 +13,7 @@ import fastsample
 from fastsample import SamplingParams, reference
 from fastsample.transformers import FastLogitsProcessor, from_generation_config
 
-from helpers import (assert_compile_refuses, assert_keep_sets_match,
+from helpers import (assert_compile_refuses, assert_keep_sets_match, chi_square, chi_square_bound,
                      assert_kernels_equal_the_reference, random_logits)
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -191,19 +191,6 @@ def test_long_rows_where_typical_removes_the_argmax():
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.top_ids, b.top_ids)
     assert torch.allclose(a.top_logprobs, b.top_logprobs, atol=1e-5)
     assert not bool((a.top_ids == 0).any())
-
-
-def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
-    expected = probs * counts.sum()
-    on = expected > 0
-    assert int(counts[~on].sum()) == 0, "a token outside the keep-set was drawn"
-    return float(((counts[on] - expected[on]) ** 2 / expected[on]).sum())
-
-
-def chi_square_bound(df: int) -> float:
-    """The chi-square quantile for p = 0.001 (Wilson-Hilferty, z = 3.09)."""
-    a = 2.0 / (9.0 * df)
-    return df * (1.0 - a + 3.09 * math.sqrt(a)) ** 3
 
 
 @pytest.mark.parametrize("params", [dict(typical_p=0.7), dict(epsilon_cutoff=0.03),

@@ -15,8 +15,9 @@ import fastsample
 ROOT = Path(__file__).resolve().parent.parent
 SANITIZED = ROOT / "build" / "sanitized"
 SUITES = ["test_keep_sets.py", "test_penalties.py", "test_logprobs.py", "test_fuzz.py",
-          "test_fuzz_regressions.py", "test_dry.py", "test_contrastive_scores.py"]
-EDITED_ROW_SUITES = ["test_penalties.py", "test_logprobs.py", "test_dry.py"]
+          "test_fuzz_regressions.py", "test_dry.py", "test_contrastive_scores.py",
+          "test_verify.py"]
+EDITED_ROW_SUITES = ["test_penalties.py", "test_logprobs.py", "test_dry.py", "test_verify.py"]
 
 
 def _sanitized_module():

@@ -27,6 +27,7 @@ inline void require(bool ok, const std::string& what) {
 #define FS_SOURCE(type, name, member)                   \
   field<S, type>(#name, offsetof(S, member.scalar)),    \
       field<S, const type*>(#name "_rows", offsetof(S, member.ptr)),
+#define FS_VERIFY(type, name) field<S, type>(#name, offsetof(S, verify.name))
 #define FS_FILTER_SOURCE(type, name, off) FS_SOURCE(type, name, filters.name)
 #define FS_EDIT_SOURCE(type, name, off) FS_SOURCE(type, name, name)
 #define FS_LISTS(name)                                              \
@@ -56,13 +57,17 @@ inline const StructType<BatchArgs>& batch_args_type() {
       "One kernel call: the [batch, vocab] logits (dtype 0 float32, 1 float16, 2 bfloat16; "
       "row_stride in elements), stages 4-6 parameters (`name` the batch's value, `name_rows` a "
       "pointer to one per row or 0), the outputs and, on CPU, the threads (0: the pool's "
-      "size).",
+      "size); a verification's drafts (draft_tokens 0: a plain sample).",
       {FS_FIELD(const void*, logits), FS_FIELD(DType, dtype), FS_FIELD(int64_t, batch),
        FS_FIELD(int64_t, vocab),
        FS_FIELD(int64_t, row_stride), FS_FILTER_PARAMETERS(FS_FILTER_SOURCE)
        FS_FIELD(int64_t*, out_tokens), FS_FIELD(uint8_t*, out_valid),
        FS_FIELD(float*, out_logits), FS_FIELD(int64_t, out_row_stride),
-       FS_FIELD(int32_t, num_threads)});
+       FS_FIELD(int32_t, num_threads), FS_VERIFY(const int64_t*, draft_tokens),
+       FS_VERIFY(const int64_t*, parents), FS_VERIFY(int64_t, draft_stride),
+       FS_VERIFY(int64_t, num_drafts), FS_VERIFY(const float*, draft_probs),
+       FS_VERIFY(int64_t, probs_request_stride), FS_VERIFY(int64_t, probs_draft_stride),
+       FS_VERIFY(int64_t*, out_child)});
   return type;
 }
 
@@ -91,6 +96,7 @@ inline const StructType<LogprobArgs>& logprob_args_type() {
 }
 #undef FS_FIELD
 #undef FS_SOURCE
+#undef FS_VERIFY
 #undef FS_FILTER_SOURCE
 #undef FS_EDIT_SOURCE
 #undef FS_LISTS
@@ -154,6 +160,20 @@ inline void check_edits(EditArgs* e, int64_t vocab) {
 
 enum class Call { kSample, kProcess };
 
+inline void check_verify(BatchArgs& a, Call call) {
+  VerifyArgs& v = a.verify;
+  if (call == Call::kProcess) v = VerifyArgs{};
+  if (v.draft_tokens == nullptr) return;
+  require(v.num_drafts >= 0 && v.draft_stride >= v.num_drafts,
+          "VerifyArgs: num_drafts must be >= 0 and <= draft_stride");
+  require(a.batch % (v.num_drafts + 1) == 0,
+          "VerifyArgs: batch must be a multiple of num_drafts + 1 (one row per node)");
+  require(v.out_child != nullptr || a.batch == 0, "VerifyArgs.out_child is null");
+  require(v.draft_probs == nullptr || (v.probs_request_stride >= 0 && v.probs_draft_stride >= a.vocab),
+          "VerifyArgs: draft_probs rows must hold vocab entries");
+  require(a.logprobs.given_tokens == nullptr, "VerifyArgs: prompt scoring cannot verify drafts");
+}
+
 // The second line of defence (Python validated everything already): the arguments made such
 // that no kernel can read out of bounds with them, or std::invalid_argument naming the field.
 inline BatchArgs checked(BatchArgs a, Call call) {
@@ -171,6 +191,7 @@ inline BatchArgs checked(BatchArgs a, Call call) {
     require(a.out_row_stride >= a.vocab, "BatchArgs.out_row_stride must be >= vocab");
   }
   check_edits(&a.edits, a.vocab);
+  check_verify(a, call);
   LogprobArgs& l = a.logprobs;
   if (call == Call::kProcess) l = LogprobArgs{};
   require(l.n >= -1 && l.n <= 20, "LogprobArgs.n must be -1 (off) or in [0, 20], got " +

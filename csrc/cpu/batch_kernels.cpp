@@ -38,12 +38,12 @@ bool first_pass_dominates(const BatchArgs& a) {
   return true;
 }
 
-template <bool kProcess>
+template <RowTask kTask>
 bool run_row_any_dtype(CpuCtx& ctx, const BatchArgs& a, int64_t row, const RowScratch& scratch) {
   switch (a.dtype) {
-    case DType::kFloat16: return run_batch_row<kProcess, DType::kFloat16>(ctx, a, row, scratch);
-    case DType::kBFloat16: return run_batch_row<kProcess, DType::kBFloat16>(ctx, a, row, scratch);
-    default: return run_batch_row<kProcess, DType::kFloat32>(ctx, a, row, scratch);
+    case DType::kFloat16: return run_batch_row<kTask, DType::kFloat16>(ctx, a, row, scratch);
+    case DType::kBFloat16: return run_batch_row<kTask, DType::kBFloat16>(ctx, a, row, scratch);
+    default: return run_batch_row<kTask, DType::kFloat32>(ctx, a, row, scratch);
   }
 }
 
@@ -60,7 +60,7 @@ WorkerBuffers& worker_buffers() {
 }
 
 // Rows handed out dynamically to `workers` workers, one row per worker at a time.
-template <bool kProcess>
+template <RowTask kTask>
 void run_rows(const BatchArgs& a, int workers, std::atomic<int64_t>* next,
               std::atomic<int64_t>* invalid) {
   WorkerBuffers& buf = worker_buffers();
@@ -77,12 +77,12 @@ void run_rows(const BatchArgs& a, int workers, std::atomic<int64_t>* next,
       row_bytes(a, ahead, &start, &bytes);
       ctx.set_read_ahead(start, bytes);
     }
-    if (!run_row_any_dtype<kProcess>(ctx, a, row, scratch)) ++local_invalid;
+    if (!run_row_any_dtype<kTask>(ctx, a, row, scratch)) ++local_invalid;
   }
   *invalid += local_invalid;
 }
 
-template <bool kProcess>
+template <RowTask kTask>
 int64_t run_batch(const BatchArgs& a) {
   // Held until the batch is done: the team plan below stays valid while set_num_threads waits.
   ThreadPool::Lease pool(ThreadPool::instance());
@@ -103,7 +103,7 @@ int64_t run_batch(const BatchArgs& a) {
     for (int64_t r = 0; r < a.batch; ++r) shared[r].barrier.reset(team);
     pool.run(planned, [&](int w, int workers) {
       if (workers != planned) {  // fewer threads than planned (OpenMP): no teams, same rows
-        run_rows<kProcess>(a, workers, &next, &invalid);
+        run_rows<kTask>(a, workers, &next, &invalid);
         return;
       }
       const int64_t row = w / team;
@@ -113,12 +113,12 @@ int64_t run_batch(const BatchArgs& a) {
       CpuCtx ctx(rank, team, &sh, &buf);
       if (rank == 0) sh.scratch = buf.row_scratch(a);
       ctx.sync();
-      if (!run_row_any_dtype<kProcess>(ctx, a, row, sh.scratch) && rank == 0) invalid++;
+      if (!run_row_any_dtype<kTask>(ctx, a, row, sh.scratch) && rank == 0) invalid++;
     }, ThreadPool::Workers::kAll);
     return invalid.load();
   }
   const int workers = int(min_of<int64_t>(threads, a.batch < 1 ? 1 : a.batch));
-  pool.run(workers, [&](int, int actual) { run_rows<kProcess>(a, actual, &next, &invalid); },
+  pool.run(workers, [&](int, int actual) { run_rows<kTask>(a, actual, &next, &invalid); },
            a.batch * a.vocab < kWakeMinWork ? ThreadPool::Workers::kAwake
                                             : ThreadPool::Workers::kOptional);
   return invalid.load();
@@ -126,7 +126,10 @@ int64_t run_batch(const BatchArgs& a) {
 
 }  // namespace
 
-int64_t sample_batch(const BatchArgs& args) { return run_batch<false>(args); }
-int64_t process_batch(const BatchArgs& args) { return run_batch<true>(args); }
+int64_t sample_batch(const BatchArgs& args) {
+  return sample_task(args) == RowTask::kVerify ? run_batch<RowTask::kVerify>(args)
+                                               : run_batch<RowTask::kSample>(args);
+}
+int64_t process_batch(const BatchArgs& args) { return run_batch<RowTask::kProcess>(args); }
 
 }  // namespace fastsample::cpu::FS_CPU_ISA

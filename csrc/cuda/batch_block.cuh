@@ -11,13 +11,13 @@
 
 namespace fastsample::cuda {
 
-template <bool kProcess, DType D>
+template <RowTask kTask, DType D>
 __device__ void run_block(const BatchArgs& a, unsigned char* workspace, BlockShared* shared) {
   BlockCtx ctx(shared);
   const ScratchLayout layout = scratch_layout(a, /*dense_edits=*/false);
   const RowScratch scratch = layout.at(workspace + int64_t(blockIdx.x) * layout.bytes());
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
-    run_batch_row<kProcess, D>(ctx, a, row, scratch);
+    run_batch_row<kTask, D>(ctx, a, row, scratch);
     __syncthreads();  // the next row reuses the block's scratch
   }
 }

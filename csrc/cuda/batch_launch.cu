@@ -10,18 +10,18 @@
 namespace fastsample::cuda {
 namespace {
 
-std::string launch(bool process, const BatchArgs& a, void* workspace, int64_t blocks,
+std::string launch(RowTask task, const BatchArgs& a, void* workspace, int64_t blocks,
                    uintptr_t stream) {
   if (a.batch == 0) return "";
   if (blocks < 1 || blocks > a.batch || blocks > 0x7fffffff) return "invalid block count";
   auto* ws = static_cast<unsigned char*>(workspace);
   switch (a.dtype) {
     case DType::kFloat16:
-      return DtypeKernels<DType::kFloat16>::launch(process, a, ws, blocks, stream);
+      return DtypeKernels<DType::kFloat16>::launch(task, a, ws, blocks, stream);
     case DType::kBFloat16:
-      return DtypeKernels<DType::kBFloat16>::launch(process, a, ws, blocks, stream);
+      return DtypeKernels<DType::kBFloat16>::launch(task, a, ws, blocks, stream);
     default:
-      return DtypeKernels<DType::kFloat32>::launch(process, a, ws, blocks, stream);
+      return DtypeKernels<DType::kFloat32>::launch(task, a, ws, blocks, stream);
   }
 }
 
@@ -32,10 +32,10 @@ int64_t workspace_bytes_per_block(const BatchArgs& a) {
 }
 
 std::string launch_sample(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {
-  return launch(false, a, workspace, blocks, stream);
+  return launch(sample_task(a), a, workspace, blocks, stream);
 }
 std::string launch_process(const BatchArgs& a, void* workspace, int64_t blocks, uintptr_t stream) {
-  return launch(true, a, workspace, blocks, stream);
+  return launch(RowTask::kProcess, a, workspace, blocks, stream);
 }
 
 std::string launch_contrastive(const ContrastiveArgs& a, int64_t blocks, uintptr_t stream) {
@@ -49,7 +49,7 @@ std::string launch_contrastive(const ContrastiveArgs& a, int64_t blocks, uintptr
 }
 
 int resident_blocks_per_sm() {
-  // The six kernels share one body and one launch bound; the fewest resident blocks of the
+  // The nine kernels share one body and one launch bound; the fewest resident blocks of the
   // three dtypes' sample kernels is safe for all (the grid never exceeds what runs at once).
   int blocks = DtypeKernels<DType::kFloat32>::resident_blocks_per_sm();
   const int f16 = DtypeKernels<DType::kFloat16>::resident_blocks_per_sm();

@@ -8,23 +8,34 @@
 
 namespace fastsample::cuda {
 
+// Blocks of a task's kernel that must fit on a multiprocessor: two (128 registers) for sampling
+// and processing; one for verification, whose residual bookkeeping on top of the filters
+// would spill under 128 (its grid, sized for two, then runs in two waves).
+template <RowTask kTask>
+constexpr int kMinBlocksPerSm = kTask == RowTask::kVerify ? 1 : 2;
+
 // __launch_bounds__(256, 2): block_context.cuh explains the register budget.
-template <bool kProcess, DType D>
-__global__ void __launch_bounds__(kBlockThreads, 2) batch_kernel(const BatchArgs a,
-                                                                 unsigned char* workspace) {
+template <RowTask kTask, DType D>
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<kTask>)
+    batch_kernel(const BatchArgs a, unsigned char* workspace) {
   __shared__ BlockShared shared;
-  run_block<kProcess, D>(a, workspace, &shared);
+  run_block<kTask, D>(a, workspace, &shared);
 }
 
 template <DType D>
-std::string DtypeKernels<D>::launch(bool process, const BatchArgs& a, unsigned char* workspace,
+std::string DtypeKernels<D>::launch(RowTask task, const BatchArgs& a, unsigned char* workspace,
                                     int64_t blocks, uintptr_t stream) {
   const dim3 grid{static_cast<unsigned>(blocks)};
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  if (process) {
-    batch_kernel<true, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
-  } else {
-    batch_kernel<false, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
+  switch (task) {
+    case RowTask::kProcess:
+      batch_kernel<RowTask::kProcess, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
+      break;
+    case RowTask::kVerify:
+      batch_kernel<RowTask::kVerify, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
+      break;
+    default:
+      batch_kernel<RowTask::kSample, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
   }
   // Launch errors only (bad configuration, no device): reading them does not synchronize.
   const cudaError_t err = cudaGetLastError();
@@ -35,7 +46,7 @@ template <DType D>
 int DtypeKernels<D>::resident_blocks_per_sm() {
   int blocks = 0;
   const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &blocks, batch_kernel<false, D>, kBlockThreads, 0);
+      &blocks, batch_kernel<RowTask::kSample, D>, kBlockThreads, 0);
   if (err != cudaSuccess) {
     cudaGetLastError();
     return 0;

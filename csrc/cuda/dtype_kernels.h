@@ -11,8 +11,8 @@ namespace fastsample::cuda {
 
 template <DType D>
 struct DtypeKernels {
-  // Enqueue the sample (process = false) or process kernel; "" or the CUDA error of the launch.
-  static std::string launch(bool process, const BatchArgs& args, unsigned char* workspace,
+  // Enqueue the kernel of the task; "" or the CUDA error of the launch.
+  static std::string launch(RowTask task, const BatchArgs& args, unsigned char* workspace,
                             int64_t blocks, uintptr_t stream);
   // Blocks of the sample kernel resident on one multiprocessor (0 if the runtime cannot tell).
   static int resident_blocks_per_sm();

@@ -8,13 +8,15 @@ See docs/semantics.md for the exact contract every backend computes.
 from . import _C, adapters, reference
 from .kernel.build_info import build_info, get_num_threads, set_num_threads
 from .requests.distributions import Manual, Uniform
-from .kernel.sample_output import SampleOutput
+from .kernel.sample_output import SampleOutput, VerifyOutput
 from .functional.scoring import PromptLogprobs, prompt_logprobs
 from .functional.sampling import process_logits, sample
 from .requests.sampling_batch import BatchFlags, SamplingBatch
 from .requests.sampling_params import SamplingParams
-from .decode.sampler import Sampler, StepOutput, StepOutputs
+from .decode.sampler import (Sampler, StepOutput, StepOutputs, VerifyStepOutput,
+                             VerifyStepOutputs)
 from .functional.contrastive import contrastive_scores
+from .functional.speculative import verify
 from .decode.generate import GenerationResult, StreamEvent, generate
 from .decode.results import Completion
 from .adapters import from_bedrock, from_hf, from_llama_stack, from_openai
@@ -49,4 +51,8 @@ __all__ = [
     "reference",
     "sample",
     "set_num_threads",
+    "verify",
+    "VerifyOutput",
+    "VerifyStepOutput",
+    "VerifyStepOutputs",
 ]

@@ -23,16 +23,16 @@ std::atomic<uint64_t> launches{0};
 }  // namespace
 
 template <DType D>
-std::string DtypeKernels<D>::launch(bool process, const BatchArgs& a, unsigned char* workspace,
+std::string DtypeKernels<D>::launch(RowTask task, const BatchArgs& a, unsigned char* workspace,
                                     int64_t blocks, uintptr_t) {
   const ScratchLayout layout = scratch_layout(a, /*dense_edits=*/false);
   const uint64_t seed = ++launches;
   fs_emu::fill_garbage(workspace, size_t(blocks * layout.bytes()), seed);
   return fs_emu::launch<BlockShared>(blocks, kBlockThreads, seed, [&](BlockShared* shared) {
-    if (process) {
-      run_block<true, D>(a, workspace, shared);
-    } else {
-      run_block<false, D>(a, workspace, shared);
+    switch (task) {
+      case RowTask::kProcess: run_block<RowTask::kProcess, D>(a, workspace, shared); break;
+      case RowTask::kVerify: run_block<RowTask::kVerify, D>(a, workspace, shared); break;
+      default: run_block<RowTask::kSample, D>(a, workspace, shared);
     }
   });
 }

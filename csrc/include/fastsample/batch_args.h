@@ -4,6 +4,7 @@
 #include "fastsample/row_edits.h"
 #include "fastsample/row_logprobs.h"
 #include "fastsample/row_params.h"
+#include "fastsample/speculative.h"
 #include "fastsample/views.h"
 
 namespace fastsample {
@@ -69,7 +70,17 @@ struct BatchArgs {
   int num_threads = 0;            // CPU only; 0: the pool's size
   EditArgs edits;
   LogprobArgs logprobs;
+  VerifyArgs verify;
 };
+
+// What a batch call does with each row; every backend instantiates its row loop once per task,
+// so the verification's code never weighs on the sample kernels' registers.
+enum class RowTask { kSample, kVerify, kProcess };
+
+// A sample call's task: verification when it carries drafts.
+inline RowTask sample_task(const BatchArgs& a) {
+  return a.verify.draft_tokens != nullptr ? RowTask::kVerify : RowTask::kSample;
+}
 
 FS_CODE_BEGIN
 

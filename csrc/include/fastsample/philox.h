@@ -50,6 +50,17 @@ FS_HOST_DEVICE inline double row_coin(uint64_t seed, uint64_t offset) {
   return double(bits >> 11) * 0x1p-53;
 }
 
+// Speculative verification's coin for a node's k-th child, uniform in [0, 1): the top 53 bits
+// of words 0 and 1 of the step's block with counter words 2 and 3 set to (1, k), a block the
+// draw and XTC's coin never use, so every coin is independent of them and of each other.
+FS_HOST_DEVICE inline double row_accept_coin(uint64_t seed, uint64_t offset, uint32_t k) {
+  const Philox4x32 out =
+      philox4x32_10(Philox4x32{{uint32_t(offset), uint32_t(offset >> 32), 1u, k}},
+                    uint32_t(seed), uint32_t(seed >> 32));
+  const uint64_t bits = (uint64_t(out.v[0]) << 32) | out.v[1];
+  return double(bits >> 11) * 0x1p-53;
+}
+
 // floor(r * n / 2^64): a uniform integer in [0, n) from 64 random bits.
 FS_HOST_DEVICE FS_INLINE uint64_t scale_u64(uint64_t r, uint64_t n) {
 #if defined(__CUDA_ARCH__)

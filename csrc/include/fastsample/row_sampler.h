@@ -19,16 +19,56 @@ struct RowDraw {
   uint64_t total;
 };
 
-// Inverse CDF over the keep-set in token order, with integer masses: the token depends only on
-// the row's logits, parameters, seed and offset. The second pass skips whole chunks by their
-// mass and looks inside only the one where the cumulative mass passes the target. Given the
-// view's group maxima (gmax), neither pass reads a group that holds no kept token.
+// The weight the draw gives a kept token: its fixed-point mass (every sample), or what a
+// speculative verification's rejections leave of it (speculative.h, Residual).
+struct MassItself {
+  static constexpr bool kIsMass = true;
+  FS_HOST_DEVICE FS_INLINE uint64_t operator()(int64_t, uint64_t mass) const { return mass; }
+};
+
+// This worker's share of the keep-set's weight (the draw's first pass). gmax: the view's group
+// maxima, or null.
+template <class Ctx, class View, class Weight>
+FS_HOST_DEVICE uint64_t local_keep_set_weight(Ctx& ctx, const View& view, const RowKeep& keep,
+                                              const MassWeight& mass, const Weight& weight,
+                                              const uint32_t* gmax) {
+  if constexpr (Weight::kIsMass) {
+    return local_keep_set_mass(ctx, view, keep.lo_key, keep.hi_key, mass, gmax);
+  } else {
+    uint64_t local = 0;
+    for_each_chunk_reaching(ctx, view, gmax, keep.lo_key,
+                            [&](const uint32_t* keys, int64_t first, int n) {
+      if (chunk_max(keys, n) < keep.lo_key) return;
+      float d[Ctx::kChunk], m[Ctx::kChunk];
+      chunk_distance(keys, n, keep.lo_key, keep.hi_key, mass.temp, mass.z_max, d);
+      chunk_mass(d, n, m);
+      for (int j = 0; j < n; ++j) local += weight(view.token(first + j), mass_of(m[j]));
+    });
+    return local;
+  }
+}
+
+// The keep-set's mass relative to its top (the top weighs 2^38): its processed normalizer.
 template <class Ctx, class View>
-FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowKeep& keep,
-                                          const RowParams& p, const uint32_t* gmax = nullptr) {
+FS_HOST_DEVICE uint64_t keep_set_total(Ctx& ctx, const View& view, const RowKeep& keep,
+                                       const RowParams& p, const uint32_t* gmax) {
   const Temperature temp(p.temperature);
   const MassWeight mass{temp, temp.z_of_key(keep.hi_key)};
-  const uint64_t local = local_keep_set_mass(ctx, view, keep.lo_key, keep.hi_key, mass, gmax);
+  return ctx.sum_u64(local_keep_set_weight(ctx, view, keep, mass, MassItself{}, gmax));
+}
+
+// Inverse CDF over the keep-set in token order, with integer weights (by default the masses):
+// the token depends only on the row's logits, parameters, seed and offset. The second pass
+// skips whole chunks by their weight and looks inside only the one where the cumulative weight
+// passes the target. Given the view's group maxima (gmax), neither pass reads a group that
+// holds no kept token. The returned total is the keep-set's total weight.
+template <class Ctx, class View, class Weight = MassItself>
+FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowKeep& keep,
+                                          const RowParams& p, const uint32_t* gmax = nullptr,
+                                          const Weight& weight = Weight{}) {
+  const Temperature temp(p.temperature);
+  const MassWeight mass{temp, temp.z_of_key(keep.hi_key)};
+  const uint64_t local = local_keep_set_weight(ctx, view, keep, mass, weight, gmax);
   uint64_t total = 0;
   const uint64_t before = ctx.exclusive_scan_u64(local, &total);
   const uint64_t target = scale_u64(row_random_u64(uint64_t(p.seed), uint64_t(p.offset)), total);
@@ -41,13 +81,18 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
       float d[Ctx::kChunk], m[Ctx::kChunk];
       chunk_distance(keys, n, keep.lo_key, keep.hi_key, temp, mass.z_max, d);
       chunk_mass(d, n, m);
-      const uint64_t sum = chunk_mass_sum(m, n);
+      uint64_t sum = 0;
+      if constexpr (Weight::kIsMass) {
+        sum = chunk_mass_sum(m, n);
+      } else {
+        for (int j = 0; j < n; ++j) sum += weight(view.token(first + j), mass_of(m[j]));
+      }
       if (cum + sum <= target) {
         cum += sum;
         return;
       }
       for (int j = 0; j < n; ++j) {
-        cum += mass_of(m[j]);
+        cum += weight(view.token(first + j), mass_of(m[j]));
         if (cum > target) {
           found = view.token(first + j);
           break;
@@ -56,7 +101,7 @@ FS_HOST_DEVICE RowDraw draw_from_keep_set(Ctx& ctx, const View& view, const RowK
     });
   }
   found = ctx.min_i64(found);
-  // No token reached the target only if the keep-set has no mass: then there is none to draw.
+  // No token reached the target only if the keep-set has no weight: then there is none to draw.
   return RowDraw{found == INT64_MAX ? -1 : found, total};
 }
 
@@ -223,23 +268,37 @@ FS_HOST_DEVICE RowSample sample_view(Ctx& ctx, const View& row, const RowParams&
   return RowSample{draw.token, keep.valid && draw.token >= 0};
 }
 
+// on_view(row) for the row after stages 0-3: the logits themselves when the row has no edits,
+// else the edited row (copied as keys where the backend has room for them, else the logits
+// under patches). record: the copy also keeps what raw logprobs at T = 1 read
+// (row_raw_logprobs).
+template <class Ctx, DType D, class OnView>
+FS_HOST_DEVICE auto with_edited_view(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
+                                     const RowScratch& scratch, bool record,
+                                     const OnView& on_view) {
+  if (edits.any) {
+    if constexpr (Ctx::kDenseEdits) {
+      if (scratch.dense_keys != nullptr) {
+        return on_view(edit_row_dense(ctx, raw, edits, scratch, record));
+      }
+    }
+    return on_view(edit_row(ctx, raw, edits, scratch));
+  }
+  return on_view(raw);
+}
+
+// Whether raw logprobs at T = 1 will correct the edited row's mass (row_raw_logprobs).
+FS_HOST_DEVICE inline bool records_raw_mass(const RowLogprobs& lp, const RowParams& p) {
+  return lp.on && !lp.processed && p.temperature == 1.0f;
+}
+
 // One row end to end: stages 0-3 when the row has edits, then sample_view.
 template <class Ctx, DType D>
 FS_HOST_DEVICE RowSample sample_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                     const RowParams& p, const RowScratch& scratch,
                                     const RowLogprobs& lp) {
-  if (edits.any) {
-    if constexpr (Ctx::kDenseEdits) {
-      if (scratch.dense_keys != nullptr) {
-        // Raw logprobs at T = 1 correct the row's mass over the edits (row_raw_logprobs).
-        const bool record = lp.on && !lp.processed && p.temperature == 1.0f;
-        return sample_view(ctx, edit_row_dense(ctx, raw, edits, scratch, record), p, scratch,
-                           lp);
-      }
-    }
-    return sample_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, lp);
-  }
-  return sample_view(ctx, raw, p, scratch, lp);
+  return with_edited_view(ctx, raw, edits, scratch, records_raw_mass(lp, p),
+                          [&](const auto& row) { return sample_view(ctx, row, p, scratch, lp); });
 }
 
 // Prompt scoring: the token is given; only raw logprobs are computed.
@@ -283,16 +342,9 @@ FS_HOST_DEVICE bool process_view(Ctx& ctx, const View& row, const RowParams& p,
 template <class Ctx, DType D>
 FS_HOST_DEVICE bool process_row(Ctx& ctx, const RowView<D>& raw, const RowEdits& edits,
                                 const RowParams& p, const RowScratch& scratch, float* out) {
-  if (edits.any) {
-    if constexpr (Ctx::kDenseEdits) {
-      if (scratch.dense_keys != nullptr) {
-        return process_view(ctx, edit_row_dense(ctx, raw, edits, scratch, false), p, scratch,
-                            out);
-      }
-    }
-    return process_view(ctx, edit_row(ctx, raw, edits, scratch), p, scratch, out);
-  }
-  return process_view(ctx, raw, p, scratch, out);
+  return with_edited_view(ctx, raw, edits, scratch, false, [&](const auto& row) {
+    return process_view(ctx, row, p, scratch, out);
+  });
 }
 
 FS_CODE_END

@@ -9,6 +9,8 @@ import torch
 
 from ..adapters.hf import with_prompt_length
 from ..requests import decoding
+from ..requests.arguments import draw_seeds
+from .assisted import Passes, assisted_sequence, check_draft_model
 from .beam_search import beam_search
 from .contrastive import contrastive_search
 from .model_io import (left_padded, model_step, output_cache, output_vocab_size,
@@ -86,7 +88,8 @@ def decode_steps(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, sample
 
 def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[SamplingParams]],
              *, tokenizer: Any = None, stream: bool = False,
-             generator: Optional[torch.Generator] = None
+             generator: Optional[torch.Generator] = None, draft_model: Any = None,
+             num_draft_tokens: int = 4
              ) -> Union[List[GenerationResult], Iterator[StreamEvent]]:
     """Generates for each prompt with any transformers causal LM, sampling with fastsample.
 
@@ -103,6 +106,15 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
         stream: yield a StreamEvent per sampled token instead of returning the results (not
             with beam or contrastive search, or best_of > n).
         generator: seeds requests without a seed.
+        draft_model: a smaller causal LM with the same vocabulary (None: off): assisted
+            generation. Each sequence's first token comes from the model's prefill; then the
+            draft model proposes up to num_draft_tokens tokens, drawn from its logits under
+            the request's parameters (its own seed: the request's + DRAFT_SEED_SHIFT), the
+            model scores them in one forward, and fastsample.verify keeps a prefix and emits
+            one more token: the outputs are distributed as plain sampling's, in fewer forward
+            passes of the model. Sequences run one at a time, as transformers' assisted
+            generation; not with beam or contrastive search, mirostat or structured outputs.
+        num_draft_tokens: k, drafts per step (1 to 64), default 4.
 
     Returns:
         one GenerationResult per prompt, in order (or, with stream=True, an iterator).
@@ -124,6 +136,8 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
     plist = [with_prompt_length(p, len(prompt)) for p, prompt in zip(plist, ids)]
     plist = [p if p.max_tokens is not None else _with_max_tokens(p, DEFAULT_MAX_TOKENS)
              for p in plist]
+    if draft_model is not None:
+        check_draft_model(model, draft_model, num_draft_tokens, plist)
     eos = getattr(model.generation_config, "eos_token_id", None)
     if eos is None and tokenizer is not None:
         eos = tokenizer.eos_token_id
@@ -145,12 +159,13 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
         if rest:
             for i, res in zip(rest, _sample(model, [ids[i] for i in rest],
                                             [plist[i] for i in rest], tokenizer, eos, pad_id,
-                                            generator)):
+                                            generator, None)):
                 results[i] = res
         return results
+    draft = None if draft_model is None else (draft_model, num_draft_tokens)
     if stream:
-        return _stream(model, ids, plist, tokenizer, eos, pad_id, generator)
-    return _sample(model, ids, plist, tokenizer, eos, pad_id, generator)
+        return _stream(model, ids, plist, tokenizer, eos, pad_id, generator, draft)
+    return _sample(model, ids, plist, tokenizer, eos, pad_id, generator, draft)
 
 
 def _eos_ids(eos: Any) -> Tuple[int, ...]:
@@ -176,9 +191,13 @@ def _sequence_rows(plist: Sequence[SamplingParams]) -> List[Tuple[int, int, Samp
 
 
 def _run_rows(model: Any, ids: List[List[int]], plist: Sequence[SamplingParams], tokenizer: Any,
-              eos: Any, pad_id: int, generator: Optional[torch.Generator]):
-    """(rows, the decode loop's (row, step output) iterator) over every sequence row."""
+              eos: Any, pad_id: int, generator: Optional[torch.Generator],
+              draft: Optional[Tuple[Any, int]]):
+    """(rows, the decode loop's (row, step output) iterator) over every sequence row; with
+    `draft` (draft model, k), assisted generation, one row at a time."""
     rows = _sequence_rows(plist)
+    if draft is not None:
+        return rows, _assisted_rows(model, ids, rows, tokenizer, eos, generator, *draft)
     sampler = Sampler(output_vocab_size(model), device=model.device, tokenizer=tokenizer,
                       eos_token_id=eos, generator=generator)
     for r, (i, _, p) in enumerate(rows):
@@ -187,13 +206,27 @@ def _run_rows(model: Any, ids: List[List[int]], plist: Sequence[SamplingParams],
     return rows, decode_steps(model, input_ids, mask, sampler, pad_id, [i for i, _, _ in rows])
 
 
-def _stream(model, ids, plist, tokenizer, eos, pad_id, generator) -> Iterator[StreamEvent]:
-    rows, steps = _run_rows(model, ids, plist, tokenizer, eos, pad_id, generator)
+def _assisted_rows(model, ids, rows, tokenizer, eos, generator, draft_model, k,
+                   passes: Optional[Passes] = None) -> Iterator[Tuple[int, StepOutput]]:
+    """Each sequence row's steps in turn, from assisted_sequence (seedless rows get a seed
+    from `generator` first: the draft model's stream derives from it)."""
+    passes = Passes() if passes is None else passes
+    for r, (i, _, p) in enumerate(rows):
+        if p.seed is None:
+            p = replace(p, seed=int(draw_seeds(torch.empty(1, dtype=torch.int64), generator)[0]))
+        for step in assisted_sequence(model, draft_model, ids[i], p, k, tokenizer, eos, passes):
+            yield r, step
+
+
+def _stream(model, ids, plist, tokenizer, eos, pad_id, generator, draft
+            ) -> Iterator[StreamEvent]:
+    rows, steps = _run_rows(model, ids, plist, tokenizer, eos, pad_id, generator, draft)
     return (StreamEvent(rows[r][0], res, rows[r][1]) for r, res in steps)
 
 
-def _sample(model, ids, plist, tokenizer, eos, pad_id, generator) -> List[GenerationResult]:
-    rows, steps = _run_rows(model, ids, plist, tokenizer, eos, pad_id, generator)
+def _sample(model, ids, plist, tokenizer, eos, pad_id, generator, draft
+            ) -> List[GenerationResult]:
+    rows, steps = _run_rows(model, ids, plist, tokenizer, eos, pad_id, generator, draft)
     done = [Completion(logprobs=[] if p.logprobs is not None else None) for _, _, p in rows]
     results = [GenerationResult([]) for _ in plist]
     for r, res in steps:

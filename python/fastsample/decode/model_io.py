@@ -82,3 +82,18 @@ def select_cache_rows(past: Any, index: torch.Tensor) -> Any:
 def output_vocab_size(model: Any) -> int:
     """V of the model's logits."""
     return int(model.get_output_embeddings().weight.shape[0])
+
+
+def crop_cache(past: Any, length: int) -> Any:
+    """The KV cache cut to its first `length` positions (speculative decoding drops what the
+    rejected drafts wrote): crop(-n) removes the last n in transformers 4.x and 5.x alike;
+    the legacy per-layer tuples are sliced."""
+    if hasattr(past, "crop"):
+        extra = past.get_seq_length() - length
+        if extra > 0:
+            past.crop(-extra)
+        return past
+    if isinstance(past, (tuple, list)):
+        return tuple(tuple(t[..., :length, :] for t in layer) for layer in past)
+    raise TypeError(f"the model's cache ({type(past).__name__}) cannot be cut back: assisted "
+                    f"generation needs a transformers Cache with crop()")

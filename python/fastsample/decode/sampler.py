@@ -8,6 +8,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence
 import torch
 
 from ..functional.scoring import PromptLogprobs, prompt_logprobs
+from ..functional.speculative import verify
 from ..adapters.hf import with_prompt_length
 from ..kernel import cuda, launch
 from ..requests import arguments, decoding, mirostat
@@ -50,6 +51,47 @@ class StepOutputs(List[StepOutput]):
     def __init__(self, outputs: List[StepOutput], tokens: torch.Tensor):
         super().__init__(outputs)
         self.tokens = tokens
+
+
+@dataclass
+class VerifyStepOutput:
+    """One request's result of `Sampler.verify`.
+
+    tokens: the tokens this step emitted, in order: the accepted drafts, then the emitted
+    (residual or bonus) token, cut after a token that finished the request.
+    num_accepted: how many drafts were accepted (the drafts' KV entries to keep).
+    finished / finish_reason / text: as StepOutput's, after the last of `tokens`.
+    logprobs, top_ids, top_logprobs: one entry per token of `tokens` when the request asked for
+    logprobs (else None).
+    texts: the text after each token of `tokens` (each None without a tokenizer), as a step
+    producing that token would have shown it.
+    """
+
+    request_id: Hashable
+    tokens: List[int]
+    num_accepted: int
+    finished: bool
+    finish_reason: Optional[str]
+    text: Optional[str] = None
+    logprobs: Optional[List[float]] = None
+    top_ids: Optional[List[List[int]]] = None
+    top_logprobs: Optional[List[List[float]]] = None
+    texts: List[Optional[str]] = field(default_factory=list)
+
+
+class VerifyStepOutputs(List[VerifyStepOutput]):
+    """What `Sampler.verify` returns: one VerifyStepOutput per row, in row order, and the
+    kernel's `tokens` (int64 [B, S + 1] on the device, -1 after each row's last) and
+    `num_accepted` (int64 [B]) as fastsample.verify returned them."""
+
+    tokens: torch.Tensor
+    num_accepted: torch.Tensor
+
+    def __init__(self, outputs: List[VerifyStepOutput], tokens: torch.Tensor,
+                 num_accepted: torch.Tensor):
+        super().__init__(outputs)
+        self.tokens = tokens
+        self.num_accepted = num_accepted
 
 
 @dataclass
@@ -132,6 +174,12 @@ class Sampler:
         with self._lock:
             return [r.id for r in self._requests if r.id not in self._removed] + \
                 [r.id for r in self._pending]
+
+    @property
+    def eos_token_ids(self) -> tuple:
+        """The default EOS ids (eos_token_id, else the tokenizer's) of requests without their
+        own."""
+        return self._eos
 
     def __len__(self) -> int:
         return len(self.request_ids)
@@ -301,6 +349,83 @@ class Sampler:
         self._end_grammars(results)
         return results
 
+    def verify(self, target_logits: torch.Tensor, draft_token_ids: Any,
+               draft_probs: Optional[torch.Tensor] = None) -> VerifyStepOutputs:
+        """One speculative step for every active request: verifies each row's chain of S drafts
+        (fastsample.verify with the requests' parameters and histories) and records the
+        emitted tokens. target_logits: [len(self), S + 1, V] on `device` (position j scores the
+        token after the first j drafts); draft_token_ids: int64 [len(self), S] (-1: no draft,
+        ending the row's chain); draft_probs: [len(self), S, V] proposals, or None (one-hot).
+        Each row's tokens stop after one that finishes its request; its random stream moves
+        on by the tokens it emitted. Raises ValueError for mirostat or grammar rows, requests
+        whose prompt_logprobs are still to come (step them first), and rows with no valid
+        token; a call that raises changes nothing."""
+        with self._lock:
+            self._apply_membership()
+            waiting = [r.id for r in self._requests if not r.scored]
+            if waiting:
+                raise ValueError(f"requests {waiting!r} asked for prompt_logprobs: their first "
+                                 f"token comes from step(logits, prompt_logits=...)")
+            batch = len(self._requests)
+            if not isinstance(target_logits, torch.Tensor) or target_logits.dim() != 3 or \
+                    target_logits.shape[0] != batch or target_logits.shape[2] != self.vocab_size:
+                raise ValueError(f"target_logits must have shape [{batch}, S + 1, "
+                                 f"{self.vocab_size}] (one row per active request), got "
+                                 f"{tuple(getattr(target_logits, 'shape', ()))}")
+            if target_logits.device != self.device:
+                raise ValueError(f"target_logits are on {target_logits.device}, the Sampler's "
+                                 f"state on {self.device}")
+            if batch == 0:
+                return VerifyStepOutputs(
+                    [], torch.empty((0, target_logits.shape[1]), dtype=torch.int64,
+                                    device=self.device),
+                    torch.empty(0, dtype=torch.int64, device=self.device))
+            out = verify(target_logits, draft_token_ids, draft_probs=draft_probs,
+                         batch=self._batch, return_valid=True)
+            results = self._finish_verified(out)
+            self._batch.advance_verified(out.tokens, [len(r.tokens) for r in results])
+            return results
+
+    def _finish_verified(self, out) -> VerifyStepOutputs:
+        """Verify's host side: each request's tokens, cut after a finishing one. Commits only
+        when every row succeeded."""
+        valid = out.valid.tolist()
+        if not all(valid):
+            bad = [req.id for req, ok in zip(self._requests, valid) if not ok]
+            raise ValueError(f"requests {bad!r} have no valid token at a verified position: "
+                             "every token of that row is -inf/NaN or masked")
+        tokens, accepted = out.tokens.tolist(), out.num_accepted.tolist()
+        lp = None
+        if out.logprobs is not None:
+            lp = (out.logprobs.tolist(), out.top_ids.tolist(), out.top_logprobs.tolist())
+        results, ends, appended = [], [], []
+        try:
+            for i, req in enumerate(self._requests):
+                emitted, texts, reason, text = [], [], None, req.text
+                appended.append((req, emitted))
+                for token in tokens[i][:accepted[i] + 1]:
+                    req.output.append(token)
+                    emitted.append(token)
+                    reason, text = self._finish_reason(req, token)
+                    texts.append(text)
+                    if reason is not None:
+                        break
+                ends.append((req, reason, text))
+                res = VerifyStepOutput(req.id, emitted, min(accepted[i], len(emitted)),
+                                       reason is not None, reason, text, texts=texts)
+                if lp is not None and req.params.logprobs is not None:
+                    n, k = req.params.logprobs, len(emitted)
+                    res.logprobs = lp[0][i][:k]
+                    res.top_ids = [ids[:n] for ids in lp[1][i][:k]]
+                    res.top_logprobs = [v[:n] for v in lp[2][i][:k]]
+                results.append(res)
+        except BaseException:
+            for req, emitted in appended:
+                del req.output[len(req.output) - len(emitted):]
+            raise
+        self._commit_ends(ends)
+        return VerifyStepOutputs(results, out.tokens, out.num_accepted)
+
     def _end_grammars(self, results: StepOutputs) -> None:
         """Requests whose grammar ended with this step's token finish with "stop"."""
         if not self._batch.flags.any_grammar:
@@ -375,12 +500,16 @@ class Sampler:
             for req in self._requests[:appended]:
                 req.output.pop()
             raise
+        self._commit_ends(ends)
+        return StepOutputs(results, out.tokens)
+
+    def _commit_ends(self, ends) -> None:
+        """Records each (request, finish reason or None, text) of a step that succeeded."""
         for req, reason, text in ends:
             req.text = text
             if reason is not None:
                 req.finish_reason = reason
                 self._removed.add(req.id)
-        return StepOutputs(results, out.tokens)
 
     def _finish_reason(self, req: _Request, token: int):
         """(finish reason or None, the request's text after this token)."""

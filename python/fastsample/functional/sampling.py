@@ -28,7 +28,7 @@ _DRY_PENALTY_LAST_N = BY_NAME["dry_penalty_last_n"].off
 _XTC_THRESHOLD = BY_NAME["xtc_threshold"].off  # llama.cpp's 0.1; an identity test, as above
 
 
-def _filter_params(logits: torch.Tensor, given: Dict[str, Any]
+def filter_params(logits: torch.Tensor, given: Dict[str, Any]
                    ) -> List[Tuple[str, arguments.Param]]:
     """Stages 4-5 parameters of a call's keywords (`given`), validated, as (kernel name, Param)
     pairs."""
@@ -195,7 +195,7 @@ def sample(
     if return_valid is not False and return_valid is not True:
         raise TypeError(f"return_valid must be a bool, got {type(return_valid).__name__}")
     if batch is not None:
-        _check_batch_alone("sample", locals(), _SAMPLE_DEFAULTS)
+        check_batch_alone("sample", locals(), SAMPLE_DEFAULTS)
         return _sample_batch(logits, batch, return_valid)
     # The defaults are the module's own objects: an identity test settles the common call.
     plain = (logprobs is None and logit_bias is None and sequence_bias is None
@@ -234,17 +234,17 @@ def sample(
                                 logprobs_mode=logprobs_mode,
                                 **_stage_5(locals()), **edit_arguments.select(locals()))
     batch, vocab = logits.shape
-    params = _filter_params(logits, locals())
+    params = filter_params(logits, locals())
     edits = None if plain else edit_arguments.build(batch, vocab, logits.device,
                                             **edit_arguments.select(locals()))
-    lp = _logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
+    lp = logprob_outputs(logprobs, logprobs_mode, batch, logits.device)
     s = arguments.seeds(seed, offset, generator, batch, logits.device)
     params += [("seed", s.seed), ("offset", s.offset)]
     return launch.run_sample(logits, launch.batch_args(logits, params),
                               None if edits is None else edits.kernel_args(), lp, return_valid)
 
 
-def _logprob_outputs(n: Any, mode: Any, batch: int, device: torch.device):
+def logprob_outputs(n: Any, mode: Any, batch: int, device: torch.device):
     if n is None:
         return None
     arguments.check_scalar("logprobs", n, LOGPROBS)
@@ -356,7 +356,7 @@ def process_logits(
     """
     given = locals()
     if batch is not None:
-        _check_batch_alone("process_logits", given, _PROCESS_DEFAULTS)
+        check_batch_alone("process_logits", given, _PROCESS_DEFAULTS)
         return _process_batch(logits, batch)
     if torch.compiler.is_compiling():
         if (not edit_arguments.all_off(edit_arguments.select(given))
@@ -370,7 +370,7 @@ def process_logits(
         return reference.process_logits(logits, seed=seed, offset=offset, generator=generator,
                                         **_stage_5(given), **edit_arguments.select(given))
     rows, vocab = logits.shape
-    params = _filter_params(logits, given)
+    params = filter_params(logits, given)
     if _uses_xtc(xtc_probability):
         s = arguments.seeds(seed, offset, generator, rows, logits.device)
         params += [("seed", s.seed), ("offset", s.offset)]
@@ -386,11 +386,11 @@ def _keyword_defaults(fn) -> Dict[str, Any]:
             if p.kind is p.KEYWORD_ONLY and name not in ("batch", "return_valid")}
 
 
-_SAMPLE_DEFAULTS = _keyword_defaults(sample)
+SAMPLE_DEFAULTS = _keyword_defaults(sample)
 _PROCESS_DEFAULTS = _keyword_defaults(process_logits)
 
 
-def _check_batch_alone(call: str, given: Dict[str, Any], defaults: Dict[str, Any]) -> None:
+def check_batch_alone(call: str, given: Dict[str, Any], defaults: Dict[str, Any]) -> None:
     """A batch carries every parameter: a keyword given beside it would be ignored."""
     extra = [name for name, default in defaults.items()
              if given[name] is not default and not (type(given[name]) in (int, float, bool)

@@ -79,6 +79,30 @@ def set_logits(a: _C.BatchArgs, logits: torch.Tensor) -> None:
     a.row_stride = logits.stride(0)
 
 
+def set_drafts(a: _C.BatchArgs, tree: Any, rows: int) -> torch.Tensor:
+    """Makes `a` (one row per node of `tree`, a requests.draft_tree.DraftTree) a verification:
+    run_sample then writes each node's verdict. Returns the int64 [rows] tensor the kernel
+    writes each node's accepted child into (-1: none); without drafts every node is a root
+    that samples, and it stays -1."""
+    child = torch.full((rows,), -1, dtype=torch.int64, device=tree.tokens.device)
+    drafts = tree.tokens.shape[1]
+    if drafts == 0:
+        return child
+    # Contiguous [B, S] (and [B, S, V]) tensors: strides from the shapes, which a size-1
+    # dimension's reported stride need not match.
+    a.draft_tokens = tree.tokens.data_ptr()
+    a.draft_stride = drafts
+    a.num_drafts = drafts
+    if tree.parents is not None:
+        a.parents = tree.parents.data_ptr()
+    if tree.probs is not None:
+        a.draft_probs = tree.probs.data_ptr()
+        a.probs_request_stride = drafts * tree.probs.shape[2]
+        a.probs_draft_stride = tree.probs.shape[2]
+    a.out_child = child.data_ptr()
+    return child
+
+
 def runs_compiled(logits: torch.Tensor) -> bool:
     """Whether the compiled kernels take a call over these logits; when not (a device without
     them), fastsample.reference runs the whole call, every argument included."""

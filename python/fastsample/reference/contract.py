@@ -27,7 +27,7 @@ def sanitize(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(x == math.inf, torch.full_like(x, FLT_MAX), x)
 
 
-def _rows(p: arguments.Param, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def param_rows(p: arguments.Param, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     if p.rows is not None:
         return p.rows.to(device=device, dtype=dtype)
     return torch.full((batch,), p.scalar, device=device, dtype=dtype)
@@ -336,14 +336,14 @@ def keep_set(logits: torch.Tensor, temperature: Any = 1.0, top_k: Any = 0, top_p
     logits = arguments.as_logits(logits)
     batch, vocab = logits.shape
     dev = logits.device
-    temp = _rows(arguments.param("temperature", temperature, batch, arguments.TEMPERATURE, dev), batch, dev, torch.float32)
-    k = _rows(arguments.param("top_k", top_k, batch, arguments.TOP_K, dev), batch, dev, torch.int64)
-    p = _rows(arguments.param("top_p", top_p, batch, arguments.TOP_P, dev), batch, dev, torch.float64)
-    m = _rows(arguments.param("min_p", min_p, batch, arguments.MIN_P, dev), batch, dev, torch.float64)
-    sigma = _rows(arguments.param("top_n_sigma", top_n_sigma, batch, TOP_N_SIGMA, dev), batch, dev,
+    temp = param_rows(arguments.param("temperature", temperature, batch, arguments.TEMPERATURE, dev), batch, dev, torch.float32)
+    k = param_rows(arguments.param("top_k", top_k, batch, arguments.TOP_K, dev), batch, dev, torch.int64)
+    p = param_rows(arguments.param("top_p", top_p, batch, arguments.TOP_P, dev), batch, dev, torch.float64)
+    m = param_rows(arguments.param("min_p", min_p, batch, arguments.MIN_P, dev), batch, dev, torch.float64)
+    sigma = param_rows(arguments.param("top_n_sigma", top_n_sigma, batch, TOP_N_SIGMA, dev), batch, dev,
                   torch.float32)
     xtc_t, xtc_p, typical, epsilon, eta = (
-        _rows(arguments.param(name, value, batch, BY_NAME[name].range, dev), batch, dev,
+        param_rows(arguments.param(name, value, batch, BY_NAME[name].range, dev), batch, dev,
               BY_NAME[name].dtype)
         for name, value in (("xtc_threshold", xtc_threshold), ("xtc_probability", xtc_probability),
                             ("typical_p", typical_p), ("epsilon_cutoff", epsilon_cutoff),
@@ -416,7 +416,7 @@ def _coins(logits: torch.Tensor, seed: Any, offset: Any, generator: Any,
     batch = logits.shape[0]
     p = arguments.param("xtc_probability", xtc_probability, batch,
                         BY_NAME["xtc_probability"].range, logits.device)
-    if not bool((_rows(p, batch, torch.device("cpu"), torch.float32) > 0).any()):
+    if not bool((param_rows(p, batch, torch.device("cpu"), torch.float32) > 0).any()):
         arguments.check_seeds(seed, offset, generator, batch)
         return None
     seed_rows, offset_rows = _seed_rows(logits, seed, offset, generator)
@@ -427,8 +427,8 @@ def _seed_rows(logits: torch.Tensor, seed: Any, offset: Any, generator: Any):
     """Each row's (seed, offset) as uint64 numpy arrays, unseeded rows drawn from `generator`."""
     batch = logits.shape[0]
     s = arguments.seeds(seed, offset, generator, batch, torch.device("cpu"))
-    seed_rows = _rows(s.seed, batch, torch.device("cpu"), torch.int64)
-    offset_rows = _rows(s.offset, batch, torch.device("cpu"), torch.int64)
+    seed_rows = param_rows(s.seed, batch, torch.device("cpu"), torch.int64)
+    offset_rows = param_rows(s.offset, batch, torch.device("cpu"), torch.int64)
     return seed_rows.numpy().astype("uint64"), offset_rows.numpy().astype("uint64")
 
 

@@ -49,3 +49,12 @@ def row_coin(seed: np.ndarray, offset: np.ndarray) -> list[float]:
     """XTC's coin of each row, uniform in [0, 1): the top 53 bits of words 2 and 3."""
     out = _row_blocks(seed, offset)
     return [float(((int(a) << 32) | int(b)) >> 11) * 2.0**-53 for a, b in zip(out[:, 2], out[:, 3])]
+
+
+def row_accept_coin(seed: int, offset: int, k: int) -> float:
+    """Speculative verification's coin for a node's k-th child, uniform in [0, 1): the top 53
+    bits of words 0 and 1 of the block with counter (offset, 1, k)."""
+    counter = np.array([[offset & 0xFFFFFFFF, offset >> 32, 1, k]], dtype=np.uint64)
+    key = np.array([[seed & 0xFFFFFFFF, seed >> 32]], dtype=np.uint64)
+    out = philox4x32_10(counter, key)
+    return float(((int(out[0, 0]) << 32) | int(out[0, 1])) >> 11) * 2.0**-53

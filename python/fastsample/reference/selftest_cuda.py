@@ -12,6 +12,7 @@ import torch
 
 from ..kernel import cuda
 from ..functional.sampling import process_logits, sample
+from ..functional.speculative import verify
 
 FILTERS = (dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
            dict(temperature=0.8, top_p=0.9), dict(temperature=0.0),
@@ -137,6 +138,27 @@ def check_graph_replay(device, g, small):
     return ""
 
 
+def check_verify(device, g, small):
+    """Speculative verification of chains and a tree, with proposals and penalties over each
+    node's path: verdicts, tokens and logprobs as the CPU kernels'."""
+    for batch, drafts, vocab, tree in ((4, 3, 3000, False), (3, 5, 2000, True)):
+        target = torch.randn(batch, drafts + 1, vocab, generator=g) * 3
+        q = torch.softmax(torch.randn(batch, drafts, vocab, generator=g) * 3, dim=2)
+        tokens = torch.multinomial(q.reshape(-1, vocab), 1, generator=g).reshape(batch, drafts)
+        tokens[:, 0] = target[:, 0].argmax(1)
+        kw = dict(seed=list(range(batch)), offset=5, top_k=[0, 8, 0, 3][:batch],
+                  temperature=[1.0, 0.0, 0.8, 1.2][:batch], repetition_penalty=1.2,
+                  output_token_ids=[[1, 2]] * batch, logprobs=2,
+                  parents=torch.tensor([-1, -1, 0, 0, 1][:drafts]).expand(batch, -1)
+                  if tree else None)
+        want = verify(target, tokens, draft_probs=q, **kw)
+        got = _on_device(device, verify, target.to(device), tokens.to(device),
+                         draft_probs=q.to(device), **kw)
+        if not _same(tuple(got), tuple(want)):
+            return f"verify ({'tree' if tree else 'chain'}) differs from the CPU kernels"
+    return ""
+
+
 CHECKS: List[Tuple[str, Callable]] = [
     ("edits + logprobs", check_edits),
     ("rows > blocks", check_rows_beyond_resident_blocks),
@@ -144,6 +166,7 @@ CHECKS: List[Tuple[str, Callable]] = [
     ("V=1, V=256000", check_vocab_extremes),
     ("device params", check_device_parameters),
     ("graph replay", check_graph_replay),
+    ("verify", check_verify),
 ]
 
 

@@ -352,7 +352,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
     return t
 
 
-def _bitmask(v: Any, batch: int, vocab: int, device: torch.device) -> Optional[torch.Tensor]:
+def bitmask_rows(v: Any, batch: int, vocab: int, device: torch.device) -> Optional[torch.Tensor]:
     if v is None:
         return None
     words = (vocab + 31) // 32
@@ -507,7 +507,7 @@ def build(batch: int, vocab: int, device: torch.device, *, repetition_penalty: A
                         empty_row="would mask every token; pass None for no restriction"),
         banned=id_rows("banned_token_ids", banned_token_ids, batch, vocab, device, True),
         stop=stop, min_tokens=min_tokens_p, num_generated=generated,
-        bitmask=_bitmask(token_bitmask, batch, vocab, device),
+        bitmask=bitmask_rows(token_bitmask, batch, vocab, device),
         begin_suppress=id_rows("begin_suppress_tokens", begin_suppress_tokens, batch, vocab,
                                device, True),
     )

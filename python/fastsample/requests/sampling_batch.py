@@ -338,6 +338,49 @@ class SamplingBatch:
         self._rows["offset"] += 1
         self._steps += 1
 
+    def check_verifiable(self) -> None:
+        """Raises ValueError unless every row can verify drafts (fastsample.verify, Sampler.
+        verify): a mirostat row's mu moves token by token, a grammar row's mask follows its
+        matcher, and neither has one value per draft node."""
+        rows = [i for i, p in enumerate(self.params) if p.mirostat]
+        if rows:
+            raise ValueError(f"rows {rows} use mirostat, whose mu moves with every token: "
+                             f"speculative verification cannot run them")
+        if self._grammar is not None and self._grammar.any:
+            raise ValueError("rows follow a grammar (structured_output): verify them with "
+                             "fastsample.verify(..., token_bitmask=[B, S + 1, W]), one mask per "
+                             "draft node from a matcher advanced along the drafts")
+
+    def advance_verified(self, tokens: torch.Tensor, emitted: Sequence[int]) -> None:
+        """Records a verification step (fastsample.verify): row i emitted tokens[i, :emitted[i]]
+        (int64 [B, S + 1] on the device); its random stream moves on by that many numbers and,
+        while the batch keeps histories, its output takes them."""
+        self.check_verifiable()
+        emitted = list(emitted)
+        if len(emitted) != len(self) or not all(arguments.is_int(n) and n >= 1 for n in emitted):
+            raise ValueError(f"advance_verified: one count >= 1 per row ({len(self)}), got "
+                             f"{emitted}")
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or \
+                tokens.shape[0] != len(self) or tokens.shape[1] < max(emitted, default=0) or \
+                tokens.dtype != torch.int64 or tokens.device != self.device:
+            raise ValueError(f"advance_verified(tokens, emitted): tokens must be an int64 tensor "
+                             f"[{len(self)}, W >= {max(emitted, default=0)}] on {self.device}, "
+                             f"got {_describe(tokens)}")
+        counts = torch.tensor(emitted, dtype=torch.int64, device=self.device)
+        if self.tracks_history:
+            width = tokens.shape[1]
+            self._ensure_capacity(width)
+            r = self._rows
+            positions = torch.arange(width, device=self.device)[None]
+            index = r["num_generated"][:, None] + positions
+            r["output"].scatter_(1, index, torch.where(positions < counts[:, None], tokens, -1))
+            r["num_generated"] += counts
+        self._rows["offset"] += counts
+        # Histories are as long as the steps (advance) plus each row's base: the rows that
+        # emitted more than one token have a longer base.
+        self._base = [b + n - 1 for b, n in zip(self._base, emitted)]
+        self._steps += 1
+
     def check_grammar(self, params: SamplingParams) -> None:
         """Raises ValueError / TypeError (or ImportError without xgrammar) unless the request's
         structured_output reads and compiles for this batch's tokenizer; the compiled grammar
@@ -395,12 +438,12 @@ class SamplingBatch:
         self.tracks_history = True
         self._prepared = None
 
-    def _ensure_capacity(self) -> None:
-        """Room in the device history for this step's token."""
+    def _ensure_capacity(self, tokens: int = 1) -> None:
+        """Room in the device history for this step's tokens (one per row, or up to `tokens`)."""
         longest = self._steps + max(self._base, default=0)
-        if longest < self._cap:
+        if longest + tokens <= self._cap:
             return
-        new_cap = max(16, 2 * self._cap, longest + 1)
+        new_cap = max(16, 2 * self._cap, longest + tokens)
         self._rows["output"] = F.pad(self._rows["output"], (0, new_cap - self._cap), value=-1)
         self._cap = new_cap
         self._prepared = None
