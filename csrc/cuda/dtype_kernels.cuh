@@ -1,5 +1,6 @@
-// The definition of DtypeKernels<D> (dtype_kernels.h): the __global__ kernels are thin wrappers
-// that give run_block its shared memory. Included by one .cu per dtype.
+// The definitions of DtypeKernels<D> and VerifyKernels<D> (dtype_kernels.h): the __global__
+// kernels are thin wrappers that give run_block its shared memory. Included by the .cu files of
+// each dtype (batch_kernels_*.cu: sample and process; verify_kernels_*.cu: verify).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -22,24 +23,35 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<kTask>)
   run_block<kTask, D>(a, workspace, &shared);
 }
 
-template <DType D>
-std::string DtypeKernels<D>::launch(RowTask task, const BatchArgs& a, unsigned char* workspace,
-                                    int64_t blocks, uintptr_t stream) {
+// Enqueue the task's kernel; "" or the CUDA error of the launch.
+template <RowTask kTask, DType D>
+std::string launch_kernel(const BatchArgs& a, unsigned char* workspace, int64_t blocks,
+                          uintptr_t stream) {
   const dim3 grid{static_cast<unsigned>(blocks)};
-  cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  switch (task) {
-    case RowTask::kProcess:
-      batch_kernel<RowTask::kProcess, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
-      break;
-    case RowTask::kVerify:
-      batch_kernel<RowTask::kVerify, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
-      break;
-    default:
-      batch_kernel<RowTask::kSample, D><<<grid, kBlockThreads, 0, s>>>(a, workspace);
-  }
+  batch_kernel<kTask, D><<<grid, kBlockThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+      a, workspace);
   // Launch errors only (bad configuration, no device): reading them does not synchronize.
   const cudaError_t err = cudaGetLastError();
   return err == cudaSuccess ? std::string() : std::string(cudaGetErrorString(err));
+}
+
+template <DType D>
+std::string DtypeKernels<D>::launch(RowTask task, const BatchArgs& a, unsigned char* workspace,
+                                    int64_t blocks, uintptr_t stream) {
+  switch (task) {
+    case RowTask::kProcess:
+      return launch_kernel<RowTask::kProcess, D>(a, workspace, blocks, stream);
+    case RowTask::kVerify:
+      return VerifyKernels<D>::launch(a, workspace, blocks, stream);
+    default:
+      return launch_kernel<RowTask::kSample, D>(a, workspace, blocks, stream);
+  }
+}
+
+template <DType D>
+std::string VerifyKernels<D>::launch(const BatchArgs& a, unsigned char* workspace,
+                                     int64_t blocks, uintptr_t stream) {
+  return launch_kernel<RowTask::kVerify, D>(a, workspace, blocks, stream);
 }
 
 template <DType D>

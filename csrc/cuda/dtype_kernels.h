@@ -22,4 +22,17 @@ extern template struct DtypeKernels<DType::kFloat32>;
 extern template struct DtypeKernels<DType::kFloat16>;
 extern template struct DtypeKernels<DType::kBFloat16>;
 
+// The verify kernel of one dtype, in translation units of its own
+// (verify_kernels_{f32,f16,bf16}.cu): beside the sample and process kernels, one unit's nvcc
+// outgrew the memory a 2-core CI machine's parallel build jobs have.
+template <DType D>
+struct VerifyKernels {
+  static std::string launch(const BatchArgs& args, unsigned char* workspace, int64_t blocks,
+                            uintptr_t stream);
+};
+
+extern template struct VerifyKernels<DType::kFloat32>;
+extern template struct VerifyKernels<DType::kFloat16>;
+extern template struct VerifyKernels<DType::kBFloat16>;
+
 }  // namespace fastsample::cuda
