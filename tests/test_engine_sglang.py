@@ -47,6 +47,21 @@ def runtime(monkeypatch):
     return bag
 
 
+@pytest.fixture
+def registered(runtime, monkeypatch):
+    """register() as SGLang's plugin loader calls it, undone after the test."""
+    from sglang.srt import server_args
+    monkeypatch.setattr(server_args, "SAMPLING_BACKEND_CHOICES",
+                        set(server_args.SAMPLING_BACKEND_CHOICES))
+    monkeypatch.setattr(sglang_sampler, "_CUSTOM_SAMPLER_FACTORIES",
+                        dict(sglang_sampler._CUSTOM_SAMPLER_FACTORIES))
+    for hook in ("adjusted_from_schedule_batch", "adjusted_filter_batch",
+                 "adjusted_merge_batch", "copy_for_forward"):
+        monkeypatch.setattr(SamplingBatchInfo, hook, SamplingBatchInfo.__dict__[hook])
+    backend.register()
+    return runtime
+
+
 def _params(**kw):
     """SGLang's SamplingParams after its own normalization and validation."""
     p = SamplingParams(**kw)
@@ -90,17 +105,15 @@ REQUESTS = [dict(temperature=0.7, top_k=20, top_p=0.9, sampling_seed=11),
             dict(temperature=1.0, top_p=0.5)]
 
 
-def test_register_makes_the_backend_selectable(runtime):
-    backend.register()
+def test_register_makes_the_backend_selectable(registered):
     from sglang.srt.server_args import SAMPLING_BACKEND_CHOICES
     assert backend.BACKEND in SAMPLING_BACKEND_CHOICES
     sampler = sglang_sampler.create_sampler(backend.BACKEND)
     assert type(sampler) is backend.FastsampleSglangSampler
     assert isinstance(sampler, sglang_sampler.Sampler)
-    wrapped = SamplingBatchInfo.__dict__["from_schedule_batch"]
-    assert wrapped.__func__.fastsample_keeps_seeds
-    backend.register()  # loaded again in the same process: no second wrapper
-    assert SamplingBatchInfo.__dict__["from_schedule_batch"] is wrapped
+    hooks = dict(SamplingBatchInfo.__dict__)
+    backend.register()  # loaded again in the same process: no second layer of hooks
+    assert all(SamplingBatchInfo.__dict__[k] is hooks[k] for k in hooks)
 
 
 def test_tokens_equal_fastsample_sample_on_the_same_parameters(runtime):
@@ -167,12 +180,36 @@ def test_logprobs_follow_sglangs_contract(runtime, monkeypatch):
     torch.testing.assert_close(out.next_token_logprobs, scaled[[0, 1], tokens])
     assert [len(v) for v in out.next_token_top_logprobs_val] == [2, 4]
     assert out.next_token_top_logprobs_idx[1].tolist() == scaled[1].topk(4).indices.tolist()
-    # SGLang's pytorch backend returns the same numbers (log of its softmax) for its own draw.
     monkeypatch.setattr(sglang_sampler, "SGLANG_RETURN_ORIGINAL_LOGPROB", True)
     drawn, original = _forward(backend.FastsampleSglangSampler(), logits, info,
                                torch.tensor([0, 1]), return_logprob=True, top=[1, 1])
     torch.testing.assert_close(original.next_token_logprobs,
                                torch.log_softmax(logits, -1)[[0, 1], drawn])
+
+
+@pytest.mark.parametrize("original", [False, True])
+def test_logprobs_equal_sglangs_own_backend(runtime, monkeypatch, original):
+    """Rows whose draw is all but certain (the top token 25 above the rest, top_k 2: the other
+    kept token's chance is below 1e-7): both backends emit the same tokens, and the logprobs
+    must be SGLang's pytorch backend's (softmax stays above float32's underflow here)."""
+    monkeypatch.setattr(sglang_sampler, "SGLANG_RETURN_ORIGINAL_LOGPROB", original)
+    params = [_params(temperature=0.5, top_k=2), _params(temperature=1.5, top_k=2, top_p=0.9),
+              _params(temperature=0.0)]
+    info = _batch_info(params)
+    logits = _logits(3, seed=8)
+    logits[torch.arange(3), torch.tensor([4, 17, 30])] += 25.0
+    ours, out = _forward(backend.FastsampleSglangSampler(), logits, info, torch.tensor([0, 1, 2]),
+                         return_logprob=True, top=[3, 3, 3])
+    runtime.kernel.sampling_backend = "pytorch"
+    theirs, ref = _forward(sglang_sampler.Sampler(), logits, info, torch.tensor([0, 1, 2]),
+                           return_logprob=True, top=[3, 3, 3])
+    assert ours.tolist() == theirs.tolist() == [4, 17, 30]
+    torch.testing.assert_close(out.next_token_logprobs, ref.next_token_logprobs,
+                               rtol=1e-5, atol=1e-5)
+    assert [t.tolist() for t in out.next_token_top_logprobs_idx] == \
+        [t.tolist() for t in ref.next_token_top_logprobs_idx]
+    for a, b in zip(out.next_token_top_logprobs_val, ref.next_token_top_logprobs_val):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_a_row_without_a_valid_token_gets_its_argmax(runtime):
@@ -196,7 +233,8 @@ def test_sglang_validation_still_runs():
 def test_refuses_what_it_cannot_produce(runtime):
     params = [_params(temperature=0.9)]
     info = _batch_info(params, seeds=torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match="sampling_seed has shape"):
+    info.fastsample_seeds = torch.tensor([1, 2])
+    with pytest.raises(ValueError, match="request seeds have shape"):
         _forward(backend.FastsampleSglangSampler(), _logits(1), info, torch.tensor([0]))
     info = _batch_info(params)
     info.sampling_mask_batch_indices = torch.tensor([0])
@@ -220,10 +258,51 @@ class _ScheduleBatch:
         self.device = "cpu"
 
 
-def test_from_schedule_batch_keeps_request_seeds_for_this_backend(runtime):
-    backend.register()
-    params = [_params(temperature=0.8, sampling_seed=3), _params(temperature=0.8)]
+def test_batches_keep_request_seeds_for_this_backend(registered):
+    params = [_params(temperature=0.8, sampling_seed=3), _params(temperature=0.8),
+              _params(temperature=0.8, sampling_seed=-1)]
     info = SamplingBatchInfo.from_schedule_batch(_ScheduleBatch(params), V)
-    assert info.sampling_seed.tolist() == [3, -1]
-    runtime.kernel.sampling_backend = "pytorch"  # another backend: SGLang's own behaviour
-    assert SamplingBatchInfo.from_schedule_batch(_ScheduleBatch(params), V).sampling_seed is None
+    # Not SGLang's sampling_seed, which would make its EAGLE draws deterministic.
+    assert info.sampling_seed is None
+    assert info.fastsample_seeds.tolist() == [3, -1, 2**63 - 1]
+    assert info.copy_for_forward().fastsample_seeds.tolist() == [3, -1, 2**63 - 1]
+    info.filter_batch([0, 2], torch.tensor([0, 2]))
+    assert info.fastsample_seeds.tolist() == [3, 2**63 - 1]
+    other = SamplingBatchInfo.from_schedule_batch(_ScheduleBatch([_params(sampling_seed=9)]), V)
+    info.merge_batch(other)
+    assert len(info) == 3 and info.fastsample_seeds.tolist() == [3, 2**63 - 1, 9]
+    registered.kernel.sampling_backend = "pytorch"  # another backend: SGLang's own behaviour
+    plain = SamplingBatchInfo.from_schedule_batch(_ScheduleBatch(params), V)
+    assert getattr(plain, "fastsample_seeds", None) is None and plain.sampling_seed is None
+    info.merge_batch(plain)  # a batch without seeds joins: its rows are unseeded
+    assert info.fastsample_seeds.tolist() == [3, 2**63 - 1, 9, -1, -1, -1]
+
+
+def test_the_sampler_draws_from_the_kept_seeds(registered):
+    params = [_params(temperature=0.8, sampling_seed=3), _params(temperature=0.8, top_p=0.7)]
+    info = SamplingBatchInfo.from_schedule_batch(_ScheduleBatch(params), V)
+    logits = _logits(2, seed=9)
+    tokens, _ = _forward(backend.FastsampleSglangSampler(), logits, info, torch.tensor([12, 4]))
+    assert tokens[0] == fastsample.sample(logits[:1], temperature=0.8, seed=3, offset=12)[0]
+
+
+def test_a_step_on_the_device_waits_for_nothing(runtime, device):
+    """On a GPU, torch's sync debug mode turns any host sync in the step into an error."""
+    params = [_params(**r) for r in REQUESTS]
+    seeds = backend.request_seeds([SimpleNamespace(sampling_params=p) for p in params], device)
+    info = _batch_info(params)
+    for name in ("temperatures", "top_ps", "top_ks", "min_ps"):
+        setattr(info, name, getattr(info, name).to(device))
+    info.fastsample_seeds = seeds
+    logits = _logits(4, seed=12).to(device)
+    positions = torch.tensor([5, 9, 2, 40], device=device)
+    sampler = backend.FastsampleSglangSampler()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        tokens, _ = _forward(sampler, logits, info, positions)
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert tokens.device == logits.device and tokens[1] == logits[1].argmax()

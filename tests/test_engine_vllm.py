@@ -5,6 +5,7 @@ interface, on the CPU (vLLM's "unspecified" platform: its torch fallbacks, no vl
 
 Not run here: a vLLM engine (model runner, scheduler, CUDA graphs), which needs a GPU build.
 """
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -127,17 +128,27 @@ def test_seeded_requests_repeat_whatever_shares_their_batch():
 
 
 @pytest.mark.parametrize("mode", ["raw_logprobs", "processed_logprobs"])
-def test_greedy_batches_equal_vllms_sampler(mode):
-    params = [SamplingParams(temperature=0.0)] * 3
+def test_greedy_rows_equal_vllms_sampler(mode):
+    # A mixed batch takes the plugin's path; its greedy rows must be vLLM's argmax.
+    params = [SamplingParams(temperature=0.0), SamplingParams(temperature=0.8),
+              SamplingParams(temperature=0.0)]
     logits = _logits(3, seed=2)
     logits[0, 7] = logits[0, 9] = logits[0].max() + 1
     ours = plugin.FastsampleSampler(logprobs_mode=mode)(logits.clone(), _metadata(params, None, 2))
     theirs = vllm_sampler.Sampler(logprobs_mode=mode)(logits.clone(), _metadata(params, None, 2))
-    assert ours.sampled_token_ids.view(-1).tolist() == [7] + logits[1:].argmax(-1).tolist()
-    assert torch.equal(ours.sampled_token_ids, theirs.sampled_token_ids)
-    assert torch.equal(ours.logprobs_tensors.logprob_token_ids,
-                       theirs.logprobs_tensors.logprob_token_ids)
-    torch.testing.assert_close(ours.logprobs_tensors.logprobs, theirs.logprobs_tensors.logprobs)
+    tokens = ours.sampled_token_ids.view(-1)
+    assert tokens[[0, 2]].tolist() == [7, int(logits[2].argmax())]
+    assert torch.equal(tokens[[0, 2]], theirs.sampled_token_ids.view(-1)[[0, 2]])
+    for row in (0, 2):
+        torch.testing.assert_close(ours.logprobs_tensors.logprobs[row],
+                                   theirs.logprobs_tensors.logprobs[row])
+
+
+def test_all_greedy_batches_are_vllms_own_path():
+    params = [SamplingParams(temperature=0.0)] * 2
+    logits = _logits(2, seed=2)
+    out = plugin.FastsampleSampler()(logits.clone(), _metadata(params, None, 1))
+    assert out.sampled_token_ids.view(-1).tolist() == logits.argmax(-1).tolist()
 
 
 def test_raw_logprobs_are_vllms_own():
@@ -165,6 +176,54 @@ def test_processed_logprobs_equal_vllms_own(mode):
     assert torch.equal(ours.isfinite(), theirs.isfinite())
     torch.testing.assert_close(ours[ours.isfinite()], theirs[theirs.isfinite()],
                                rtol=1e-5, atol=1e-5)
+
+
+def _doubling_processor():
+    """A custom argmax-invariant processor (scales every logit by 2), as a plugin would add."""
+    from vllm.v1.sample.logits_processor import LogitsProcessor
+
+    class Doubling(LogitsProcessor):
+        def __init__(self):
+            pass
+
+        def is_argmax_invariant(self):
+            return True
+
+        def update_state(self, batch_update):
+            pass
+
+        def apply(self, logits):
+            return logits * 2
+
+    return Doubling()
+
+
+@pytest.mark.parametrize("mode", ["processed_logits", "processed_logprobs"])
+def test_other_argmax_invariant_processors_run_as_in_vllm(mode):
+    logits = _logits(len(AGREEING), seed=10)
+
+    def metadata():
+        md = _metadata(AGREEING, None, 2)
+        md.logitsprocs = LogitsProcessors([_min_p(AGREEING), _doubling_processor()])
+        return md
+
+    ours = plugin.FastsampleSampler(logprobs_mode=mode).sample(logits.clone(), metadata())[1]
+    theirs = vllm_sampler.Sampler(logprobs_mode=mode).sample(logits.clone(), metadata())[1]
+    assert torch.equal(ours.isfinite(), theirs.isfinite())
+    torch.testing.assert_close(ours[ours.isfinite()], theirs[theirs.isfinite()],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_register_rebinds_an_imported_model_runner(monkeypatch):
+    import types
+    runner = types.ModuleType("vllm.v1.worker.gpu_model_runner")
+    runner.Sampler = vllm_sampler.Sampler
+    monkeypatch.setitem(sys.modules, "vllm.v1.worker.gpu_model_runner", runner)
+    monkeypatch.setattr(vllm_sampler, "Sampler", vllm_sampler.Sampler)
+    monkeypatch.setenv(plugin.OPT_IN, "1")
+    monkeypatch.delenv("VLLM_USE_V2_MODEL_RUNNER", raising=False)
+    plugin.register()
+    assert runner.Sampler is plugin.FastsampleSampler
 
 
 def test_vllms_own_validation_still_runs():
@@ -227,3 +286,23 @@ def test_history_edits_are_validated_when_the_request_arrives():
         vllm_history.HistoryEdits.validate_params(
             SamplingParams(extra_args={"no_repeat_ngram_size": "3"}))
     vllm_history.HistoryEdits.validate_params(SamplingParams(extra_args={"other": 1}))
+
+
+def test_a_step_on_the_device_waits_for_nothing(device):
+    """On a GPU, torch's sync debug mode turns any host sync in the step into an error."""
+    params = [SamplingParams(temperature=0.7, top_k=20, top_p=0.9, seed=11),
+              SamplingParams(temperature=0.0), SamplingParams(temperature=1.3, min_p=0.05)]
+    md = _metadata(params, {0: torch.Generator(device).manual_seed(11)})
+    for name in ("temperature", "top_p", "top_k"):
+        setattr(md, name, getattr(md, name).to(device))
+    logits = _logits(3, seed=11).to(device)
+    sampler = plugin.FastsampleSampler()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        tokens, _ = sampler.sample(logits.clone(), md)
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert tokens.device == logits.device and tokens[1] == logits[1].argmax()

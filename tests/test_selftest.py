@@ -4,6 +4,8 @@ import sys
 
 import torch
 
+import fastsample
+
 from fastsample.reference import selftest
 
 
@@ -34,3 +36,26 @@ def test_selftest_reports_a_broken_backend(monkeypatch):
 def test_cli_usage():
     proc = subprocess.run([sys.executable, "-m", "fastsample"], capture_output=True, text=True)
     assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_cli_help_lists_the_commands():
+    proc = subprocess.run([sys.executable, "-m", "fastsample", "--help"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0
+    for command in ("info", "selftest"):
+        assert f"    {command}" in proc.stdout
+
+
+def test_info_says_why_cuda_was_not_built():
+    info = fastsample.build_info()
+    assert (info["cuda_not_built"] is None) == info["cuda_enabled"]
+    if not info["cuda_enabled"]:
+        assert info["cuda_not_built"]  # FASTSAMPLE_CUDA=OFF, no nvcc, or no GPU at build time
+
+
+def test_selftest_shows_progress():
+    lines = []
+    selftest.run(print_fn=lines.append)
+    counters = [line.rsplit("[", 1)[1].rstrip("]") for line in lines if line.startswith("cpu ")]
+    total = len(counters)
+    assert total > 100 and counters == [f"{i}/{total}" for i in range(1, total + 1)]

@@ -18,6 +18,11 @@
 #define FASTSAMPLE_VERSION "0.0.0"
 #endif
 // fastsample._C; tests/cuda_emulation builds this file again as _cuda_emulated.
+#ifndef FASTSAMPLE_CUDA_NOT_BUILT
+// Builds other than CMakeLists.txt's _C (the sanitizer and emulation builds) say only this.
+#define FASTSAMPLE_CUDA_NOT_BUILT "this build compiled no CUDA kernels"
+#endif
+
 #ifndef FASTSAMPLE_MODULE_NAME
 #define FASTSAMPLE_MODULE_NAME _C
 #endif
@@ -194,6 +199,7 @@ PYBIND11_MODULE(FASTSAMPLE_MODULE_NAME, m) {
 #else
   m.attr("cuda_compiled") = false;
   m.attr("cuda_architectures") = "";
+  m.attr("cuda_not_built") = FASTSAMPLE_CUDA_NOT_BUILT;
 #endif
   m.attr("max_vocab") = fastsample::kMaxVocab;
 }

@@ -5,6 +5,14 @@
 
 See docs/semantics.md for the exact contract every backend computes.
 """
+try:
+    import torch  # noqa: F401  (fastsample passes torch tensors to its kernels)
+except ImportError as e:
+    raise ImportError(
+        "fastsample needs PyTorch, which is not installed here: install torch first (the CPU "
+        "build: pip install torch --index-url https://download.pytorch.org/whl/cpu; a CUDA "
+        "build: see pytorch.org), then import fastsample") from e
+
 from . import _C, adapters, reference
 from .kernel.build_info import build_info, get_num_threads, set_num_threads
 from .requests.distributions import Manual, Uniform

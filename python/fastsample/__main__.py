@@ -1,22 +1,36 @@
-"""Command line: `python -m fastsample selftest` checks this install's backends; `info` prints
-build_info()."""
+"""Command line: `python -m fastsample {info,selftest}`; `--help` lists the commands."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import List, Optional
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastsample",
+        description="fastsample: fused LLM sampling kernels for CPU and CUDA.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("info", help="print this install's build: backends, CUDA architectures "
+                                     "(or why CUDA was not built), SIMD level, threads")
+    commands.add_parser("selftest", help="check every compiled backend against the pure-torch "
+                                         "reference; exit code 1 on any failure")
+    return parser
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["selftest"]:
+    parser = _parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "selftest":
         from .reference.selftest import run
         return run()
-    if args == ["info"]:
+    if args.command == "info":
         from .kernel.build_info import build_info
         print(json.dumps(build_info(), indent=2))
         return 0
-    print("usage: python -m fastsample selftest | info", file=sys.stderr)
+    parser.print_usage(sys.stderr)
+    print("python -m fastsample: name a command (--help lists them)", file=sys.stderr)
     return 2
 
 

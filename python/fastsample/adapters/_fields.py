@@ -1,7 +1,6 @@
 """What every adapter shares: unknown-field detection and range checks in the source's terms."""
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Any, Iterable, Mapping, Optional
 
@@ -32,10 +31,7 @@ def check_known(source: str, body: Mapping[str, Any], known: Iterable[str], leni
     known = sorted(set(known))
     unknown = [k for k in body if k not in known]
     if unknown and not lenient:
-        hints = []
-        for k in unknown:
-            near = difflib.get_close_matches(str(k), known, n=3, cutoff=0.6)
-            hints.append(f"{k!r}" + (f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""))
+        hints = [f"{k!r}" + arguments.did_you_mean(k, known) for k in unknown]
         raise ValueError(f"{source}: unknown field(s) {', '.join(hints)}; pass lenient=True to "
                          f"ignore unknown fields")
 

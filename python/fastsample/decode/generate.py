@@ -3,7 +3,7 @@ Sampler (one fused call per step)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -17,7 +17,7 @@ from .model_io import (left_padded, model_step, output_cache, output_vocab_size,
                        pad_token_id, select_cache_rows)
 from .results import Completion, GenerationResult, StreamEvent
 from .sampler import Sampler, StepOutput
-from ..requests.sampling_params import SamplingParams
+from ..requests.sampling_params import SamplingParams, check_params
 
 # What max_tokens means when a request leaves it unset (vLLM's default).
 DEFAULT_MAX_TOKENS = 16
@@ -120,12 +120,13 @@ def generate(model: Any, prompts: Any, params: Union[SamplingParams, Sequence[Sa
         one GenerationResult per prompt, in order (or, with stream=True, an iterator).
     """
     ids = _encode(prompts, tokenizer)
+    if isinstance(params, Mapping):
+        check_params("params", params)
     plist = [params] * len(ids) if isinstance(params, SamplingParams) else list(params)
     if len(plist) != len(ids):
         raise ValueError(f"params: expected one SamplingParams or {len(ids)} (one per prompt), got {len(plist)}")
     for i, p in enumerate(plist):
-        if not isinstance(p, SamplingParams):
-            raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got {type(p).__name__}")
+        check_params(f"params[{i}]", p)
         if stream and (p.num_beams > 1 or p.penalty_alpha > 0 or decoding.ranks_samples(p)):
             name = "num_beams" if p.num_beams > 1 else (
                 "penalty_alpha" if p.penalty_alpha > 0 else "best_of")

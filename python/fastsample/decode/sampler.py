@@ -13,7 +13,7 @@ from ..adapters.hf import with_prompt_length
 from ..kernel import cuda, launch
 from ..requests import arguments, decoding, mirostat
 from ..requests.sampling_batch import SamplingBatch, reads_history
-from ..requests.sampling_params import SamplingParams
+from ..requests.sampling_params import SamplingParams, check_params
 
 
 @dataclass
@@ -199,8 +199,7 @@ class Sampler:
         except TypeError:
             raise TypeError(f"request_id must be hashable (a str, an int, ...), got "
                             f"{type(request_id).__name__} {request_id!r}") from None
-        if not isinstance(params, SamplingParams):
-            raise TypeError(f"params must be a fastsample.SamplingParams, got {type(params).__name__}")
+        check_params("params", params)
         if request_id in self.request_ids:
             raise ValueError(f"request {request_id!r} is already in the batch")
         try:

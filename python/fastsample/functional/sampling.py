@@ -130,8 +130,8 @@ def sample(
             the row's seed and offset), when two or more tokens have a probability >=
             xtc_threshold over what the other filters keep, all but the least likely of them
             are removed.
-            Each of the ten is a scalar for the batch or one value per row (list, tuple, numpy
-            array or tensor of length B).
+            Each of the ten is a scalar for the batch (a 0-d tensor included) or one value per
+            row (list, tuple, numpy array or tensor of length B).
         seed: int in [0, 2**63-1] makes a row reproducible; None or -1 (default None) draws one
             from `generator`. An int, or one value per row.
         offset: int >= 0 (default 0), or one per row: the counter of the row's Philox stream.

@@ -62,7 +62,7 @@ def prompt_logprobs(logits: Any, target_ids: Any, n: int = 0) -> PromptLogprobs:
     arguments.check_scalar("n", n, LOGPROBS)
     targets = _target_ids(target_ids, length)
     targets = targets.to(device=logits.device, dtype=torch.int64).contiguous()
-    if logits.device.type == "cpu" or not cuda.capturing():
+    if logits.device.type == "cpu" or not cuda.device_values_trusted():
         bad = (targets < 0) | (targets >= vocab)
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])

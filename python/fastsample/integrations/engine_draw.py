@@ -2,8 +2,9 @@
 
 An engine's worker cannot take an exception from one request's row without failing the whole
 step, so a row whose logits have no valid token (all -inf or NaN, which a grammar or a model fault
-can produce) is answered as the engines' own greedy path answers it: the row's argmax. Nothing
-waits for the GPU here.
+can produce) is answered as the engines' own greedy path answers it: the row's argmax. The engine
+validated its requests' parameters, and its scheduler runs ahead of the GPU: the call trusts the
+per-row tensors on the GPU (`kernel.cuda.trusting_device_values`) and nothing here waits for it.
 """
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ from typing import Any
 
 import torch
 
-from ..functional.sampling import sample
+from ..functional.sampling import process_logits, sample
+from ..kernel.cuda import trusting_device_values
 
 
 def sample_engine_rows(logits: torch.Tensor, **keywords: Any) -> torch.Tensor:
     """int64 [B] tokens on the logits' device: `fastsample.sample(logits, **keywords)`, with a row
     that has no valid token given its argmax (the token the engine's greedy path would emit)."""
-    out = sample(logits, return_valid=True, **keywords)
+    with trusting_device_values():
+        out = sample(logits, return_valid=True, **keywords)
     return torch.where(out.valid, out.tokens, logits.argmax(dim=-1))
+
+
+def process_engine_rows(logits: torch.Tensor, **keywords: Any) -> torch.Tensor:
+    """float32 [B, V]: `fastsample.process_logits(logits, **keywords)` with the engine's GPU
+    tensors trusted, as in sample_engine_rows."""
+    with trusting_device_values():
+        return process_logits(logits, **keywords)

@@ -4,8 +4,9 @@
     python -m sglang.launch_server --model-path ... --sampling-backend fastsample
 
 `register()` is the `sglang.srt.plugins` entry point (SGLang loads it before parsing arguments and
-in every scheduler process; `SGLANG_PLUGINS` filters plugins by name). It registers the backend and
-makes SGLang keep each request's `sampling_seed` in the batch while this backend is selected.
+in every scheduler process; `SGLANG_PLUGINS` filters plugins by name). It registers the backend and,
+through SamplingBatchInfo's override hooks, makes SGLang's batches keep each request's
+`sampling_seed` while this backend is selected.
 
 What `FastsampleSglangSampler.forward` does, in order:
 1. SGLang's own preprocessing (custom logit processors, NaN sanitizing). Penalties, logit_bias
@@ -19,7 +20,8 @@ What `FastsampleSglangSampler.forward` does, in order:
    before temperature with SGLANG_RETURN_ORIGINAL_LOGPROB) through SGLang's own
    OutputLogprobProcessor; then SGLang's token sync across tensor-parallel ranks.
 Not produced: sampling masks (`return_sampling_mask` requests) and watermarking; SGLang's
-deterministic-inference mode always switches to its pytorch backend.
+deterministic-inference mode always switches to its pytorch backend. Speculative decoding (EAGLE):
+the drafts' draws and their acceptance are SGLang's own, not this backend's.
 """
 from __future__ import annotations
 
@@ -91,43 +93,100 @@ class FastsampleSglangSampler(sglang_sampler.Sampler):
 
 
 def _row_seeds(sampling_info: SamplingBatchInfo, logits: torch.Tensor) -> Any:
-    """Per-row seeds (-1: unseeded) from the batch, or None when it carries none."""
-    seeds = sampling_info.sampling_seed
+    """Per-row seeds (-1: unseeded) the batch carries, or None."""
+    seeds = getattr(sampling_info, SEEDS, None)
+    if seeds is None:
+        seeds = sampling_info.sampling_seed  # SGLang's deterministic mode's, were it to reach here
     if seeds is None:
         return None
     if seeds.shape != (logits.shape[0],):
-        raise ValueError(f"sampling_info.sampling_seed has shape {tuple(seeds.shape)}; the "
-                         f"batch has {logits.shape[0]} rows")
-    return seeds.to(logits.device)
+        raise ValueError(f"the batch's request seeds have shape {tuple(seeds.shape)}; the batch "
+                         f"has {logits.shape[0]} rows")
+    return seeds
 
 
 def request_seeds(reqs: List[Any], device: Any) -> torch.Tensor:
-    """int64 [len(reqs)]: each request's `sampling_params.sampling_seed` folded into
+    """int64 [len(reqs)] on `device`: each request's `sampling_params.sampling_seed` folded into
     [0, 2**63 - 1] (seed & (2**63 - 1): distinct seeds that differ only in the sign bit share a
-    stream), -1 where it has none."""
-    return torch.tensor(
+    stream), -1 where it has none. Copied as SGLang copies its batch tensors (pinned, without
+    waiting)."""
+    host = torch.tensor(
         [-1 if r.sampling_params.sampling_seed is None
          else int(r.sampling_params.sampling_seed) & _SEED_BITS for r in reqs],
-        dtype=torch.int64).to(device)
+        dtype=torch.int64)
+    if torch.device(device).type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
 
 
-def _keeping_request_seeds(from_schedule_batch: Any) -> Any:
-    """SamplingBatchInfo.from_schedule_batch that keeps the requests' seeds while this backend
-    is selected (SGLang itself keeps them only in its deterministic mode)."""
+# The batch's request seeds ride in an attribute of SamplingBatchInfo of their own: SGLang reads
+# `sampling_seed` as "deterministic sampling" in paths that never reach the sampler (EAGLE's
+# draft and verify draws), where unseeded rows would then all share one stream.
+SEEDS = "fastsample_seeds"
 
-    def build(cls: type, batch: Any, vocab_size: int) -> SamplingBatchInfo:
-        info = from_schedule_batch.__func__(cls, batch, vocab_size)
-        if info.sampling_seed is None and runtime_context.get_exec().kernel.sampling_backend == BACKEND:
-            info.sampling_seed = request_seeds(batch.reqs, info.temperatures.device)
-        return info
 
-    build.fastsample_keeps_seeds = True
-    return classmethod(build)
+def _selected() -> bool:
+    return runtime_context.get_exec().kernel.sampling_backend == BACKEND
+
+
+def _after(hook: Any, extend: Any) -> Any:
+    """SGLang's override hook `hook` (a placeholder, or another plugin's), then `extend`."""
+
+    def both(self: SamplingBatchInfo, *args: Any) -> None:
+        hook(self, *args)
+        extend(self, *args)
+
+    both.fastsample_hook = True
+    return both
+
+
+def _keep_seeds(info: SamplingBatchInfo, batch: Any, vocab_size: int) -> None:
+    if _selected():
+        setattr(info, SEEDS, request_seeds(batch.reqs, info.temperatures.device))
+
+
+def _filter_seeds(info: SamplingBatchInfo, keep_indices: Any, keep_indices_device: Any) -> None:
+    seeds = getattr(info, SEEDS, None)
+    if seeds is not None:
+        setattr(info, SEEDS, seeds[keep_indices_device])
+
+
+def _merge_seeds(info: SamplingBatchInfo, other: SamplingBatchInfo) -> None:
+    # Called after SGLang concatenated the batch tensors: len(info) counts both batches.
+    mine, theirs = getattr(info, SEEDS, None), getattr(other, SEEDS, None)
+    if mine is None and theirs is None:
+        return
+    device = info.temperatures.device
+    unseeded = lambda n: torch.full((n,), -1, dtype=torch.int64, device=device)  # noqa: E731
+    mine = unseeded(len(info) - len(other)) if mine is None else mine
+    theirs = unseeded(len(other)) if theirs is None else theirs
+    setattr(info, SEEDS, torch.cat([mine, theirs]))
+
+
+def _copying_seeds(copy_for_forward: Any) -> Any:
+    """SamplingBatchInfo.copy_for_forward (a dataclasses.replace, which keeps only declared
+    fields) keeping the seeds."""
+
+    def copy(self: SamplingBatchInfo) -> SamplingBatchInfo:
+        out = copy_for_forward(self)
+        setattr(out, SEEDS, getattr(self, SEEDS, None))
+        return out
+
+    copy.fastsample_hook = True
+    return copy
 
 
 def register() -> None:
-    """The `sglang.srt.plugins` entry point: registers --sampling-backend fastsample."""
+    """The `sglang.srt.plugins` entry point: registers --sampling-backend fastsample, and has
+    SGLang's batches keep their requests' seeds while it is selected (through
+    SamplingBatchInfo's override hooks)."""
     sglang_sampler.register_sampler_backend(BACKEND, FastsampleSglangSampler)
-    current = SamplingBatchInfo.__dict__["from_schedule_batch"]
-    if not getattr(current.__func__, "fastsample_keeps_seeds", False):
-        SamplingBatchInfo.from_schedule_batch = _keeping_request_seeds(current)
+    if getattr(SamplingBatchInfo.copy_for_forward, "fastsample_hook", False):
+        return  # loaded again in this process
+    SamplingBatchInfo.adjusted_from_schedule_batch = _after(
+        SamplingBatchInfo.adjusted_from_schedule_batch, _keep_seeds)
+    SamplingBatchInfo.adjusted_filter_batch = _after(
+        SamplingBatchInfo.adjusted_filter_batch, _filter_seeds)
+    SamplingBatchInfo.adjusted_merge_batch = _after(
+        SamplingBatchInfo.adjusted_merge_batch, _merge_seeds)
+    SamplingBatchInfo.copy_for_forward = _copying_seeds(SamplingBatchInfo.copy_for_forward)

@@ -20,8 +20,10 @@ seed from it, so a seeded request repeats whatever shares its batch.
 
 Where the two differ: with min_p and top_p on one request, vLLM's sampler measures top-p over what
 min-p keeps; fastsample measures it over the top-k survivors and intersects min-p's keep-set
-(docs/semantics.md, stage 5; SGLang and FlashInfer do the same). Argmax-invariant logits
-processors other than vLLM's min-p one still run, on the temperature-scaled logits as in vLLM.
+(docs/semantics.md, stage 5). In a batch with argmax-invariant logits processors other than
+vLLM's min-p one, temperature and those processors (min-p among them) run as in vLLM, then
+fastsample's top-k, top-p and draw. Speculative decoding: only the bonus token's draw comes here;
+vLLM's rejection sampler draws and accepts the drafts itself.
 """
 from __future__ import annotations
 
@@ -38,9 +40,8 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without vllm
     raise ImportError("fastsample.integrations.vllm needs vLLM: pip install vllm") from e
 
-from ..functional.sampling import process_logits
 from ..requests.arguments import draw_seeds
-from .engine_draw import sample_engine_rows
+from .engine_draw import process_engine_rows, sample_engine_rows
 
 OPT_IN = "FASTSAMPLE_VLLM_SAMPLER"
 # vLLM's threshold below which a temperature means greedy (vllm/v1/sample/sampler.py).
@@ -64,15 +65,16 @@ class FastsampleSampler(_VllmSampler):
         if md.all_greedy:
             return super().sample(logits, md, logprobs_mode_override)
         greedy = md.temperature < GREEDY_BELOW
-        min_p, others = _split_min_p(md.logitsprocs.argmax_invariant)
-        if others:
-            # Other argmax-invariant processors see temperature-scaled logits, as in vLLM.
-            logits = self.apply_temperature(logits, md.temperature, md.all_random)
-            for processor in others:
-                logits = processor.apply(logits)
-            temperature = torch.ones_like(md.temperature)
+        invariant = md.logitsprocs.argmax_invariant
+        if all(isinstance(p, MinPLogitsProcessor) for p in invariant):
+            temperature, min_p = md.temperature, _min_p_rows(invariant)
         else:
-            temperature = md.temperature
+            # Other argmax-invariant processors: temperature and every one of them (min-p first,
+            # as vLLM lists its built-ins first) run as in vLLM, then fastsample's filters.
+            logits = self.apply_temperature(logits, md.temperature, md.all_random)
+            for processor in invariant:
+                logits = processor.apply(logits)
+            temperature, min_p = torch.ones_like(md.temperature), None
         filters = dict(top_k=0 if md.top_k is None else md.top_k,
                        top_p=1.0 if md.top_p is None else md.top_p,
                        min_p=0.0 if min_p is None else min_p)
@@ -84,24 +86,19 @@ class FastsampleSampler(_VllmSampler):
                                             and not md.logprob_token_ids):
             return tokens, None
         # vLLM's processed logits of a greedy row in a mixed batch: T = 1, no filter.
-        processed = process_logits(logits, temperature=torch.where(greedy, 1.0, temperature),
-                                   **filters)
+        processed = process_engine_rows(
+            logits, temperature=torch.where(greedy, 1.0, temperature), **filters)
         if mode == "processed_logprobs":
             processed = processed.log_softmax(dim=-1)
         return tokens, processed
 
 
-def _split_min_p(processors: Any) -> Tuple[Optional[torch.Tensor], list]:
-    """vLLM's min-p processor's per-row values (None when no row uses min-p), and the other
-    argmax-invariant processors."""
-    min_p, others = None, []
+def _min_p_rows(processors: Any) -> Optional[torch.Tensor]:
+    """vLLM's min-p processor's per-row values [B], or None when no row uses min-p."""
     for processor in processors:
-        if isinstance(processor, MinPLogitsProcessor):
-            if processor.min_p_count:
-                min_p = processor.min_p.view(-1)
-        else:
-            others.append(processor)
-    return min_p, others
+        if processor.min_p_count:
+            return processor.min_p.view(-1)
+    return None
 
 
 def _row_seeds(generators: Dict[int, torch.Generator], logits: torch.Tensor) -> Optional[torch.Tensor]:

@@ -10,7 +10,10 @@ a flat list of ids, each a one-token breaker) and no_repeat_ngram_size. vLLM val
 the request arrives (`validate_params`), so a bad value is that request's error.
 
 The edits run over the request's prompt then output ids, in one fused `fastsample.process_logits`
-call over the rows that asked for any, and change nothing else. It implements vLLM's V1
+call over the rows that asked for any, and change nothing else. vLLM runs logits processors
+before its penalties, so here DRY comes before repetition / frequency / presence penalties
+(fastsample's own chain applies it after them). Each step copies the rows' histories to the
+device. It implements vLLM's V1
 logits-processor interface (the V1 model runner; VLLM_USE_V2_MODEL_RUNNER=0). It is not an entry
 point of `vllm.logits_processors`: vLLM would load it into every engine, and its V2 runner refuses
 V1 processors.
@@ -65,6 +68,9 @@ class HistoryEdits(LogitsProcessor):
 
     def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool):
         self.rows: Dict[int, _Row] = {}
+        self.device = torch.device(device)
+        self.is_pin_memory = is_pin_memory
+        self.index: Optional[torch.Tensor] = None  # the rows' indices on the device
 
     def is_argmax_invariant(self) -> bool:
         return False  # a ban or a penalty can move the argmax
@@ -74,18 +80,20 @@ class HistoryEdits(LogitsProcessor):
             edits = requested_edits(params.extra_args)
             return None if edits is None else _Row(edits, prompt, output)
 
-        process_dict_updates(self.rows, batch_update, new_row)
+        if process_dict_updates(self.rows, batch_update, new_row) or self.index is None:
+            host = torch.tensor(sorted(self.rows), dtype=torch.int64)
+            if self.is_pin_memory:
+                host = host.pin_memory()
+            self.index = host.to(self.device, non_blocking=True)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         if not self.rows:
             return logits
-        index = sorted(self.rows)
-        rows = [self.rows[i] for i in index]
+        rows = [self.rows[i] for i in sorted(self.rows)]
         per_row = {f: [getattr(r.params, f) for r in rows] for f in EDIT_FIELDS}
         breakers = per_row.pop("dry_sequence_breakers")
-        selected = torch.tensor(index, device=logits.device)
-        logits[selected] = process_logits(
-            logits[selected], prompt_token_ids=[r.prompt for r in rows],
+        logits[self.index] = process_logits(
+            logits[self.index], prompt_token_ids=[r.prompt for r in rows],
             output_token_ids=[list(r.output) for r in rows],
             dry_sequence_breakers=_breakers_per_row(breakers), **per_row).to(logits.dtype)
         return logits

@@ -13,7 +13,8 @@ def build_info() -> Dict[str, Any]:
 
     `backends` lists the device types with compiled sampling kernels; other torch devices run
     the pure-torch reference. `cuda_enabled` says whether the build found nvcc and compiled the
-    CUDA kernels (FASTSAMPLE_CUDA); `cuda_devices` how many GPUs they can use here (0 without a
+    CUDA kernels (FASTSAMPLE_CUDA), `cuda_not_built` why not (None when it did);
+    `cuda_devices` how many GPUs they can use here (0 without a
     driver or GPU: CUDA tensors cannot exist then either); `cuda_driver` / `cuda_runtime` the
     CUDA versions of the driver and of the runtime the kernels were built with ("13.0"; None
     without a driver or without CUDA kernels). `cpu_edited_rows` is how CPU rows with
@@ -28,6 +29,7 @@ def build_info() -> Dict[str, Any]:
         "version": _C.version,
         "backends": ["cpu", "cuda"] if cuda.COMPILED else ["cpu"],
         "cuda_enabled": bool(_C.cuda_compiled),
+        "cuda_not_built": getattr(_C, "cuda_not_built", None),
         "cuda_architectures": archs,
         "cuda_devices": cuda.device_count(),
         "cuda_driver": cuda.runtime_status().driver,

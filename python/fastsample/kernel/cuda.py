@@ -3,9 +3,12 @@ torch's caching allocator. Nothing here waits for the GPU, so a decode step that
 fastsample.sample can be captured in a CUDA graph."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import functools
 import warnings
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, Iterator, NamedTuple, Optional
 
 import torch
 
@@ -95,6 +98,30 @@ def check_sampler_device(device: torch.device) -> None:
 def capturing() -> bool:
     """True while the current CUDA stream is being captured into a graph (no syncs allowed)."""
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+_TRUSTED = contextvars.ContextVar("fastsample_trusts_device_values", default=False)
+
+
+@contextlib.contextmanager
+def trusting_device_values() -> Iterator[None]:
+    """Inside, fastsample reads no GPU-resident argument back to the host, as during graph
+    capture: per-row parameters on the GPU are not range-checked (the kernels normalize
+    out-of-range values, row_params.h), GPU token-id tensors are not checked, unseeded rows
+    always draw their seeds, and a row without a valid token is left to return_valid. For
+    callers that validated their requests already and must not wait for the GPU (a serving
+    engine's sampler step). Host-resident arguments are checked as ever."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def device_values_trusted() -> bool:
+    """True while GPU-resident arguments must not be read back: during graph capture and inside
+    trusting_device_values()."""
+    return _TRUSTED.get() or capturing()
 
 
 def resident_blocks(device: torch.device) -> int:

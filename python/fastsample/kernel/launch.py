@@ -171,7 +171,7 @@ def run_sample(logits: torch.Tensor, args: _C.BatchArgs, edits: Optional[_C.Edit
     else:
         cuda.sample(args, edits, lp_args, device)
         # Checking waits for the GPU, which a captured graph cannot do.
-        invalid = not want_valid and not cuda.capturing() and not bool((tokens >= 0).all())
+        invalid = not want_valid and not cuda.device_values_trusted() and not bool((tokens >= 0).all())
     if logprobs is not None:
         return logprobs.output(tokens, valid)
     if valid is not None:

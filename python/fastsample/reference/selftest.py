@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 
 from ..kernel import cuda
+from ..kernel.build_info import build_info
 from . import contract as reference, selftest_cuda
 from ..functional.sampling import process_logits, sample
 from .verify import keep_set_mismatch
@@ -75,7 +76,8 @@ def _backends() -> List[Tuple[str, torch.device, str]]:
     """(name, device, reason to skip or '')"""
     out = [("cpu", torch.device("cpu"), "")]
     if not cuda.COMPILED:
-        out.append(("cuda", torch.device("cpu"), "not compiled (built without nvcc)"))
+        why = build_info()["cuda_not_built"] or "this build compiled no CUDA kernels"
+        out.append(("cuda", torch.device("cpu"), f"not compiled: {why}"))
     elif not torch.cuda.is_available():
         out.append(("cuda", torch.device("cpu"), "no GPU visible to torch"))
     elif (reason := cuda.unusable_reason()) is not None:
@@ -114,6 +116,8 @@ def run(print_fn: Callable[[str], None] = print) -> int:
             print_fn(f"{name:<8} {'-':<5} {'-':>6} {'-':<8} {'-':<11} SKIPPED: {skip}")
             continue
         case = 0
+        total = len(DTYPES) * len(VOCABS) * 3 * len(PARAMS)
+        done = 0
         for dname, dtype in DTYPES.items():
             for vocab in VOCABS:
                 for kind in ("random", "ties", "nan/inf"):
@@ -125,8 +129,10 @@ def run(print_fn: Callable[[str], None] = print) -> int:
                         except Exception as e:  # a crash is a failure to report, not to hide
                             problem = f"{type(e).__name__}: {e}"
                         failures += bool(problem)
+                        done += 1
                         status = "FAIL: " + problem if problem else "pass"
-                        print_fn(f"{name:<8} {dname:<5} {vocab:>6} {kind:<8} {pname:<11} {status}")
+                        print_fn(f"{name:<8} {dname:<5} {vocab:>6} {kind:<8} {pname:<11} "
+                                 f"{status:<6} [{done}/{total}]")
         if device.type == "cuda":
             failures += _cuda_checks(name, device, print_fn)
     print_fn("selftest: " + ("all passed" if failures == 0 else f"{failures} FAILED"))

@@ -5,14 +5,15 @@ the accepted types (TypeError).
 """
 from __future__ import annotations
 
+import difflib
 import numbers
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from ..kernel.cuda import capturing
+from ..kernel.cuda import capturing, device_values_trusted
 # The ranges of the per-row parameters live in their table (re-exported for their users).
 from ..kernel.param_table import (MAX_INT64, MIN_P, OFFSET, SEED, TEMPERATURE, TOP_K,  # noqa: F401
                                   TOP_P, Range)
@@ -48,6 +49,8 @@ def as_logits(logits: Any, name: str = "logits") -> torch.Tensor:
         raise ValueError(
             f"{name} must have shape [B, V], got shape {tuple(logits.shape)}"
             + (" (use logits.unsqueeze(0) for one row)" if logits.dim() == 1 else "")
+            + (" (a model's [B, T, V] output: sample its last position, logits[:, -1, :])"
+               if logits.dim() == 3 else "")
         )
     vocab = logits.shape[1]
     if vocab < 1 or vocab > MAX_VOCAB:
@@ -110,6 +113,10 @@ def _rows_tensor(name: str, v: Any, batch: int, dtype: torch.dtype) -> torch.Ten
             f"{name} must be a scalar or one value per row (list, tuple, numpy array or tensor), "
             f"got {type(v).__name__}"
         )
+    if t.dim() == 0:
+        # A 0-d tensor (a reduction's result, say) is one value for every row; expanded on its
+        # device, as reading it would wait for the GPU.
+        t = t.reshape(1).expand(batch)
     if t.dim() != 1 or t.shape[0] != batch:
         raise ValueError(f"{name}: per-row values must have shape [{batch}] (one per row), got {tuple(t.shape)}")
     if dtype == torch.int64 and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
@@ -130,7 +137,7 @@ def check_capturable(name: str, t: torch.Tensor, device: torch.device) -> None:
 
 
 def _check_rows(name: str, t: torch.Tensor, rng: Range) -> None:
-    if t.device.type != "cpu" and capturing():
+    if t.device.type != "cpu" and device_values_trusted():
         # Reading device values would wait for the GPU, which capture forbids. The kernels
         # normalize out-of-range values (row_params.h); SamplingBatch validated them at build.
         return
@@ -183,6 +190,12 @@ class Seeds:
 
     seed: Param
     offset: Param
+
+
+def did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """" (did you mean 'a', 'b'?)" naming the known names nearest to `name`, or "" if none is."""
+    near = difflib.get_close_matches(str(name), sorted(known), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""
 
 
 def draw_seeds(out: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -262,7 +275,7 @@ def check_seeds(seed: Any, offset: Any, generator: Any, batch: int) -> None:
     check_generator(generator)
     tensors = [t for t in (seed, offset) if isinstance(t, torch.Tensor)]
     device = tensors[0].device if tensors else torch.device("cpu")
-    if device.type == "cuda" and capturing():
+    if device.type == "cuda" and device_values_trusted():
         return  # device values are trusted during capture, as `seeds` trusts them
     seeds(seed, offset, torch.Generator(device=device), batch, device)
 
@@ -288,7 +301,7 @@ def _tensor_seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], 
         offsets = Param(0, _int_rows("offset", offset, batch, OFFSET, device))
     # Outside capture, draw only when some row needs it (as the list form does); a graph always
     # draws, since asking would wait for the GPU.
-    if capturing() or bool((seed_rows == -1).any()):
+    if device_values_trusted() or bool((seed_rows == -1).any()):
         seed_rows = torch.where(seed_rows == -1, _draw_on(device, batch, generator), seed_rows)
     return Seeds(Param(0, seed_rows), offsets)
 
@@ -325,7 +338,9 @@ def token_ids(name: str, ids: Any, vocab: Optional[int] = None) -> tuple:
         if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or \
                 ids.dtype == torch.bool or ids.device.type == "meta":
             raise TypeError(f"{name} must be a 1-D integer tensor or a list of ints, got "
-                            f"{ids.dtype} of shape {tuple(ids.shape)}")
+                            f"{ids.dtype} of shape {tuple(ids.shape)}"
+                            + (" (a tokenizer's [1, L] input_ids: pass input_ids[0])"
+                               if ids.dim() == 2 and ids.shape[0] == 1 else ""))
         ids = ids.tolist()
     if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
         raise TypeError(f"{name} must be a list of int token ids, got "

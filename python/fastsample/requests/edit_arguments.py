@@ -83,7 +83,7 @@ class Edits:
 
 def _check_ids(name: str, t: torch.Tensor, vocab: int) -> None:
     """t: contiguous int64 [B, L]."""
-    if t.numel() == 0 or (t.device.type != "cpu" and cuda.capturing()):
+    if t.numel() == 0 or (t.device.type != "cpu" and cuda.device_values_trusted()):
         return
     if t.device.type == "cpu":
         # One plain pass in C++: torch's comparison ops would leave its thread pool spinning on
@@ -334,7 +334,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
     if t.shape != output.ids.shape:
         raise ValueError(f"{name}: expected the shape of output_token_ids "
                          f"{tuple(output.ids.shape)}, got {tuple(t.shape)}")
-    if t.device.type == "cpu" or not cuda.capturing():
+    if t.device.type == "cpu" or not cuda.device_values_trusted():
         wide = t.to("cpu", torch.int64)
         bad = (wide < 0) | (wide > MAX_COUNT)
         if bool(bad.any()):
@@ -342,7 +342,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
             raise ValueError(f"{name}[{r}][{c}]={int(wide[r, c])} is out of range; allowed: "
                              f"0 <= count <= 2**31-1")
     t = t.to(device=device, dtype=torch.int32).contiguous()
-    if t.device.type == "cpu" or not cuda.capturing():
+    if t.device.type == "cpu" or not cuda.device_values_trusted():
         ids = output.ids.cpu()
         for r in range(ids.shape[0]):
             row = ids[r][ids[r] >= 0]

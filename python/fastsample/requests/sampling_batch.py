@@ -12,7 +12,7 @@ from ..kernel import launch
 from ..kernel.param_table import EDITS, FILTERS, TABLE
 from ..grammar import GrammarRows, grammar_spec
 from . import arguments, decoding, edit_arguments, mirostat
-from .sampling_params import SamplingParams
+from .sampling_params import SamplingParams, check_params
 
 # A row's id lists are those of the kernels' EditArgs (edit_arguments.ID_LISTS): [B, L] int64
 # tensors padded with -1, bias_values float32 beside `bias`. `stop` holds the EOS ids (unless
@@ -184,9 +184,7 @@ class SamplingBatch:
         ValueError naming the row; nothing changes then."""
         params = tuple(params)
         for i, p in enumerate(params):
-            if not isinstance(p, SamplingParams):
-                raise TypeError(f"params[{i}] must be a fastsample.SamplingParams, got "
-                                f"{type(p).__name__}")
+            check_params(f"params[{i}]", p)
             why = decoding.per_step_refusal(p, "SamplingBatch")
             if why:
                 raise ValueError(f"params[{i}]: {why}")

@@ -5,6 +5,7 @@ and defaults before building one of these.
 """
 from __future__ import annotations
 
+import functools
 import math
 import types
 from dataclasses import dataclass, field, fields, replace
@@ -377,3 +378,34 @@ class SamplingParams:
             if v != f.default:
                 parts.append(f"{f.name}={v!r}")
         return f"SamplingParams({', '.join(parts)})"
+
+
+def _naming_unknown_fields(init: Any) -> Any:
+    """The dataclass __init__, with an unknown keyword named beside the nearest fields."""
+    known = frozenset(f.name for f in fields(SamplingParams))
+
+    @functools.wraps(init)
+    def checked(self: SamplingParams, *args: Any, **kwargs: Any) -> None:
+        unknown = [k for k in kwargs if k not in known]
+        if unknown:
+            raise TypeError("SamplingParams has no field " + ", ".join(
+                f"{k!r}{arguments.did_you_mean(k, known)}" for k in unknown)
+                + "; docs/parameters.md lists every field, and the adapters (fastsample."
+                  "from_openai, from_hf, from_bedrock, from_llama_stack) read other systems' names")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+SamplingParams.__init__ = _naming_unknown_fields(SamplingParams.__init__)
+
+
+def check_params(name: str, value: Any) -> None:
+    """TypeError unless `value` is a SamplingParams; a dict is told how to become one."""
+    if isinstance(value, SamplingParams):
+        return
+    hint = ""
+    if isinstance(value, Mapping):
+        hint = ("; build one with fastsample.SamplingParams(**d), or read a request body with "
+                "an adapter (fastsample.from_openai(d), from_hf, from_bedrock, from_llama_stack)")
+    raise TypeError(f"{name} must be a fastsample.SamplingParams, got {type(value).__name__}{hint}")
