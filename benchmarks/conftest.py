@@ -11,7 +11,7 @@ def bench_device():
 
 
 def pytest_collection_modifyitems(config, items):
-    # Benchmarks are run on purpose (README's first command), never as part of the test suite.
+    # Benchmarks are run on purpose (docs/performance.md), never as part of the test suite.
     device = bench_device()
     for item in items:
         item.add_marker(pytest.mark.benchmark)

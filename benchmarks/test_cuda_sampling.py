@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import fastsample
+from fastsample.bench import peers
 from cases import CASES, DTYPES, env_list, hf_chain, make_logits
 
 pytestmark = pytest.mark.skipif(
@@ -39,15 +40,10 @@ def cuda_event_ms(fn, iters=EVENT_ITERS, warmup=5):
 
 
 def _flashinfer(params, logits):
-    flashinfer = pytest.importorskip("flashinfer")
-    if params.get("min_p"):
-        pytest.skip("FlashInfer's fused top-k/top-p call has no min-p")
-    batch = logits.shape[0]
-    top_k = torch.full((batch,), params.get("top_k") or logits.shape[1], dtype=torch.int32,
-                       device=logits.device)
-    top_p = torch.full((batch,), params.get("top_p", 1.0), device=logits.device)
-    scaled = logits.float() / params["temperature"]
-    return lambda: flashinfer.sampling.top_k_top_p_sampling_from_logits(scaled, top_k, top_p)
+    why = peers.unavailable("flashinfer", params, "cuda")
+    if why:
+        pytest.skip(why)
+    return peers.make("flashinfer", params, logits)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -357,3 +357,42 @@ def test_hf_strategy_fields_are_typed_without_beams_too(field, value, error):
         fastsample.from_hf({field: value})
     with pytest.raises(error, match=field):
         fastsample.from_hf({field: value, "num_beams": 2})
+
+
+@pytest.mark.parametrize("body,want", [
+    ({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 512, "temperature": 0.5,
+      "top_p": 0.9, "top_k": 250, "stop_sequences": ["\n\nHuman:"],
+      "messages": [{"role": "user", "content": "hi"}]},
+     dict(temperature=0.5, top_p=0.9, top_k=250, max_tokens=512, stop=("\n\nHuman:",))),
+    ({"prompt": "hi", "max_gen_len": 100, "temperature": 0.3, "top_p": 0.8},
+     dict(temperature=0.3, top_p=0.8, max_tokens=100)),
+    ({"prompt": "hi", "max_tokens": 50, "temperature": 0.7, "top_k": 40, "stop": ["a"]},
+     dict(temperature=0.7, top_k=40, max_tokens=50, stop=("a",))),
+    ({"inputText": "hi", "textGenerationConfig": {"maxTokenCount": 64, "temperature": 0.2,
+                                                   "topP": 0.7, "stopSequences": ["|"]}},
+     dict(temperature=0.2, top_p=0.7, max_tokens=64, stop=("|",))),
+    ({"schemaVersion": "messages-v1", "messages": [],
+      "inferenceConfig": {"max_new_tokens": 30, "top_k": 20, "temperature": 0.4}},
+     dict(temperature=0.4, top_k=20, max_tokens=30)),
+], ids=["anthropic", "llama", "mistral", "titan", "nova"])
+def test_bedrock_native_invoke_model_bodies(body, want):
+    assert fastsample.from_bedrock(body) == fastsample.SamplingParams(**want)
+
+
+@pytest.mark.parametrize("body,error,message", [
+    ({"prompt": "x", "max_gen_len": 5000}, ValueError,
+     "(Llama): max_gen_len=5000 is out of range; allowed: 1 <= max_gen_len <= 2048"),
+    ({"prompt": "x", "max_tokens": 5, "top_k": 500}, ValueError,
+     "(Mistral): top_k=500 is out of range; allowed: 1 <= top_k <= 200"),
+    ({"anthropic_version": "v", "temprature": 0.5}, ValueError,
+     "(Anthropic): unknown field(s) 'temprature' (did you mean 'temperature'?)"),
+    ({"anthropic_version": "v", "temperature": 1.5}, ValueError, "(Anthropic): temperature=1.5"),
+    ({"inputText": "x", "textGenerationConfig": {"topP": 0}}, ValueError, "(Titan): topP=0"),
+    ({"inputText": "x", "textGenerationConfig": 3}, TypeError,
+     "textGenerationConfig must be a dict"),
+    ({"schemaVersion": "messages-v1", "inferenceConfig": {"max_new_tokens": "9"}}, TypeError,
+     "(Nova): max_new_tokens must be an integer"),
+])
+def test_bedrock_native_bodies_are_checked_in_their_own_terms(body, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        fastsample.from_bedrock(body)

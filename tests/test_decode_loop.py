@@ -415,3 +415,77 @@ def test_generation_config_lengths_reach_the_sampler():
         sampler.step(torch.zeros(1, 10))
         steps += 1
     assert steps == 2  # max_length 5 - prompt 3
+
+
+class _StopAtLength(transformers.StoppingCriteria):
+    """A caller's own criterion: every row stops once the sequence is `length` long."""
+
+    def __init__(self, length):
+        self.length = length
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), input_ids.shape[1] >= self.length,
+                          dtype=torch.bool)
+
+
+class _Identity(transformers.LogitsProcessor):
+    def __call__(self, input_ids, scores):
+        return scores
+
+
+def test_sample_loop_applies_generates_stopping_criteria(tok):
+    from fastsample.transformers import sample_loop
+    model = llama()
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    width = enc["input_ids"].shape[1]
+    kw = dict(do_sample=False, max_new_tokens=8, min_new_tokens=8, pad_token_id=0)
+    own = model.generate(**enc, custom_generate=sample_loop,
+                         stopping_criteria=transformers.StoppingCriteriaList(
+                             [_StopAtLength(width + 3)]), **kw)
+    full = model.generate(**enc, custom_generate=sample_loop, **kw)
+    assert own.shape[1] == width + 3 and torch.equal(own, full[:, :width + 3])
+    # max_time=0: transformers' MaxTimeCriteria ends every row after the first step.
+    timed = model.generate(**enc, custom_generate=sample_loop, max_time=0.0, **kw)
+    assert torch.equal(timed, full[:, :width + 1])
+
+
+def test_sample_loop_refuses_a_processor_it_would_not_run(tok):
+    from fastsample.transformers import sample_loop
+    model = llama()
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    with pytest.raises(ValueError, match="_Identity .given to generate. would not run"):
+        model.generate(**enc, custom_generate=sample_loop, do_sample=True, max_new_tokens=2,
+                       pad_token_id=0,
+                       logits_processor=transformers.LogitsProcessorList([_Identity()]))
+    # The processors transformers builds from the config itself are fastsample's chain.
+    model.generate(**enc, custom_generate=sample_loop, do_sample=True, top_k=5, top_p=0.9,
+                   repetition_penalty=1.2, max_new_tokens=2, pad_token_id=0)
+
+
+def test_the_loops_return_what_transformers_returns_for_return_dict_in_generate(tok):
+    from fastsample.transformers import beam_search_loop, contrastive_search_loop, sample_loop
+    model = llama()
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    cases = [(sample_loop, dict(do_sample=False), "GenerateDecoderOnlyOutput"),
+             (beam_search_loop, dict(num_beams=2), "GenerateBeamDecoderOnlyOutput"),
+             (contrastive_search_loop, dict(penalty_alpha=0.6, top_k=3),
+              "GenerateDecoderOnlyOutput")]
+    for loop, fields, kind in cases:
+        kw = dict(custom_generate=loop, max_new_tokens=3, pad_token_id=0, **fields)
+        plain = model.generate(**enc, **kw)
+        out = model.generate(**enc, return_dict_in_generate=True, **kw)
+        assert type(out).__name__ == kind and torch.equal(out.sequences, plain)
+        with pytest.raises(ValueError, match="output_scores=True is not produced"):
+            model.generate(**enc, return_dict_in_generate=True, output_scores=True, **kw)
+
+
+@pytest.mark.parametrize("loop_name", ["beam_search_loop", "contrastive_search_loop"])
+def test_search_loops_refuse_stopping_criteria_they_would_not_apply(tok, loop_name):
+    import fastsample.transformers as fst
+    model = llama()
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    fields = dict(num_beams=2) if loop_name == "beam_search_loop" else dict(penalty_alpha=0.6,
+                                                                           top_k=3)
+    with pytest.raises(ValueError, match="MaxTimeCriteria"):
+        model.generate(**enc, custom_generate=getattr(fst, loop_name), max_new_tokens=3,
+                       pad_token_id=0, max_time=5.0, **fields)

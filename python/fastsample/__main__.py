@@ -1,4 +1,4 @@
-"""Command line: `python -m fastsample {info,selftest}`; `--help` lists the commands."""
+"""Command line: `python -m fastsample {info,selftest,bench}`; `--help` lists the commands."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "(or why CUDA was not built), SIMD level, threads")
     commands.add_parser("selftest", help="check every compiled backend against the pure-torch "
                                          "reference; exit code 1 on any failure")
+    from .bench.cli import add_arguments
+    add_arguments(commands.add_parser(
+        "bench", help="time fastsample beside its peers (transformers, torch sort-based, "
+                      "FlashInfer, llama.cpp, floors); --help for its options"))
     return parser
 
 
@@ -25,6 +29,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "selftest":
         from .reference.selftest import run
         return run()
+    if args.command == "bench":
+        from .bench.cli import run
+        return run(args)
     if args.command == "info":
         from .kernel.build_info import build_info
         print(json.dumps(build_info(), indent=2))

@@ -1,10 +1,12 @@
 """Amazon Bedrock: an InferenceConfiguration (Converse API), alone or inside a Converse request
-with additionalModelRequestFields."""
+with additionalModelRequestFields, or a model family's native InvokeModel body
+(bedrock_invoke.py)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from ..requests.sampling_params import MAX_TOKENS, SamplingParams
+from .bedrock_invoke import family, from_invoke_body
 from ._fields import (check_known, drop_none, first_present, int_field, mapping, reject_guided,
                       source_range, strings)
 
@@ -26,10 +28,19 @@ def from_bedrock(cfg: Mapping[str, Any], *, lenient: bool = False) -> SamplingPa
     snake_case), or from a Converse request holding `inferenceConfig` and
     `additionalModelRequestFields` (where top_k / topK is read; other model-specific fields are
     kept as metadata). Ranges: temperature and topP in [0, 1] (topP 0 rejected: use temperature
-    0), maxTokens >= 1, at most 4 stopSequences."""
+    0), maxTokens >= 1, at most 4 stopSequences.
+
+    A native InvokeModel body (Anthropic Claude, Meta Llama, Mistral, Amazon Titan Text or
+    Amazon Nova: told apart by their own fields, see fastsample.adapters.bedrock_invoke) is
+    read with that family's names and ranges:
+    from_bedrock({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 512,
+    "temperature": 0.5, "top_k": 250, "messages": [...]})."""
     if not isinstance(cfg, Mapping):
         raise TypeError(f"{SOURCE}: expected a dict, got {type(cfg).__name__}")
     reject_guided(SOURCE, cfg)
+    kind = family(cfg)
+    if kind is not None:
+        return from_invoke_body(cfg, kind, lenient)
     is_request = any(k in cfg for k in REQUEST_FIELDS)
     if is_request:
         check_known(SOURCE, cfg, REQUEST_FIELDS, lenient)

@@ -3,7 +3,7 @@ Sampler (one fused call per step)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -47,13 +47,16 @@ def _encode(prompts: Any, tokenizer: Any) -> List[List[int]]:
 
 
 def decode_steps(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, sampler: Sampler,
-                 pad_id: int, prompt_of: Optional[Sequence[int]] = None
+                 pad_id: int, prompt_of: Optional[Sequence[int]] = None,
+                 stop: Optional[Callable[[List[int]], Sequence[int]]] = None
                  ) -> Iterator[Tuple[int, StepOutput]]:
     """Runs the model with a KV cache over left-padded prompts; yields (row, step output) for
     every sampled token. Sampler request i is row i, the continuation of prompt prompt_of[i]
     (default: prompt i): the prefill runs once per prompt and its cache and logits are copied
     into the rows. Finished rows keep being fed a pad token (their outputs are ignored), so the
-    cache is never re-indexed after the prefill."""
+    cache is never re-indexed after the prefill. `stop`, when given, is called after each step
+    (its tokens yielded) with the rows still running and returns those to end there (a caller's
+    stopping criteria); their requests leave the sampler."""
     device = model.device
     input_ids, mask = input_ids.to(device), mask.to(device)
     prompt_of = list(range(input_ids.shape[0])) if prompt_of is None else list(prompt_of)
@@ -79,6 +82,11 @@ def decode_steps(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, sample
             next_tokens[row] = res.token
             yield row, res
         active = [row for row, res in zip(active, results) if not res.finished]
+        if stop is not None and active:
+            ended = set(stop(active))
+            for row in ended:
+                sampler.remove(row)
+            active = [row for row in active if row not in ended]
         if not active:
             return
         mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)

@@ -247,16 +247,24 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
                 grammar_tokenizer: Any = None, **model_kwargs: Any) -> torch.LongTensor:
     """A `custom_generate` callable: generate(**inputs, custom_generate=sample_loop) decodes
     with fastsample's Sampler. Sampling parameters, max_new_tokens, min_new_tokens,
-    num_return_sequences and EOS come from the generation config (logits_processor /
-    stopping_criteria built by transformers from it are not applied again). Returns sequences
-    [B x num_return_sequences, L + new] padded with the pad id, as transformers' sampling does;
-    transformers has repeated each prompt num_return_sequences times, and copy j of a prompt
-    is seeded seed + j (when the config has a seed).
+    num_return_sequences and EOS come from the generation config: the logits processors
+    transformers builds from it are fastsample's fused chain here, and one given to generate
+    beside them (logits_processor=..., prefix_allowed_tokens_fn) is refused, since it would not
+    run. The stopping criteria generate passes (max_time, stop_strings, a caller's own) are
+    applied after every step to the running rows, with scores=None. Returns sequences
+    [B x num_return_sequences, L + new] padded with the pad id, as transformers' sampling does
+    (a GenerateDecoderOnlyOutput holding them with return_dict_in_generate=True; output_scores,
+    output_logits, output_attentions and output_hidden_states are refused); transformers has
+    repeated each prompt num_return_sequences times, and copy j of a prompt is seeded seed + j
+    (when the config has a seed).
 
     generate(..., structured_output=..., grammar_tokenizer=tok) constrains every row by that
     grammar (SamplingParams.structured_output; transformers keeps generate's own `tokenizer`
     argument to itself, hence the name)."""
     params = _loop_params("sample_loop", generation_config, input_ids)
+    _refuse_added_processors("sample_loop", model, logits_processor, generation_config,
+                             input_ids, model_kwargs)
+    _refuse_unproduced_outputs("sample_loop", generation_config)
     if params.num_beams > 1:
         raise ValueError(f"sample_loop samples: num_beams={params.num_beams} is beam search; "
                          f"use custom_generate=fastsample.transformers.beam_search_loop")
@@ -277,13 +285,23 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
     generated = [[] for _ in range(input_ids.shape[0])]
     if streamer is not None:
         streamer.put(input_ids.cpu())
-    for row, res in decode_steps(model, input_ids, mask, sampler, pad_id):
+
+    def stop(rows: List[int]) -> List[int]:
+        # Running rows have stepped together: their sequences have one length.
+        ids = torch.cat([input_ids[rows].cpu(), torch.tensor([generated[r] for r in rows],
+                                                             dtype=input_ids.dtype)], dim=1)
+        done = stopping_criteria(ids.to(input_ids.device), None)
+        return [r for r, d in zip(rows, done.tolist()) if d]
+
+    steps = decode_steps(model, input_ids, mask, sampler, pad_id,
+                         stop=stop if stopping_criteria else None)
+    for row, res in steps:
         generated[row].append(res.token)
         if streamer is not None:
             streamer.put(torch.tensor([res.token]))
     if streamer is not None:
         streamer.end()
-    return _sequences(input_ids, generated, pad_id)
+    return _generate_output(generation_config, _sequences(input_ids, generated, pad_id))
 
 
 def beam_search_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any = None,
@@ -302,6 +320,10 @@ def beam_search_loop(model: Any, input_ids: torch.LongTensor, logits_processor: 
         raise ValueError("beam_search_loop cannot stream: which beams are returned is only "
                          "known at the end (transformers refuses a streamer with beams too)")
     params = _loop_params("beam_search_loop", generation_config, input_ids)
+    _refuse_added_processors("beam_search_loop", model, logits_processor, generation_config,
+                             input_ids, model_kwargs)
+    _refuse_added_criteria("beam_search_loop", stopping_criteria)
+    _refuse_unproduced_outputs("beam_search_loop", generation_config)
     if params.penalty_alpha > 0:
         raise ValueError("beam_search_loop runs beams: penalty_alpha is contrastive search; use "
                          "custom_generate=fastsample.transformers.contrastive_search_loop")
@@ -319,8 +341,9 @@ def beam_search_loop(model: Any, input_ids: torch.LongTensor, logits_processor: 
                           pad_id=pad_id)
     # transformers' beam search pads with the first EOS id where the pad id is 0.
     fill = (pad_id or eos[0]) if eos else pad_id
-    return _sequences(input_ids[::k].repeat_interleave(params.n, 0),
-                      [c.token_ids for r in results for c in r.completions], fill)
+    return _generate_output(generation_config, _sequences(
+        input_ids[::k].repeat_interleave(params.n, 0),
+        [c.token_ids for r in results for c in r.completions], fill), beams=True)
 
 
 def contrastive_search_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any = None,
@@ -336,6 +359,10 @@ def contrastive_search_loop(model: Any, input_ids: torch.LongTensor, logits_proc
     if streamer is not None:
         raise ValueError("contrastive_search_loop does not stream; generate without a streamer")
     params = _loop_params("contrastive_search_loop", generation_config, input_ids)
+    _refuse_added_processors("contrastive_search_loop", model, logits_processor,
+                             generation_config, input_ids, model_kwargs)
+    _refuse_added_criteria("contrastive_search_loop", stopping_criteria)
+    _refuse_unproduced_outputs("contrastive_search_loop", generation_config)
     if params.penalty_alpha == 0.0:
         raise ValueError("contrastive_search_loop needs penalty_alpha > 0 and top_k > 1 with "
                          "do_sample false (transformers' contrastive search); got "
@@ -348,7 +375,65 @@ def contrastive_search_loop(model: Any, input_ids: torch.LongTensor, logits_proc
     pad_id = _pad_id(generation_config, eos)
     results = contrastive_search(model, prompts, [params] * len(prompts),
                                  eos_token_ids=eos or (), pad_id=pad_id)
-    return _sequences(input_ids, [r.token_ids for r in results], pad_id)
+    return _generate_output(generation_config,
+                            _sequences(input_ids, [r.token_ids for r in results], pad_id))
+
+
+def _refuse_added_processors(loop: str, model: Any, logits_processor: Any,
+                             generation_config: Any, input_ids: torch.Tensor,
+                             model_kwargs: Dict[str, Any]) -> None:
+    """A loop runs the generation config's processors as fastsample's fused chain; one that
+    generate() was given beside them would not run: refused, naming it."""
+    if not logits_processor:
+        return
+    built = model._get_logits_processor(
+        generation_config=generation_config, input_ids_seq_length=input_ids.shape[1],
+        encoder_input_ids=input_ids, logits_processor=None, device=input_ids.device,
+        model_kwargs=dict(model_kwargs))
+    kinds = {type(p) for p in built}
+    added = [type(p).__name__ for p in logits_processor if type(p) not in kinds]
+    if added:
+        raise ValueError(
+            f"{loop} runs the generation config's sampling as fastsample's fused chain, where "
+            f"{', '.join(added)} (given to generate) would not run; express it as a generation "
+            f"config field, or decode with model.generate's own loop and "
+            f"fastsample.transformers.FastLogitsProcessor")
+
+
+# The stopping criteria generate() builds from max_length and EOS, which beam and contrastive
+# search apply themselves.
+_OWN_CRITERIA = ("MaxLengthCriteria", "EosTokenCriteria")
+
+
+def _refuse_added_criteria(loop: str, stopping_criteria: Any) -> None:
+    other = [type(c).__name__ for c in stopping_criteria or ()
+             if type(c).__name__ not in _OWN_CRITERIA]
+    if other:
+        raise ValueError(f"{loop} stops on max_length / max_new_tokens and EOS only; "
+                         f"{', '.join(other)} (max_time, stop_strings or generate's "
+                         f"stopping_criteria) would not run: remove it, or sample with "
+                         f"custom_generate=fastsample.transformers.sample_loop")
+
+
+_OUTPUT_FLAGS = ("output_scores", "output_logits", "output_attentions", "output_hidden_states")
+
+
+def _refuse_unproduced_outputs(loop: str, generation_config: Any) -> None:
+    asked = [f for f in _OUTPUT_FLAGS if getattr(generation_config, f, False)]
+    if asked:
+        raise ValueError(f"{loop} returns sequences only: {', '.join(f'{f}=True' for f in asked)}"
+                         f" is not produced; generate without it")
+
+
+def _generate_output(generation_config: Any, sequences: torch.LongTensor,
+                     beams: bool = False) -> Any:
+    """sequences, or transformers' output object holding them (return_dict_in_generate)."""
+    if not getattr(generation_config, "return_dict_in_generate", False):
+        return sequences
+    from transformers.generation.utils import (GenerateBeamDecoderOnlyOutput,
+                                               GenerateDecoderOnlyOutput)
+    return (GenerateBeamDecoderOnlyOutput if beams else GenerateDecoderOnlyOutput)(
+        sequences=sequences)
 
 
 def _loop_params(loop: str, generation_config: Any, input_ids: torch.Tensor) -> SamplingParams:
