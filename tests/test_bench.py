@@ -16,8 +16,8 @@ from tiny_models import llama
 
 def test_quick_run_reports_every_peer_and_writes_json_and_plots(tmp_path, capsys):
     out = tmp_path / "bench"
-    code = main(["bench", "--batch", "1,3", "--vocab", "300,700", "--rounds", "2",
-                 "--out", str(out)])
+    code = main(["bench", "--device", "cpu", "--batch", "1,3", "--vocab", "300,700",
+                 "--rounds", "2", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr()
     data = json.loads((out / "results.json").read_text())
@@ -49,6 +49,19 @@ def test_bad_options_are_named(argv, message, capsys):
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_model_refuses_the_kernel_benchmarks_options(tmp_path, capsys):
+    assert main(["bench", "--model", str(tmp_path), "--batch", "4", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "takes one --dtype and one --case, not --batch" in capsys.readouterr().err
+
+
+def test_out_must_be_a_folder_before_anything_runs(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("")
+    assert main(["bench", "--out", str(target)]) == 2
+    assert "is a file; name a folder" in capsys.readouterr().err
+
+
 def test_a_cuda_run_without_a_gpu_says_why(capsys):
     if torch.cuda.is_available() and fastsample.build_info()["cuda_enabled"]:
         pytest.skip("this machine can run the CUDA benchmark")
@@ -68,7 +81,7 @@ def test_the_table_and_headlines_state_the_ratios():
                    "5.00x", "4.00"]
     assert report.headlines(results, "cpu") == [
         "hf-default: fastsample is 5.0x faster than transformers' processors at B=64, V=128256 "
-        "(float32, cpu); it takes 4.0x the one-read floor (torch.amax) [noisy: floor-read]."]
+        "(float32, cpu); its time is 4.0x the one-read floor (torch.amax) [noisy: floor-read]."]
 
 
 def test_timing_keeps_the_median_round_and_its_spread():

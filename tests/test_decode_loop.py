@@ -489,3 +489,20 @@ def test_search_loops_refuse_stopping_criteria_they_would_not_apply(tok, loop_na
     with pytest.raises(ValueError, match="MaxTimeCriteria"):
         model.generate(**enc, custom_generate=getattr(fst, loop_name), max_new_tokens=3,
                        pad_token_id=0, max_time=5.0, **fields)
+
+
+def test_a_callers_instance_of_a_built_processor_type_is_refused_too(tok):
+    """transformers lets a caller's TopKLogitsWarper(1) replace the one it builds from top_k;
+    the loop, which reads top_k from the config, refuses it instead of sampling top-50."""
+    from fastsample.transformers import beam_search_loop, sample_loop
+    model = llama()
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    with pytest.raises(ValueError, match="TopKLogitsWarper .given to generate. would not run"):
+        model.generate(**enc, custom_generate=sample_loop, do_sample=True, top_k=50,
+                       max_new_tokens=2, pad_token_id=0,
+                       logits_processor=transformers.LogitsProcessorList(
+                           [transformers.TopKLogitsWarper(1)]))
+    with pytest.raises(ValueError, match="MaxLengthCriteria"):
+        model.generate(**enc, custom_generate=beam_search_loop, num_beams=2, max_new_tokens=3,
+                       pad_token_id=0, stopping_criteria=transformers.StoppingCriteriaList(
+                           [transformers.MaxLengthCriteria(4)]))

@@ -3,7 +3,7 @@ parameters page documents it (from_bedrock hands them here).
 
 | family | recognized by | fields read (range) |
 |---|---|---|
-| Anthropic Claude (Messages) | `anthropic_version` | max_tokens (>= 1), temperature [0, 1], top_p [0, 1], top_k (>= 0; 0 = off), stop_sequences |
+| Anthropic Claude (Messages) | `anthropic_version` | max_tokens (>= 1), temperature [0, 1], top_p [0, 1], top_k [0, 500] (0 = off), stop_sequences |
 | Meta Llama | `max_gen_len`, or `prompt` alone | max_gen_len [1, 2048], temperature [0, 1], top_p [0, 1] |
 | Mistral | `prompt` with `max_tokens`, `top_k` or `stop` | max_tokens (>= 1), temperature [0, 1], top_p [0, 1], top_k [1, 200], stop (<= 10) |
 | Amazon Titan Text | `inputText` / `textGenerationConfig` | textGenerationConfig: maxTokenCount (>= 1), temperature [0, 1], topP [0, 1], stopSequences |
@@ -60,7 +60,7 @@ def from_invoke_body(body: Mapping[str, Any], kind: str, lenient: bool) -> Sampl
     source = f"{SOURCE} ({kind})"
     if kind == "Anthropic":
         check_known(source, body, ANTHROPIC_FIELDS, lenient)
-        fields, k_range = body, Range("an integer >= 0", 0, 2**31 - 1, integer=True)
+        fields, k_range = body, Range("0 <= top_k <= 500", 0, 500, integer=True)
         max_name, stop_name, max_stops = "max_tokens", "stop_sequences", None
     elif kind == "Llama":
         check_known(source, body, LLAMA_FIELDS, lenient)

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Times fastsample.sample beside its peers on the same logits in the same run "
         "(transformers' processors, torch sort-based sampling as vLLM's native path does it, "
-        "FlashInfer and llama.cpp when installed, and two floors no sampler beats). Quick by "
+        "FlashInfer and llama.cpp when installed, and two reference floors: torch.amax and "
+        "torch.logsumexp). Quick by "
         "default (a few sizes, under two minutes on two cores); --full for serving sizes.")
     parser.add_argument("--full", action="store_true",
                         help=f"batches {FULL['batches']}, vocabularies {FULL['vocabs']}, dtypes "
@@ -112,6 +113,10 @@ def run(args: argparse.Namespace, out=None) -> int:
     if args.rounds < 1:
         print(f"bench: --rounds must be >= 1, got {args.rounds}", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"bench: --out {args.out} is a file; name a folder", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)  # before measuring: a bad path fails at once
     if args.model:
         return _run_model(args, device, out)
     sizes = FULL if args.full else QUICK
@@ -123,14 +128,15 @@ def run(args: argparse.Namespace, out=None) -> int:
     for case, dtype, batch, vocab in configs:
         for peer, why in available_peers(CASES[case], device, tuple(args.peers)).items():
             if why:
-                skipped.setdefault(peer, why)
+                skipped.setdefault((peer, why), set()).add(case)
             else:
                 plan.append((case, dtype, batch, vocab, peer))
     print(f"fastsample {build_info()['version']} on {device} "
           f"({_machine(device)}); {len(configs)} configurations x {len(args.peers)} peers, "
           f"{args.rounds} rounds each", file=out)
-    for peer, why in skipped.items():
-        print(f"  not measured: {peer}: {why}", file=out)
+    for (peer, why), where in skipped.items():
+        cases_note = "" if where == set(cases) else f" ({', '.join(sorted(where))})"
+        print(f"  not measured: {peer}{cases_note}: {why}", file=out)
     progress = Progress(len(plan))
     results = []
     logits_key, logits = None, None
@@ -155,7 +161,6 @@ def run(args: argparse.Namespace, out=None) -> int:
     print("", file=out)
     for line in report.headlines(results, device):
         print(line, file=out)
-    args.out.mkdir(parents=True, exist_ok=True)
     meta = dict(device=device, machine=_machine(device), build=build_info(),
                 torch=torch.__version__, rounds=args.rounds, noisy_spread=NOISY_SPREAD,
                 cases={c: CASES[c] for c in cases}, peers={p: LABELS[p] for p in peers},
@@ -178,14 +183,24 @@ def _machine(device: str) -> str:
     return f"{platform.machine()}, {torch.get_num_threads()} threads"
 
 
+_KERNEL_ONLY = ("full", "batch", "vocab", "peers", "no_plots")
+
+
 def _run_model(args: argparse.Namespace, device: str, out) -> int:
+    given = [f"--{name.replace('_', '-')}" for name in _KERNEL_ONLY
+             if getattr(args, name) not in (None, False, list(PEERS))]
+    if given or len(args.dtype or []) > 1 or len(args.case or []) > 1:
+        print(f"bench --model times one end-to-end decode: it takes one --dtype and one --case, "
+              f"not {' '.join(given) or 'several'} (those are the kernel benchmark's)",
+              file=sys.stderr)
+        return 2
     from .decode_loop import decode_rates, load_model
     dtype = DTYPES[(args.dtype or ["float32"])[0]]
     params = CASES[(args.case or ["hf-default"])[0]]
     model = load_model(args.model, device, dtype)
-    progress = Progress(0)
+    progress = Progress(2 * (args.rounds + 1))
     rates = decode_rates(model, params, args.prompts, 32, args.new_tokens, args.rounds,
-                         lambda what: progress.show(what))
+                         progress.step)
     progress.close()
     fs, hf = rates["fastsample"], rates["transformers"]
     print(f"{args.model} on {device}, {args.prompts} prompts x {args.new_tokens} new tokens, "
@@ -195,7 +210,6 @@ def _run_model(args: argparse.Namespace, device: str, out) -> int:
               + (" ~" if t.noisy else ""), file=out)
     print(f"fastsample.generate decodes {hf.median_s / fs.median_s:.2f}x as many tokens per "
           f"second as model.generate(do_sample=True) here.", file=out)
-    args.out.mkdir(parents=True, exist_ok=True)
     report.write_json([dict(loop=n, tokens_per_s=1 / t.median_s, spread=t.spread,
                             rounds_tokens_per_s=[1 / s for s in t.rounds_s])
                        for n, t in rates.items()],

@@ -7,16 +7,20 @@ floors, does the least any sampler must do).
 - torch-sort: sampling as vLLM's native (non-FlashInfer) path does it: temperature, min-p as a
   mask below max prob x min_p, one sort for top-k and top-p, softmax, then the argmax of probs
   over exponential noise.
-- flashinfer: FlashInfer's top_k_top_p_sampling_from_logits (a GPU and flashinfer installed;
-  cases without min-p).
-- llama.cpp: llama.cpp's sampler chain (top-k, top-p, min-p, temperature, dist) through
-  llama-cpp-python, one row at a time as llama.cpp samples (when llama_cpp is importable).
-- floor-read: torch.amax over the logits, one read of them; floor-exp: torch.logsumexp, one
-  read plus one exp per logit. No sampler beats these.
+- flashinfer: FlashInfer as vLLM's FlashInfer path calls it (a GPU and flashinfer installed):
+  temperature and min-p in torch, then top_k_top_p_sampling_from_logits, or
+  top_p_sampling_from_probs / top_k_sampling_from_probs when one filter is off.
+- llama.cpp: llama.cpp's sampler chain through llama-cpp-python, in llama.cpp's order (top-k,
+  top-p, min-p, then temperature, then the draw), one row at a time as llama.cpp samples (when
+  llama_cpp is importable).
+- floor-read: torch.amax over the logits, one read of them; floor-exp: torch.logsumexp, the
+  exp pass a softmax needs, as torch runs it. Reference points, not bounds: torch's own
+  kernels are not the fastest possible (fastsample's bfloat16 call can beat torch's amax).
 """
 from __future__ import annotations
 
 import importlib.util
+import weakref
 from typing import Callable, Dict, Optional
 
 import torch
@@ -46,8 +50,6 @@ def unavailable(peer: str, params: dict, device: str) -> Optional[str]:
             return "FlashInfer runs on CUDA GPUs only"
         if importlib.util.find_spec("flashinfer") is None:
             return "flashinfer is not installed"
-        if params.get("min_p"):
-            return "FlashInfer's fused top-k/top-p call has no min-p"
     if peer == "llama.cpp":
         if device != "cpu":
             return "llama.cpp's sampler runs on the CPU"
@@ -72,7 +74,7 @@ def make(peer: str, params: dict, logits: torch.Tensor) -> Callable[[], object]:
     if peer == "floor-read":
         return lambda: torch.amax(logits, -1)
     if peer == "floor-exp":
-        return lambda: torch.logsumexp(logits.float(), -1)
+        return lambda: torch.logsumexp(logits, -1)
     raise ValueError(f"unknown peer {peer!r}; known: {', '.join(PEERS)}")
 
 
@@ -101,13 +103,30 @@ def torch_sort_sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int
 
 def _flashinfer(params: dict, logits: torch.Tensor) -> Callable[[], object]:
     import flashinfer
-    batch = logits.shape[0]
-    top_k = torch.full((batch,), params.get("top_k") or logits.shape[1], dtype=torch.int32,
-                       device=logits.device)
-    top_p = torch.full((batch,), params.get("top_p", 1.0), device=logits.device)
+    batch, vocab = logits.shape
+    top_k = params.get("top_k") or 0
+    top_p = params.get("top_p", 1.0)
+    min_p = params.get("min_p", 0.0)
     temperature = params["temperature"]
-    return lambda: flashinfer.sampling.top_k_top_p_sampling_from_logits(
-        logits.float() / temperature, top_k, top_p)
+    k_rows = torch.full((batch,), top_k if 0 < top_k < vocab else vocab, dtype=torch.int32,
+                        device=logits.device)
+    p_rows = torch.full((batch,), top_p, device=logits.device)
+    sampling = flashinfer.sampling
+
+    def run() -> torch.Tensor:
+        x = logits.float() / temperature
+        if min_p > 0:
+            probs = x.softmax(-1)
+            x = x.masked_fill(probs < probs.amax(-1, keepdim=True) * min_p, float("-inf"))
+        if 0 < top_k < vocab and top_p < 1.0:
+            return sampling.top_k_top_p_sampling_from_logits(x, k_rows, p_rows)
+        if top_p < 1.0:
+            return sampling.top_p_sampling_from_probs(x.softmax(-1), p_rows)
+        if 0 < top_k < vocab:
+            return sampling.top_k_sampling_from_probs(x.softmax(-1), k_rows)
+        return sampling.sampling_from_probs(x.softmax(-1))
+
+    return run
 
 
 def _llama_cpp(params: dict, logits: torch.Tensor) -> Callable[[], object]:
@@ -147,7 +166,7 @@ def _llama_cpp(params: dict, logits: torch.Tensor) -> Callable[[], object]:
             tokens.append(int(data[candidates.selected].id))
         return tokens
 
-    run.chain = chain  # kept alive with the call
+    weakref.finalize(run, llama_cpp.llama_sampler_free, chain)  # the chain owns its stages
     return run
 
 

@@ -67,7 +67,7 @@ def headlines(results: List[dict], device: str) -> List[str]:
         text = f"{case}: fastsample is " + (", ".join(faster) if faster else f"{fs:.3f} ms per call")
         text += f" at B={batch}, V={vocab} ({dtype}, {device})"
         if floor:
-            text += "; it takes " + " and ".join(floor)
+            text += "; its time is " + " and ".join(floor)
         noisy = [p for p in got if got[p]["noisy"]]
         if noisy:
             text += f" [noisy: {', '.join(noisy)}]"

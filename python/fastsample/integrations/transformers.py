@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 try:
-    from transformers import LogitsProcessor
+    from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 except ImportError as e:  # pragma: no cover - exercised only without transformers
     raise ImportError("fastsample.transformers needs the transformers package: "
                       "pip install transformers") from e
@@ -250,8 +250,9 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
     num_return_sequences and EOS come from the generation config: the logits processors
     transformers builds from it are fastsample's fused chain here, and one given to generate
     beside them (logits_processor=..., prefix_allowed_tokens_fn) is refused, since it would not
-    run. The stopping criteria generate passes (max_time, stop_strings, a caller's own) are
-    applied after every step to the running rows, with scores=None. Returns sequences
+    run. The stopping criteria generate passes (max_time, a caller's own) are applied after
+    every step to the running rows, with scores=None (stop_strings needs generate's tokenizer,
+    which transformers does not hand to custom_generate loops: use fastsample.generate's stop). Returns sequences
     [B x num_return_sequences, L + new] padded with the pad id, as transformers' sampling does
     (a GenerateDecoderOnlyOutput holding them with return_dict_in_generate=True; output_scores,
     output_logits, output_attentions and output_hidden_states are refused); transformers has
@@ -322,7 +323,7 @@ def beam_search_loop(model: Any, input_ids: torch.LongTensor, logits_processor: 
     params = _loop_params("beam_search_loop", generation_config, input_ids)
     _refuse_added_processors("beam_search_loop", model, logits_processor, generation_config,
                              input_ids, model_kwargs)
-    _refuse_added_criteria("beam_search_loop", stopping_criteria)
+    _refuse_added_criteria("beam_search_loop", model, stopping_criteria, generation_config)
     _refuse_unproduced_outputs("beam_search_loop", generation_config)
     if params.penalty_alpha > 0:
         raise ValueError("beam_search_loop runs beams: penalty_alpha is contrastive search; use "
@@ -361,7 +362,8 @@ def contrastive_search_loop(model: Any, input_ids: torch.LongTensor, logits_proc
     params = _loop_params("contrastive_search_loop", generation_config, input_ids)
     _refuse_added_processors("contrastive_search_loop", model, logits_processor,
                              generation_config, input_ids, model_kwargs)
-    _refuse_added_criteria("contrastive_search_loop", stopping_criteria)
+    _refuse_added_criteria("contrastive_search_loop", model, stopping_criteria,
+                           generation_config)
     _refuse_unproduced_outputs("contrastive_search_loop", generation_config)
     if params.penalty_alpha == 0.0:
         raise ValueError("contrastive_search_loop needs penalty_alpha > 0 and top_k > 1 with "
@@ -383,15 +385,16 @@ def _refuse_added_processors(loop: str, model: Any, logits_processor: Any,
                              generation_config: Any, input_ids: torch.Tensor,
                              model_kwargs: Dict[str, Any]) -> None:
     """A loop runs the generation config's processors as fastsample's fused chain; one that
-    generate() was given beside them would not run: refused, naming it."""
+    generate() was given beside them, or in place of one it builds (transformers lets a
+    caller's instance of a built type win), would not run: refused, naming it."""
     if not logits_processor:
         return
     built = model._get_logits_processor(
         generation_config=generation_config, input_ids_seq_length=input_ids.shape[1],
-        encoder_input_ids=input_ids, logits_processor=None, device=input_ids.device,
+        encoder_input_ids=input_ids, logits_processor=LogitsProcessorList(),
+        device=input_ids.device,
         model_kwargs=dict(model_kwargs))
-    kinds = {type(p) for p in built}
-    added = [type(p).__name__ for p in logits_processor if type(p) not in kinds]
+    added = [type(p).__name__ for p in logits_processor if not _built(p, built)]
     if added:
         raise ValueError(
             f"{loop} runs the generation config's sampling as fastsample's fused chain, where "
@@ -400,19 +403,51 @@ def _refuse_added_processors(loop: str, model: Any, logits_processor: Any,
             f"fastsample.transformers.FastLogitsProcessor")
 
 
+def _built(item: Any, built: Any) -> bool:
+    """Whether `item` is one of `built` (same type, same settings): one transformers made."""
+    return any(type(b) is type(item) and _same_settings(vars(b), vars(item)) for b in built)
+
+
+def _same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+                    and x.shape == y.shape and torch.equal(x.cpu(), y.cpu())):
+                return False
+        elif key.startswith("_"):
+            continue  # caches and clocks (a criterion's start time), not settings
+        else:
+            try:
+                if not bool(x == y):
+                    return False
+            except (TypeError, ValueError, RuntimeError):
+                return False
+    return True
+
+
 # The stopping criteria generate() builds from max_length and EOS, which beam and contrastive
 # search apply themselves.
 _OWN_CRITERIA = ("MaxLengthCriteria", "EosTokenCriteria")
 
 
-def _refuse_added_criteria(loop: str, stopping_criteria: Any) -> None:
-    other = [type(c).__name__ for c in stopping_criteria or ()
-             if type(c).__name__ not in _OWN_CRITERIA]
+def _refuse_added_criteria(loop: str, model: Any, stopping_criteria: Any,
+                           generation_config: Any) -> None:
+    """Beam and contrastive search stop on max length and EOS as transformers' config says; any
+    other criterion, or a caller's own max-length / EOS instance, would not run: refused."""
+    criteria = list(stopping_criteria or ())
+    other = [type(c).__name__ for c in criteria if type(c).__name__ not in _OWN_CRITERIA]
+    if not other and criteria:
+        built = model._get_stopping_criteria(generation_config=generation_config,
+                                             stopping_criteria=StoppingCriteriaList())
+        other = [type(c).__name__ for c in criteria if not _built(c, built)]
     if other:
-        raise ValueError(f"{loop} stops on max_length / max_new_tokens and EOS only; "
-                         f"{', '.join(other)} (max_time, stop_strings or generate's "
-                         f"stopping_criteria) would not run: remove it, or sample with "
-                         f"custom_generate=fastsample.transformers.sample_loop")
+        raise ValueError(f"{loop} stops on max_length / max_new_tokens and EOS as the "
+                         f"generation config sets them; {', '.join(other)} (max_time, "
+                         f"stop_strings or generate's stopping_criteria) would not run: remove "
+                         f"it, or sample with custom_generate=fastsample.transformers.sample_loop")
 
 
 _OUTPUT_FLAGS = ("output_scores", "output_logits", "output_attentions", "output_hidden_states")
