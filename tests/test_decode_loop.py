@@ -449,6 +449,29 @@ def test_sample_loop_applies_generates_stopping_criteria(tok):
     assert torch.equal(timed, full[:, :width + 1])
 
 
+def test_sample_loop_leaves_max_length_and_eos_to_the_sampler(tok, monkeypatch):
+    """generate always hands the loop MaxLengthCriteria and EosTokenCriteria, which the Sampler
+    enforces: no per-step criteria call (ids rebuilt on the host) unless another one is given."""
+    import fastsample.integrations.transformers as fst
+    model = llama()
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    stops = []
+    real = fst.decode_steps
+
+    def recording(*args, stop=None, **kwargs):
+        stops.append(stop)
+        return real(*args, stop=stop, **kwargs)
+
+    monkeypatch.setattr(fst, "decode_steps", recording)
+    kw = dict(custom_generate=fst.sample_loop, do_sample=False, max_new_tokens=4,
+              pad_token_id=0, eos_token_id=1)
+    model.generate(**enc, **kw)
+    model.generate(**enc, max_time=60.0, **kw)
+    own = transformers.StoppingCriteriaList([transformers.MaxLengthCriteria(5)])
+    model.generate(**enc, stopping_criteria=own, **kw)
+    assert stops[0] is None and stops[1] is not None and stops[2] is not None
+
+
 def test_sample_loop_refuses_a_processor_it_would_not_run(tok):
     from fastsample.transformers import sample_loop
     model = llama()

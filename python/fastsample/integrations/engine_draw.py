@@ -4,7 +4,8 @@ An engine's worker cannot take an exception from one request's row without faili
 step, so a row whose logits have no valid token (all -inf or NaN, which a grammar or a model fault
 can produce) is answered as the engines' own greedy path answers it: the row's argmax. The engine
 validated its requests' parameters, and its scheduler runs ahead of the GPU: the call trusts the
-per-row tensors on the GPU (`kernel.cuda.trusting_device_values`) and nothing here waits for it.
+per-row tensors on the GPU (`kernel.cuda.trusting_device_values`) and nothing here waits for it;
+the plugins' own per-batch tensors go to the GPU the same way (`to_device_without_waiting`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ def sample_engine_rows(logits: torch.Tensor, **keywords: Any) -> torch.Tensor:
     with trusting_device_values():
         out = sample(logits, return_valid=True, **keywords)
     return torch.where(out.valid, out.tokens, logits.argmax(dim=-1))
+
+
+def to_device_without_waiting(host: torch.Tensor, device: Any, pin: bool = True) -> torch.Tensor:
+    """`host` (a CPU tensor) copied to `device` as the engines copy their batch tensors: to a GPU
+    from pinned memory without the host waiting (a copy from pageable memory would block);
+    pin=False where the engine says pinning is unavailable."""
+    if torch.device(device).type != "cuda":
+        return host.to(device)
+    return (host.pin_memory() if pin else host).to(device, non_blocking=True)
 
 
 def process_engine_rows(logits: torch.Tensor, **keywords: Any) -> torch.Tensor:

@@ -287,15 +287,17 @@ def sample_loop(model: Any, input_ids: torch.LongTensor, logits_processor: Any =
     if streamer is not None:
         streamer.put(input_ids.cpu())
 
+    # The Sampler stops rows on max length and EOS: only the other criteria need the ids.
+    added = StoppingCriteriaList(_added_criteria(model, stopping_criteria, generation_config))
+
     def stop(rows: List[int]) -> List[int]:
         # Running rows have stepped together: their sequences have one length.
         ids = torch.cat([input_ids[rows].cpu(), torch.tensor([generated[r] for r in rows],
                                                              dtype=input_ids.dtype)], dim=1)
-        done = stopping_criteria(ids.to(input_ids.device), None)
+        done = added(ids.to(input_ids.device), None)
         return [r for r, d in zip(rows, done.tolist()) if d]
 
-    steps = decode_steps(model, input_ids, mask, sampler, pad_id,
-                         stop=stop if stopping_criteria else None)
+    steps = decode_steps(model, input_ids, mask, sampler, pad_id, stop=stop if added else None)
     for row, res in steps:
         generated[row].append(res.token)
         if streamer is not None:
@@ -428,21 +430,29 @@ def _same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
     return True
 
 
-# The stopping criteria generate() builds from max_length and EOS, which beam and contrastive
-# search apply themselves.
+# The stopping criteria generate() builds from max_length and EOS, which every loop applies
+# itself (the Sampler's max_new_tokens and EOS ids; beam and contrastive search's own).
 _OWN_CRITERIA = ("MaxLengthCriteria", "EosTokenCriteria")
+
+
+def _added_criteria(model: Any, stopping_criteria: Any, generation_config: Any) -> list:
+    """The criteria in `stopping_criteria` other than the max-length and EOS ones generate()
+    built from the config (which every loop applies itself): max_time, stop_strings, a caller's
+    own, or a caller's own max-length / EOS instance."""
+    criteria = list(stopping_criteria or ())
+    if not any(type(c).__name__ in _OWN_CRITERIA for c in criteria):
+        return criteria
+    built = model._get_stopping_criteria(generation_config=generation_config,
+                                         stopping_criteria=StoppingCriteriaList())
+    return [c for c in criteria if type(c).__name__ not in _OWN_CRITERIA or not _built(c, built)]
 
 
 def _refuse_added_criteria(loop: str, model: Any, stopping_criteria: Any,
                            generation_config: Any) -> None:
     """Beam and contrastive search stop on max length and EOS as transformers' config says; any
-    other criterion, or a caller's own max-length / EOS instance, would not run: refused."""
-    criteria = list(stopping_criteria or ())
-    other = [type(c).__name__ for c in criteria if type(c).__name__ not in _OWN_CRITERIA]
-    if not other and criteria:
-        built = model._get_stopping_criteria(generation_config=generation_config,
-                                             stopping_criteria=StoppingCriteriaList())
-        other = [type(c).__name__ for c in criteria if not _built(c, built)]
+    other criterion would not run: refused, naming it."""
+    other = [type(c).__name__
+             for c in _added_criteria(model, stopping_criteria, generation_config)]
     if other:
         raise ValueError(f"{loop} stops on max_length / max_new_tokens and EOS as the "
                          f"generation config sets them; {', '.join(other)} (max_time, "

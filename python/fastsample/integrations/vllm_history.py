@@ -32,6 +32,7 @@ except ImportError as e:  # pragma: no cover - exercised only without vllm
 
 from ..functional.sampling import process_logits
 from ..requests.sampling_params import DRY_FIELDS, SamplingParams
+from .engine_draw import to_device_without_waiting
 
 EDIT_FIELDS = DRY_FIELDS + ("no_repeat_ngram_size",)
 
@@ -81,10 +82,9 @@ class HistoryEdits(LogitsProcessor):
             return None if edits is None else _Row(edits, prompt, output)
 
         if process_dict_updates(self.rows, batch_update, new_row) or self.index is None:
-            host = torch.tensor(sorted(self.rows), dtype=torch.int64)
-            if self.is_pin_memory:
-                host = host.pin_memory()
-            self.index = host.to(self.device, non_blocking=True)
+            self.index = to_device_without_waiting(
+                torch.tensor(sorted(self.rows), dtype=torch.int64), self.device,
+                pin=self.is_pin_memory)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         if not self.rows:
