@@ -129,16 +129,19 @@ FS_HOST_DEVICE RowDraw judge_children(Ctx& ctx, const View& view, const Row& row
                                       const RowKeep& keep, const RowParams& p,
                                       const NodeDrafts& node, const uint32_t* gmax,
                                       int64_t* child) {
-  const uint64_t keep_total = keep_set_total(ctx, view, keep, p, gmax);
+  const Temperature temp(p.temperature);
+  const MassWeight mass{temp, temp.z_of_key(keep.hi_key)};  // the residual's, after a rejection
   Residual residual;
   residual.node = &node;
-  uint64_t total = keep_total;
+  uint64_t keep_total = 0;  // the keep-set's mass: summed when the first child is tried
   for (int64_t i = node.first(); i < node.last() && residual.n < kMaxDraftChildren; ++i) {
     if (!node.child(i)) continue;
     const int64_t x = node.tokens[i];
-    if (residual.n > 0) {
-      const MassWeight mass{Temperature(p.temperature),
-                            Temperature(p.temperature).z_of_key(keep.hi_key)};
+    // R_n: the keep-set's mass, then what the rejections so far leave of it.
+    uint64_t total;
+    if (residual.n == 0) {
+      total = keep_total = keep_set_total(ctx, view, keep, p, gmax);
+    } else {
       total = ctx.sum_u64(local_keep_set_weight(ctx, view, keep, mass, residual, gmax));
     }
     const uint64_t r = residual(x, kept_mass_of(row, keep, p, x));
@@ -152,10 +155,11 @@ FS_HOST_DEVICE RowDraw judge_children(Ctx& ctx, const View& view, const Row& row
     residual.totals[residual.n] = total;
     ++residual.n;
   }
-  RowDraw draw = residual.n > 0 ? draw_from_keep_set(ctx, view, keep, p, gmax, residual)
-                                : RowDraw{-1, 0};
-  // No rejection, or rejections that left no mass (q covered p to the last unit, which exact
-  // arithmetic would reject with probability 0): the token comes from p.
+  // No child (a leaf, or no valid draft): the token comes from p, whose draw sums the total.
+  if (residual.n == 0) return draw_from_keep_set(ctx, view, keep, p, gmax);
+  RowDraw draw = draw_from_keep_set(ctx, view, keep, p, gmax, residual);
+  // Rejections that left no mass (q covered p to the last unit, which exact arithmetic would
+  // reject with probability 0): the token comes from p.
   if (draw.token < 0) draw = draw_from_keep_set(ctx, view, keep, p, gmax);
   return RowDraw{draw.token, keep_total};
 }

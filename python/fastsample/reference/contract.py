@@ -487,6 +487,16 @@ def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor, n: int, processed: b
     return token_lp.float(), ids, values.float()
 
 
+def inverse_cdf(w: torch.Tensor, random: int) -> int:
+    """The token of w's inverse CDF in token order at u = random / 2^64 (w: float64 [V] >= 0,
+    not all 0), as the kernels' draw walks it: a token without weight is never drawn."""
+    cum = w.cumsum(0)
+    token = int((cum <= random / 2.0**64 * float(cum[-1])).sum().clamp(max=w.shape[0] - 1))
+    while w[token] <= 0:  # a zero-width step can land on a token without weight
+        token -= 1
+    return token
+
+
 def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0,
            min_p: Any = 0.0, top_n_sigma: Any = 0.0, typical_p: Any = 1.0,
            epsilon_cutoff: Any = 0.0, eta_cutoff: Any = 0.0,
@@ -517,11 +527,7 @@ def sample(logits: Any, *, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 
             continue
         zr = z64[row].cpu()
         w = torch.where(kept, torch.exp(zr - zr[kept].max()), torch.zeros_like(zr))
-        cum = w.cumsum(0)
-        target = randoms[row] / 2.0**64 * float(cum[-1])
-        tokens[row] = int((cum <= target).sum().clamp(max=w.shape[0] - 1))
-        while not bool(kept[tokens[row]]):  # a zero-mass step can land on a dropped token
-            tokens[row] -= 1
+        tokens[row] = inverse_cdf(w, int(randoms[row]))
     tokens = tokens.to(logits.device)
     if logprobs is not None:
         lp = logprobs_of(logits, tokens, logprobs, logprobs_mode == "processed", z, keep, greedy)

@@ -13,7 +13,7 @@ from ..kernel.param_table import BY_NAME, STAGE_5
 from ..kernel.sample_output import SampleOutput, VerifyOutput
 from ..requests import arguments, draft_tree
 from ..requests.draft_tree import DraftTree
-from .contract import param_rows, edits_of, keep_set, logprobs_of
+from .contract import edits_of, inverse_cdf, keep_set, logprobs_of, param_rows
 
 
 def _children(tree: DraftTree, request: int, node: int) -> List[int]:
@@ -37,15 +37,6 @@ def _proposal(tree: DraftTree, request: int, draft: int, vocab: int) -> torch.Te
     return torch.nan_to_num(q, nan=0.0).clamp(0.0, 1.0)
 
 
-def _inverse_cdf(w: torch.Tensor, random: int) -> int:
-    """The token of w's inverse CDF in token order at u = random / 2^64 (w: float64 [V] >= 0)."""
-    cum = w.cumsum(0)
-    token = int((cum <= random / 2.0**64 * float(cum[-1])).sum().clamp(max=w.shape[0] - 1))
-    while w[token] <= 0:  # a zero-weight step can land on a token without weight
-        token -= 1
-    return token
-
-
 def _judge(p: torch.Tensor, tree: DraftTree, request: int, node: int, seed: int, offset: int,
            random: int):
     """A sampled node's (token, child): its children in turn against what the rejections
@@ -63,7 +54,7 @@ def _judge(p: torch.Tensor, tree: DraftTree, request: int, node: int, seed: int,
         current = rest / total if total > 0 else torch.zeros_like(p)
     if not children or float(current.sum()) <= 0:
         current = p
-    return _inverse_cdf(current, random), -1
+    return inverse_cdf(current, random), -1
 
 
 def verify(logits: torch.Tensor, tree: DraftTree, *, return_valid: bool = False,
