@@ -213,12 +213,16 @@ def test_logprobs_equal_sglangs_own_backend(runtime, monkeypatch, original):
 
 
 def test_a_row_without_a_valid_token_gets_its_argmax(runtime):
-    params = [_params(temperature=0.9), _params(temperature=0.9)]
-    logits = _logits(2, seed=4)
+    """Rows of -inf or NaN (a grammar or a model fault) get token 0, as torch's argmax (the
+    greedy path) gives them, and the step goes on."""
+    params = [_params(temperature=0.9)] * 3
+    logits = _logits(3, seed=4)
     logits[1] = float("-inf")
-    tokens, _ = _forward(backend.FastsampleSglangSampler(), logits, _batch_info(params),
-                         torch.tensor([0, 0]))
-    assert 0 <= tokens[0] < V and tokens[1] == 0
+    logits[2] = float("nan")
+    tokens, _ = _forward(backend.FastsampleSglangSampler(), logits.clone(), _batch_info(params),
+                         torch.tensor([0, 0, 0]))
+    assert 0 <= tokens[0] < V
+    assert tokens[1:].tolist() == logits[1:].argmax(dim=-1).tolist() == [0, 0]
 
 
 def test_sglang_validation_still_runs():

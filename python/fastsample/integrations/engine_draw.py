@@ -2,7 +2,8 @@
 
 An engine's worker cannot take an exception from one request's row without failing the whole
 step, so a row whose logits have no valid token (all -inf or NaN, which a grammar or a model fault
-can produce) is answered as the engines' own greedy path answers it: the row's argmax. The engine
+can produce) gets token 0: what the engines' greedy path (an argmax) emits for a row of -inf or
+of NaN, found without reading the logits again. The engine
 validated its requests' parameters, and its scheduler runs ahead of the GPU: the call trusts the
 per-row tensors on the GPU (`kernel.cuda.trusting_device_values`) and nothing here waits for it;
 the plugins' own per-batch tensors go to the GPU the same way (`to_device_without_waiting`).
@@ -19,10 +20,10 @@ from ..kernel.cuda import trusting_device_values
 
 def sample_engine_rows(logits: torch.Tensor, **keywords: Any) -> torch.Tensor:
     """int64 [B] tokens on the logits' device: `fastsample.sample(logits, **keywords)`, with a row
-    that has no valid token given its argmax (the token the engine's greedy path would emit)."""
+    that has no valid token (-1 from the kernels) given token 0."""
     with trusting_device_values():
         out = sample(logits, return_valid=True, **keywords)
-    return torch.where(out.valid, out.tokens, logits.argmax(dim=-1))
+    return out.tokens.clamp(min=0)
 
 
 def to_device_without_waiting(host: torch.Tensor, device: Any, pin: bool = True) -> torch.Tensor:
