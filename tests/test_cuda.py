@@ -269,6 +269,36 @@ def test_graph_capture_rejects_host_per_row_values():
             fastsample.sample(logits, temperature=[0.5, 0.7], seed=1, return_valid=True)
 
 
+def test_graph_capture_rejects_host_id_lists():
+    logits = random_logits(2, 1000, seed=26, device="cuda")
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(ValueError, match="cannot be captured into a CUDA graph"):
+        with torch.cuda.graph(graph):
+            fastsample.sample(logits, banned_token_ids=[3, 4], seed=1, return_valid=True)
+
+
+def test_list_arguments_reach_the_gpu_without_waiting_for_it():
+    """Per-row values and id lists given as Python lists are packed on the host and copied from
+    pinned memory: packing them never waits for the GPU's queue (torch's sync debug mode raises
+    where a copy would wait), and the device holds the values."""
+    from fastsample.kernel.param_table import BY_NAME
+    from fastsample.requests import arguments, edit_arguments
+    device = torch.device("cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        temperature = arguments.param("temperature", [0.5, 0.75], 2, BY_NAME["temperature"].range,
+                                      device)
+        ids = edit_arguments.id_rows("prompt_token_ids", [[1, 2, 3], [4]], 2, 1000, device,
+                                     shared_ok=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert temperature.rows.device == device and ids.ids.device == device
+    assert temperature.rows.cpu().tolist() == [0.5, 0.75]
+    assert ids.ids.cpu().tolist() == [[1, 2, 3], [4, -1, -1]]
+
+
 def test_torch_compile_step_matches_eager():
     logits = random_logits(4, 32000, seed=27, device="cuda")
 

@@ -6,7 +6,7 @@ can produce) gets token 0: what the engines' greedy path (an argmax) emits for a
 of NaN, found without reading the logits again. The engine
 validated its requests' parameters, and its scheduler runs ahead of the GPU: the call trusts the
 per-row tensors on the GPU (`kernel.cuda.trusting_device_values`) and nothing here waits for it;
-the plugins' own per-batch tensors go to the GPU the same way (`to_device_without_waiting`).
+the plugins' own per-batch tensors go to the GPU the same way (`kernel.cuda.host_to_device`).
 """
 from __future__ import annotations
 
@@ -24,15 +24,6 @@ def sample_engine_rows(logits: torch.Tensor, **keywords: Any) -> torch.Tensor:
     with trusting_device_values():
         out = sample(logits, return_valid=True, **keywords)
     return out.tokens.clamp(min=0)
-
-
-def to_device_without_waiting(host: torch.Tensor, device: Any, pin: bool = True) -> torch.Tensor:
-    """`host` (a CPU tensor) copied to `device` as the engines copy their batch tensors: to a GPU
-    from pinned memory without the host waiting (a copy from pageable memory would block);
-    pin=False where the engine says pinning is unavailable."""
-    if torch.device(device).type != "cuda":
-        return host.to(device)
-    return (host.pin_memory() if pin else host).to(device, non_blocking=True)
 
 
 def process_engine_rows(logits: torch.Tensor, **keywords: Any) -> torch.Tensor:

@@ -36,7 +36,8 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without sglang
     raise ImportError("fastsample.integrations.sglang needs SGLang: pip install sglang") from e
 
-from .engine_draw import sample_engine_rows, to_device_without_waiting
+from ..kernel.cuda import host_to_device
+from .engine_draw import sample_engine_rows
 
 BACKEND = "fastsample"
 # SGLang's seeds span int64; fastsample's span [0, 2**63 - 1] with -1 for "unseeded".
@@ -114,7 +115,7 @@ def request_seeds(reqs: List[Any], device: Any) -> torch.Tensor:
         [-1 if r.sampling_params.sampling_seed is None
          else int(r.sampling_params.sampling_seed) & _SEED_BITS for r in reqs],
         dtype=torch.int64)
-    return to_device_without_waiting(host, device)
+    return host_to_device(host, device)
 
 
 # The batch's request seeds ride in an attribute of SamplingBatchInfo of their own: SGLang reads

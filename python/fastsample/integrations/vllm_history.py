@@ -31,8 +31,8 @@ except ImportError as e:  # pragma: no cover - exercised only without vllm
     raise ImportError("fastsample.integrations.vllm_history needs vLLM: pip install vllm") from e
 
 from ..functional.sampling import process_logits
+from ..kernel.cuda import host_to_device
 from ..requests.sampling_params import DRY_FIELDS, SamplingParams
-from .engine_draw import to_device_without_waiting
 
 EDIT_FIELDS = DRY_FIELDS + ("no_repeat_ngram_size",)
 
@@ -82,9 +82,8 @@ class HistoryEdits(LogitsProcessor):
             return None if edits is None else _Row(edits, prompt, output)
 
         if process_dict_updates(self.rows, batch_update, new_row) or self.index is None:
-            self.index = to_device_without_waiting(
-                torch.tensor(sorted(self.rows), dtype=torch.int64), self.device,
-                pin=self.is_pin_memory)
+            self.index = host_to_device(torch.tensor(sorted(self.rows), dtype=torch.int64),
+                                        self.device, pin=self.is_pin_memory)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         if not self.rows:

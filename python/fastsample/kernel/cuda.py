@@ -124,6 +124,28 @@ def device_values_trusted() -> bool:
     return _TRUSTED.get() or capturing()
 
 
+def host_to_device(t: torch.Tensor, device: torch.device, pin: bool = True) -> torch.Tensor:
+    """`t` on `device`. A CPU tensor bound for a GPU (argument lists the host just packed) is
+    copied from pinned memory without the host waiting: a copy from pageable memory would wait
+    for everything queued on the stream, the model's forward pass included, which stalls a
+    decode loop or an engine step that runs ahead of the GPU. pin=False, or memory that cannot
+    be pinned: the plain copy. During graph capture a host copy would be replayed with stale
+    values: refused."""
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    if capturing():
+        raise ValueError("values given as Python lists or CPU tensors cannot be captured into a "
+                         "CUDA graph (the graph would replay the capture's copy); put them on "
+                         f"{device} before capture (e.g. a fastsample.SamplingBatch)")
+    if pin:
+        try:
+            return t.pin_memory().to(device, non_blocking=True)
+        except RuntimeError:  # no pinnable memory here (some WSL and container setups)
+            pass
+    return t.to(device)
+
+
 def resident_blocks(device: torch.device) -> int:
     index = device.index if device.index is not None else torch.cuda.current_device()
     resident = _resident_blocks.get(index)

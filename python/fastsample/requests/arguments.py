@@ -13,7 +13,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..kernel.cuda import capturing, device_values_trusted
+from ..kernel.cuda import capturing, device_values_trusted, host_to_device
 # The ranges of the per-row parameters live in their table (re-exported for their users).
 from ..kernel.param_table import (MAX_INT64, MIN_P, OFFSET, SEED, TEMPERATURE, TOP_K,  # noqa: F401
                                   TOP_P, Range)
@@ -180,7 +180,7 @@ def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Pa
     t = _rows_tensor(name, v, batch, dtype)
     check_capturable(name, t, device)
     _check_rows(name, t, rng)
-    t = t.to(device=device, dtype=dtype).contiguous()
+    t = host_to_device(t.to(dtype=dtype).contiguous(), device).contiguous()
     return Param(0 if rng.integer else 1.0, t)
 
 
@@ -284,7 +284,7 @@ def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -
     t = _rows_tensor(name, v, batch, torch.int64)
     check_capturable(name, t, device)
     _check_rows(name, t, rng)
-    return t.to(device=device, dtype=torch.int64).contiguous()
+    return host_to_device(t.to(dtype=torch.int64).contiguous(), device).contiguous()
 
 
 def _tensor_seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,

@@ -160,7 +160,7 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
     t = torch.full((batch, width), -1, dtype=torch.int64)
     for r, row in enumerate(rows):
         t[r, :len(row)] = torch.tensor(row, dtype=torch.int64)
-    return IdRows(t.to(device))
+    return IdRows(cuda.host_to_device(t, device))
 
 
 def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
@@ -209,7 +209,7 @@ def _bias_rows(v: Any, batch: int, vocab: int, device: torch.device):
         id_t[r, :len(ids[r])] = torch.tensor(ids[r], dtype=torch.int64)
         val_t[r, :len(values[r])] = torch.tensor(values[r], dtype=torch.float64).clamp_(
             -LOGIT_BIAS_LIMIT, LOGIT_BIAS_LIMIT)
-    return IdRows(id_t.to(device)), val_t.to(device)
+    return IdRows(cuda.host_to_device(id_t, device)), cuda.host_to_device(val_t, device)
 
 
 def pack_sequences(items: Any) -> tuple:
@@ -261,7 +261,7 @@ def _sequence_rows(v: Any, batch: int, vocab: int, device: torch.device):
         if ids:
             id_t[r, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
             val_t[r, :len(values)] = torch.tensor(values, dtype=torch.float64)
-    return IdRows(id_t.to(device)), val_t.to(device)
+    return IdRows(cuda.host_to_device(id_t, device)), cuda.host_to_device(val_t, device)
 
 
 def pack_breakers(items: Any) -> list:
@@ -301,7 +301,7 @@ def _breaker_rows(v: Any, batch: int, vocab: int, device: torch.device) -> IdRow
     for r, ids in enumerate(packed):
         if ids:
             t[r, :len(ids)] = torch.tensor(ids, dtype=torch.int64)
-    t = t.to(device)
+    t = cuda.host_to_device(t, device)
     # One list for every row: packed once, read by every row (row stride 0).
     return IdRows(t if per_row else t.expand(batch, -1))
 
