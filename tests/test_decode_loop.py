@@ -449,6 +449,24 @@ def test_sample_loop_applies_generates_stopping_criteria(tok):
     assert torch.equal(timed, full[:, :width + 1])
 
 
+def test_criteria_beyond_the_configs_own_are_found_without_generates_tokenizer():
+    """A config with stop_strings: the max-length and EOS criteria generate built from it are
+    recognised without the tokenizer that rebuilding its StopStringCriteria would need (generate
+    keeps it); the other criteria are what the loops run or refuse."""
+    from fastsample.integrations.transformers import _added_criteria
+    model = llama()
+    config = transformers.GenerationConfig(max_length=12, eos_token_id=1, max_time=5.0)
+    model._prepare_special_tokens(config, device="cpu")  # as generate does before the loop
+    criteria = model._get_stopping_criteria(generation_config=config,
+                                            stopping_criteria=transformers.StoppingCriteriaList())
+    own = _StopAtLength(9)  # stands in for the StopStringCriteria generate would add
+    criteria.append(own)
+    config.stop_strings = ["w1"]
+    added = _added_criteria(model, criteria, config)
+    assert [type(c).__name__ for c in added] == ["MaxTimeCriteria", "_StopAtLength"]
+    assert added[1] is own
+
+
 def test_sample_loop_leaves_max_length_and_eos_to_the_sampler(tok, monkeypatch):
     """generate always hands the loop MaxLengthCriteria and EosTokenCriteria, which the Sampler
     enforces: no per-step criteria call (ids rebuilt on the host) unless another one is given."""

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -442,7 +443,12 @@ def _added_criteria(model: Any, stopping_criteria: Any, generation_config: Any) 
     criteria = list(stopping_criteria or ())
     if not any(type(c).__name__ in _OWN_CRITERIA for c in criteria):
         return criteria
-    built = model._get_stopping_criteria(generation_config=generation_config,
+    # Only the max-length and EOS criteria are compared: stop_strings would need the tokenizer
+    # generate() was given, which it does not pass on.
+    config = copy.copy(generation_config)
+    config.stop_strings = None
+    config.max_time = None
+    built = model._get_stopping_criteria(generation_config=config,
                                          stopping_criteria=StoppingCriteriaList())
     return [c for c in criteria if type(c).__name__ not in _OWN_CRITERIA or not _built(c, built)]
 

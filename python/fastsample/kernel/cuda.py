@@ -129,8 +129,8 @@ def host_to_device(t: torch.Tensor, device: torch.device, pin: bool = True) -> t
     copied from pinned memory without the host waiting: a copy from pageable memory would wait
     for everything queued on the stream, the model's forward pass included, which stalls a
     decode loop or an engine step that runs ahead of the GPU. pin=False, or memory that cannot
-    be pinned: the plain copy. During graph capture a host copy would be replayed with stale
-    values: refused."""
+    be pinned: a copy from pageable memory. During graph capture a host copy would be replayed
+    with stale values: refused."""
     device = torch.device(device)
     if device.type != "cuda" or t.device.type != "cpu":
         return t.to(device)
@@ -140,10 +140,15 @@ def host_to_device(t: torch.Tensor, device: torch.device, pin: bool = True) -> t
                          f"{device} before capture (e.g. a fastsample.SamplingBatch)")
     if pin:
         try:
-            return t.pin_memory().to(device, non_blocking=True)
+            # A caller's own pinned tensor is copied first: it may be refilled before the GPU
+            # reads it (a staging buffer reused every step).
+            pinned = (torch.empty_like(t, pin_memory=True).copy_(t) if t.is_pinned()
+                      else t.pin_memory())
+            return pinned.to(device, non_blocking=True)
         except RuntimeError:  # no pinnable memory here (some WSL and container setups)
             pass
-    return t.to(device)
+    # From pageable memory the driver stages the values before returning (it may wait then).
+    return t.to(device, non_blocking=True)
 
 
 def resident_blocks(device: torch.device) -> int:

@@ -123,9 +123,9 @@ def id_rows(name: str, v: Any, batch: int, vocab: int, device: torch.device,
             raise ValueError(f"{name}: expected shape [{batch}, L] (one row of ids per row, -1 "
                              f"padding), got {tuple(v.shape)}")
         arguments.check_capturable(name, v, device)
-        t = v.to(device=device, dtype=torch.int64).contiguous()
-        _check_ids(name, t, vocab)
-        return IdRows(t)
+        t = v.to(dtype=torch.int64).contiguous()
+        _check_ids(name, t, vocab)  # where the ids are: on the host before they are copied
+        return IdRows(cuda.host_to_device(t, device))
     if not isinstance(v, (list, tuple)):
         raise TypeError(f"{name} must be a list of token ids, a list of per-row lists, or an "
                         f"int64 tensor [B, L]; got {type(v).__name__}")
@@ -341,7 +341,7 @@ def _counts(v: Any, output: IdRows, device: torch.device) -> Optional[torch.Tens
             r, c = (int(i) for i in bad.nonzero()[0])
             raise ValueError(f"{name}[{r}][{c}]={int(wide[r, c])} is out of range; allowed: "
                              f"0 <= count <= 2**31-1")
-    t = t.to(device=device, dtype=torch.int32).contiguous()
+    t = cuda.host_to_device(t.to(dtype=torch.int32).contiguous(), device)
     if t.device.type == "cpu" or not cuda.device_values_trusted():
         ids = output.ids.cpu()
         for r in range(ids.shape[0]):
@@ -399,7 +399,8 @@ def _stop_rows(eos_token_id: Any, stop_token_ids: Any, ignore_eos: bool, batch: 
     stop = id_rows("stop_token_ids", stop_token_ids, batch, vocab, device, True)
     if not eos:
         return stop
-    eos_rows = torch.tensor([eos], dtype=torch.int64, device=device).expand(batch, -1)
+    eos_rows = cuda.host_to_device(torch.tensor([eos], dtype=torch.int64), device).expand(
+        batch, -1)
     if stop.ids.shape[1] == 0:
         return IdRows(eos_rows)
     return IdRows(torch.cat([eos_rows, stop.ids], dim=1))
