@@ -260,22 +260,17 @@ def test_cuda_graph_capture_and_replay():
         assert bool(out.valid.all())
 
 
-def test_graph_capture_rejects_host_per_row_values():
+@pytest.mark.parametrize("host_values, message", [
+    (dict(temperature=[0.5, 0.7]), "being captured"),
+    (dict(banned_token_ids=[3, 4]), "cannot be captured into a CUDA graph"),
+], ids=["per-row values", "id list"])
+def test_graph_capture_rejects_host_values(host_values, message):
     logits = random_logits(2, 1000, seed=26, device="cuda")
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
-    with pytest.raises(ValueError, match="being captured"):
+    with pytest.raises(ValueError, match=message):
         with torch.cuda.graph(graph):
-            fastsample.sample(logits, temperature=[0.5, 0.7], seed=1, return_valid=True)
-
-
-def test_graph_capture_rejects_host_id_lists():
-    logits = random_logits(2, 1000, seed=26, device="cuda")
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with pytest.raises(ValueError, match="cannot be captured into a CUDA graph"):
-        with torch.cuda.graph(graph):
-            fastsample.sample(logits, banned_token_ids=[3, 4], seed=1, return_valid=True)
+            fastsample.sample(logits, seed=1, return_valid=True, **host_values)
 
 
 def test_list_arguments_reach_the_gpu_without_waiting_for_it():

@@ -3,8 +3,9 @@
 An engine's worker cannot take an exception from one request's row without failing the whole
 step, so a row whose logits have no valid token (all -inf or NaN, which a grammar or a model fault
 can produce) gets token 0, without reading the logits again: what the engines' greedy path (an
-argmax) emits for a row all -inf or all NaN (for a row mixing the two it would pick the first NaN). The engine
-validated its requests' parameters, and its scheduler runs ahead of the GPU: the call trusts the
+argmax) emits for a row all -inf or all NaN (for a row mixing the two it would pick the first
+NaN). The engine validated its requests' parameters, and its scheduler runs ahead of the GPU:
+the call trusts the
 per-row tensors on the GPU (`kernel.cuda.trusting_device_values`) and nothing here waits for it;
 the plugins' own per-batch tensors go to the GPU the same way (`kernel.cuda.host_to_device`).
 """

@@ -180,7 +180,7 @@ def param(name: str, v: Any, batch: int, rng: Range, device: torch.device) -> Pa
     t = _rows_tensor(name, v, batch, dtype)
     check_capturable(name, t, device)
     _check_rows(name, t, rng)
-    t = host_to_device(t.to(dtype=dtype).contiguous(), device).contiguous()
+    t = host_to_device(t.to(dtype=dtype).contiguous(), device)
     return Param(0 if rng.integer else 1.0, t)
 
 
@@ -284,7 +284,7 @@ def _int_rows(name: str, v: Any, batch: int, rng: Range, device: torch.device) -
     t = _rows_tensor(name, v, batch, torch.int64)
     check_capturable(name, t, device)
     _check_rows(name, t, rng)
-    return host_to_device(t.to(dtype=torch.int64).contiguous(), device).contiguous()
+    return host_to_device(t.to(dtype=torch.int64).contiguous(), device)
 
 
 def _tensor_seeds(seed: Any, offset: Any, generator: Optional[torch.Generator], batch: int,
